@@ -1,0 +1,18 @@
+//! The component model every layotto-rs API shares.
+//!
+//! An API crate (state, pubsub, …) defines one trait; its components are
+//! built from configuration through a [`Registry`] keyed by the component
+//! type string (`"redis"`, `"in-memory"`). Errors carry an [`ErrorKind`] that
+//! the gRPC layer maps to a status code in one place.
+
+mod error;
+mod health;
+mod key_prefix;
+mod metadata;
+mod registry;
+
+pub use error::{Error, ErrorKind, Result};
+pub use health::{Health, HealthStatus};
+pub use key_prefix::{KEY_SEPARATOR, KeyPrefix};
+pub use metadata::{Metadata, MetadataExt};
+pub use registry::{ComponentContext, Factory, Registry};

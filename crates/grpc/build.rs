@@ -1,0 +1,20 @@
+//! Generates the protobuf and tonic code from `proto/` with protox, so no
+//! `protoc` binary is needed, and saves the descriptor set for gRPC reflection.
+
+use std::path::PathBuf;
+
+const PROTOS: &[&str] = &[
+    "spec/proto/runtime/v1/runtime.proto",
+    "spec/proto/runtime/v1/appcallback.proto",
+    "spec/proto/runtime/v1/lifecycle.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let fds = protox::compile(PROTOS, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("layotto_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    Ok(())
+}

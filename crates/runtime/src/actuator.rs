@@ -1,0 +1,61 @@
+//! Layotto's actuator over HTTP: `/actuator/health/{liveness,readiness}` and
+//! `/actuator/info`, with Layotto's JSON shapes (reference §6). Unhealthy
+//! answers 503, as Layotto's docs and Kubernetes probes expect.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::health::{self, ComponentProbe, Report, Startup};
+
+pub struct Actuator {
+    pub startup: Arc<Startup>,
+    pub probes: Arc<Vec<ComponentProbe>>,
+    pub started_at: SystemTime,
+}
+
+pub fn router(actuator: Arc<Actuator>) -> Router {
+    Router::new()
+        .route("/actuator/health/{kind}", any(health))
+        .route("/actuator/health", any(invalid_health))
+        .route("/actuator/info", any(info))
+        .with_state(actuator)
+}
+
+fn report(report: Report) -> Response {
+    let code = if report.is_up() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(report)).into_response()
+}
+
+async fn health(State(actuator): State<Arc<Actuator>>, Path(kind): Path<String>) -> Response {
+    match kind.as_str() {
+        "liveness" => report(health::liveness(&actuator.startup)),
+        "readiness" => report(health::readiness(&actuator.startup, &actuator.probes).await),
+        _ => invalid_health().await,
+    }
+}
+
+async fn invalid_health() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({}))).into_response()
+}
+
+/// Names and types only: component metadata can hold secrets.
+async fn info(State(actuator): State<Arc<Actuator>>) -> Response {
+    let components: Vec<_> =
+        actuator.probes.iter().map(|p| json!({"api": p.api, "name": p.name, "type": p.kind})).collect();
+    Json(json!({
+        "app": {
+            "name": "Layotto",
+            "version": env!("CARGO_PKG_VERSION"),
+            "compiled": humantime::format_rfc3339_seconds(actuator.started_at).to_string(),
+        },
+        "components": components,
+    }))
+    .into_response()
+}

@@ -1,0 +1,339 @@
+//! `redis`: state on Redis (fred), in the storage format of Dapr's and
+//! Layotto's Redis state store: a hash per key with fields `data` and
+//! `version`. The version is the etag, so etags survive a restart of the
+//! runtime, and Go Layotto sharing the same Redis sees the same items.
+//!
+//! Every write is one Lua script, so etag checks and writes are atomic, and a
+//! transaction is a single script: all of it applies, in order, or none.
+//!
+//! Metadata (Layotto's keys): `redisHost` (`host:port` or a `redis://` URL,
+//! default `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB`,
+//! `enableTLS`, `dialTimeout` and `timeout` (durations such as `5s`,
+//! `500ms`), `maxRetryBackoff`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use fred::prelude::{
+    ClientLike, Config, Error as FredError, ErrorKind as FredKind, ReconnectPolicy, ServerConfig, Value,
+};
+use fred::types::scripts::Script;
+use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, MetadataExt, Result};
+
+use crate::{
+    BulkGetItem, Concurrency, DeleteRequest, Features, GetRequest, Operation, SetRequest, StateStore,
+    StateValue, already_exists, etag_mismatch, expiry_metadata, parse_etag, ttl_from_metadata,
+};
+
+// Replies: the new version, or an error starting with ETAG_MISMATCH or EXISTS.
+const SET_SCRIPT: &str = r#"
+local ver = redis.call('HGET', KEYS[1], 'version')
+if ARGV[1] ~= '' then
+  if (not ver) or ver ~= ARGV[1] then return redis.error_reply('ETAG_MISMATCH') end
+elseif ARGV[3] == '1' and ver then
+  return redis.error_reply('EXISTS')
+end
+redis.call('HSET', KEYS[1], 'data', ARGV[2])
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) else redis.call('PERSIST', KEYS[1]) end
+return v
+"#;
+
+const DELETE_SCRIPT: &str = r#"
+if ARGV[1] ~= '' then
+  local ver = redis.call('HGET', KEYS[1], 'version')
+  if (not ver) or ver ~= ARGV[1] then return redis.error_reply('ETAG_MISMATCH') end
+end
+return redis.call('DEL', KEYS[1])
+"#;
+
+// Replies {data, version, pttl}, or nil for a missing key.
+const GET_SCRIPT: &str = r#"
+local r = redis.call('HMGET', KEYS[1], 'data', 'version')
+if not r[1] then return nil end
+return {r[1], r[2] or '0', redis.call('PTTL', KEYS[1])}
+"#;
+
+// ARGV[1] = number of operations; then per operation five values:
+// kind ('s' or 'd'), etag ('' = none), first-write ('1'/'0'), data, ttl seconds.
+// KEYS[j] is the key of operation j. Checks every step against the versions
+// the earlier steps leave, then applies all: nothing is written on failure.
+const TRANSACTION_SCRIPT: &str = r#"
+local n = tonumber(ARGV[1])
+local vers = {}
+local function current(k)
+  if vers[k] == nil then
+    local v = redis.call('HGET', k, 'version')
+    if v then vers[k] = tonumber(v) else vers[k] = false end
+  end
+  return vers[k]
+end
+for j = 1, n do
+  local base = 2 + (j - 1) * 5
+  local kind, etag, fw = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  local v = current(KEYS[j])
+  if etag ~= '' then
+    if (not v) or tostring(v) ~= etag then return redis.error_reply('ETAG_MISMATCH ' .. j) end
+  elseif kind == 's' and fw == '1' and v then
+    return redis.error_reply('EXISTS ' .. j)
+  end
+  if kind == 's' then vers[KEYS[j]] = (v or 0) + 1 else vers[KEYS[j]] = false end
+end
+for j = 1, n do
+  local base = 2 + (j - 1) * 5
+  local k = KEYS[j]
+  if ARGV[base] == 's' then
+    redis.call('HSET', k, 'data', ARGV[base + 3])
+    redis.call('HINCRBY', k, 'version', 1)
+    local ttl = tonumber(ARGV[base + 4])
+    if ttl > 0 then redis.call('EXPIRE', k, ttl) else redis.call('PERSIST', k) end
+  else
+    redis.call('DEL', k)
+  end
+end
+return n
+"#;
+
+pub struct RedisStore {
+    name: String,
+    host: String,
+    client: fred::prelude::Client,
+    set_script: Script,
+    delete_script: Script,
+    get_script: Script,
+    transaction_script: Script,
+}
+
+impl RedisStore {
+    pub const TYPE: &'static str = "redis";
+
+    /// The registry constructor: connects, failing with a message naming the
+    /// component and the address when Redis cannot be reached.
+    pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn StateStore>> {
+        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+    }
+
+    pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
+        let component = format!("state store '{name}' (redis)");
+        let host = metadata.get_any("redisHost", &["host"]).unwrap_or("localhost:6379").to_owned();
+        let mut config = if host.contains("://") {
+            Config::from_url(&host).map_err(|e| {
+                Error::config(format!("{component}: metadata 'redisHost' is not a valid URL: {e}"))
+            })?
+        } else {
+            let (h, port) = match host.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse::<u16>().map_err(|_| {
+                    Error::config(format!("{component}: metadata 'redisHost' has an invalid port: '{host}'"))
+                })?),
+                None => (host.as_str(), 6379),
+            };
+            Config { server: ServerConfig::new_centralized(h, port), ..Default::default() }
+        };
+        if let Some(user) = metadata.get("redisUsername").filter(|u| !u.is_empty()) {
+            config.username = Some(user.clone());
+        }
+        if let Some(password) = metadata.get("redisPassword").filter(|p| !p.is_empty()) {
+            config.password = Some(password.clone());
+        }
+        if let Some(db) = metadata.parse_opt::<u8>(&component, "redisDB")? {
+            config.database = Some(db);
+        }
+        if metadata.flag(&component, "enableTLS", false)? {
+            let connector = fred::types::config::TlsConnector::default_rustls().map_err(|e| {
+                Error::config(format!("{component}: cannot set up TLS: {e}"))
+            })?;
+            config.tls = Some(connector.into());
+        }
+        config.fail_fast = true;
+        let dial_timeout = duration(&component, metadata, "dialTimeout")?.unwrap_or(Duration::from_secs(5));
+        let command_timeout = duration(&component, metadata, "timeout")?.unwrap_or(Duration::from_secs(5));
+        let max_backoff = duration(&component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
+
+        let client = fred::types::Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = dial_timeout;
+                c.internal_command_timeout = dial_timeout;
+                // A command in flight when the connection drops fails instead of
+                // being replayed later, so a caller never gets a late surprise write.
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            // Reconnect forever: the store comes back by itself when Redis does.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, max_backoff.as_millis() as u32, 2))
+            .build()
+            .map_err(|e| Error::config(format!("{component}: {e}")))?;
+        client.init().await.map_err(|e| {
+            Error::unavailable(format!("{component}: cannot connect to Redis at {host}: {e}"))
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            host,
+            client,
+            set_script: Script::from_lua(SET_SCRIPT),
+            delete_script: Script::from_lua(DELETE_SCRIPT),
+            get_script: Script::from_lua(GET_SCRIPT),
+            transaction_script: Script::from_lua(TRANSACTION_SCRIPT),
+        })
+    }
+
+    fn ensure_connected(&self) -> Result<()> {
+        if self.client.is_connected() {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "state store '{}' (redis): not connected to Redis at {}",
+                self.name, self.host
+            )))
+        }
+    }
+
+    /// Every Redis error becomes one of ours here.
+    fn error(&self, key: &str, e: FredError) -> Error {
+        let details = e.details();
+        if details.starts_with("ETAG_MISMATCH") {
+            return etag_mismatch(&self.name, key);
+        }
+        if details.starts_with("EXISTS") {
+            return already_exists(&self.name, key);
+        }
+        let kind = match e.kind() {
+            FredKind::IO | FredKind::Canceled | FredKind::Timeout | FredKind::Backpressure => {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Internal,
+        };
+        Error::new(kind, format!("state store '{}' (redis): key '{key}': {e}", self.name))
+    }
+
+    async fn eval(&self, script: &Script, key: &str, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
+        self.ensure_connected()?;
+        script.evalsha_with_reload(&self.client, keys, args).await.map_err(|e| self.error(key, e))
+    }
+
+    fn write_args(&self, req: &SetRequest) -> Result<Vec<Value>> {
+        let etag = match req.checked_etag() {
+            Some(etag) => parse_etag(&self.name, &req.key, etag)?.to_string(),
+            None => String::new(),
+        };
+        let first_write = if req.concurrency == Concurrency::FirstWrite { "1" } else { "0" };
+        let ttl = ttl_from_metadata(&self.name, &req.key, &req.metadata)?.map_or(0, |d| d.as_secs());
+        Ok(vec![
+            Value::from(etag),
+            Value::Bytes(req.value.clone().into()),
+            Value::from(first_write),
+            Value::from(ttl.to_string()),
+        ])
+    }
+
+    fn delete_etag(&self, req: &DeleteRequest) -> Result<String> {
+        Ok(match req.checked_etag() {
+            Some(etag) => parse_etag(&self.name, &req.key, etag)?.to_string(),
+            None => String::new(),
+        })
+    }
+
+    fn decode_get(&self, key: &str, reply: Value) -> Result<Option<StateValue>> {
+        if reply.is_null() {
+            return Ok(None);
+        }
+        let mut parts = reply.into_array().into_iter();
+        let (Some(data), Some(version), Some(pttl)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::internal(format!(
+                "state store '{}' (redis): key '{key}': unexpected reply shape",
+                self.name
+            )));
+        };
+        let data = data.into_owned_bytes().unwrap_or_default();
+        let etag = version.as_str().map(|v| v.into_owned());
+        let expires = pttl
+            .as_i64()
+            .filter(|ms| *ms > 0)
+            .map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
+        Ok(Some(StateValue { data, etag, metadata: expiry_metadata(expires) }))
+    }
+}
+
+fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
+    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
+            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
+        }),
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisStore {
+    fn features(&self) -> Features {
+        Features { etag: true, transactions: true, ttl: true, first_write: true }
+    }
+
+    async fn get(&self, req: GetRequest) -> Result<Option<StateValue>> {
+        let reply = self.eval(&self.get_script, &req.key, vec![req.key.clone()], vec![]).await?;
+        self.decode_get(&req.key, reply)
+    }
+
+    async fn bulk_get(&self, keys: Vec<String>, _metadata: Metadata) -> Result<Vec<BulkGetItem>> {
+        self.ensure_connected()?;
+        // Concurrent calls on one connection are pipelined by fred.
+        let gets = keys.into_iter().map(|key| async move {
+            match self.get(GetRequest::new(key.clone())).await {
+                Ok(value) => BulkGetItem { key, value, error: None },
+                Err(e) => BulkGetItem { key, value: None, error: Some(e.to_string()) },
+            }
+        });
+        Ok(futures::future::join_all(gets).await)
+    }
+
+    async fn set(&self, req: SetRequest) -> Result<()> {
+        let args = self.write_args(&req)?;
+        self.eval(&self.set_script, &req.key, vec![req.key.clone()], args).await.map(drop)
+    }
+
+    async fn delete(&self, req: DeleteRequest) -> Result<()> {
+        let etag = self.delete_etag(&req)?;
+        self.eval(&self.delete_script, &req.key, vec![req.key.clone()], vec![Value::from(etag)]).await.map(drop)
+    }
+
+    async fn transact(&self, ops: Vec<Operation>, _metadata: Metadata) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(ops.len());
+        let mut args = vec![Value::from(ops.len().to_string())];
+        for op in &ops {
+            keys.push(op.key().to_owned());
+            match op {
+                Operation::Upsert(req) => {
+                    let [etag, data, first_write, ttl]: [Value; 4] =
+                        self.write_args(req)?.try_into().map_err(|_| Error::internal("write args"))?;
+                    args.extend([Value::from("s"), etag, first_write, data, ttl]);
+                }
+                Operation::Delete(req) => {
+                    let etag = self.delete_etag(req)?;
+                    args.extend([Value::from("d"), Value::from(etag), Value::from("0"), Value::from(""), Value::from("0")]);
+                }
+            }
+        }
+        self.ensure_connected()?;
+        let reply = self.transaction_script.evalsha_with_reload::<Value, _, _>(&self.client, keys.clone(), args).await;
+        reply.map(drop).map_err(|e| {
+            // The script names the failing step; report its key.
+            let step = e.details().split_whitespace().nth(1).and_then(|j| j.parse::<usize>().ok());
+            let key = step.and_then(|j| keys.get(j.wrapping_sub(1))).map_or("", String::as_str);
+            self.error(key, e).context("transaction failed, nothing was applied")
+        })
+    }
+
+    async fn health(&self) -> Health {
+        if !self.client.is_connected() {
+            return Health::down(format!("not connected to Redis at {}", self.host));
+        }
+        match tokio::time::timeout(Duration::from_secs(2), self.client.ping::<String>(None)).await {
+            Ok(Ok(_)) => Health::up(),
+            Ok(Err(e)) => Health::down(format!("PING to Redis at {} failed: {e}", self.host)),
+            Err(_) => Health::down(format!("PING to Redis at {} timed out", self.host)),
+        }
+    }
+}
