@@ -190,7 +190,7 @@ impl RedisStore {
 
     /// Every Redis error becomes one of ours here.
     fn error(&self, key: &str, e: FredError) -> Error {
-        let details = e.details();
+        let details = script_error(&e);
         if details.starts_with("ETAG_MISMATCH") {
             return etag_mismatch(&self.name, key);
         }
@@ -252,6 +252,11 @@ impl RedisStore {
             .map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
         Ok(Some(StateValue { data, etag, metadata: expiry_metadata(expires) }))
     }
+}
+
+/// The reply of `redis.error_reply` in our scripts; Redis 7 puts `ERR ` before it.
+fn script_error(e: &FredError) -> &str {
+    e.details().trim_start_matches("ERR ")
 }
 
 fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
@@ -320,7 +325,7 @@ impl StateStore for RedisStore {
         let reply = self.transaction_script.evalsha_with_reload::<Value, _, _>(&self.client, keys.clone(), args).await;
         reply.map(drop).map_err(|e| {
             // The script names the failing step; report its key.
-            let step = e.details().split_whitespace().nth(1).and_then(|j| j.parse::<usize>().ok());
+            let step = script_error(&e).split_whitespace().nth(1).and_then(|j| j.parse::<usize>().ok());
             let key = step.and_then(|j| keys.get(j.wrapping_sub(1))).map_or("", String::as_str);
             self.error(key, e).context("transaction failed, nothing was applied")
         })
