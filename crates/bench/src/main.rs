@@ -1,1 +1,476 @@
-fn main() {}
+//! `layotto-bench`: the load generator and same-run baselines behind
+//! `cargo xtask bench`.
+//!
+//! - `noop-server`: the Runtime service doing nothing, the gRPC floor.
+//! - `grpc-load`: GetState/SaveState against a Runtime server (layotto or noop).
+//! - `redis-load`: the same loop sent straight to Redis with fred.
+//!
+//! Each load run prints one JSON line: ops_per_sec, p50_us, p99_us, ops, errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fred::bytes::Bytes;
+use fred::prelude::{Builder, ClientLike, Config as RedisConfig, KeysInterface};
+use futures::Stream;
+use hdrhistogram::Histogram;
+use layotto_grpc::pb::runtime as pb;
+use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
+use layotto_grpc::pb::runtime::runtime_server::{Runtime, RuntimeServer};
+use serde::Serialize;
+use tokio::time::Instant;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+#[derive(Parser)]
+#[command(about = "Load generator and baselines for `cargo xtask bench`")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// A Runtime server that answers GetState with a fixed payload and SaveState with Ok.
+    NoopServer {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 256)]
+        payload: usize,
+    },
+    /// GetState/SaveState in a loop against a Runtime server.
+    GrpcLoad {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        op: GrpcOp,
+        #[arg(long)]
+        store: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// GET/SET in a loop straight to Redis.
+    RedisLoad {
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        url: String,
+        #[arg(long)]
+        op: RedisOp,
+        #[command(flatten)]
+        load: Load,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GrpcOp {
+    Get,
+    Save,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RedisOp {
+    Get,
+    Set,
+}
+
+#[derive(Args, Clone)]
+struct Load {
+    /// Tasks issuing calls, each one at a time.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Separate connections the tasks are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    #[arg(long, default_value_t = 256)]
+    payload: usize,
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+}
+
+#[derive(Serialize)]
+struct Report {
+    ops_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    ops: u64,
+    errors: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::NoopServer { addr, payload } => noop_server(addr, payload).await,
+        Command::GrpcLoad { target, op, store, load } => {
+            let report = grpc_load(&target, op, &store, &load).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::RedisLoad { url, op, load } => {
+            let report = redis_load(&url, op, &load).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+    }
+}
+
+fn check(load: &Load) -> Result<()> {
+    if load.concurrency == 0 || load.connections == 0 || load.keys == 0 || load.duration_secs == 0 {
+        bail!("--concurrency, --connections, --keys and --duration-secs must be at least 1");
+    }
+    Ok(())
+}
+
+/// Upper bound for setup steps (connect, pre-populate), so a run never hangs.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn grpc_load(target: &str, op: GrpcOp, store: &str, load: &Load) -> Result<Report> {
+    check(load)?;
+    let endpoint = Endpoint::from_shared(target.to_owned())?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10));
+    let mut clients = Vec::with_capacity(load.connections);
+    for _ in 0..load.connections {
+        // Each connect() is its own HTTP/2 connection.
+        let channel = tokio::time::timeout(SETUP_TIMEOUT, endpoint.connect())
+            .await
+            .context("connect timed out")?
+            .with_context(|| format!("cannot connect to {target}"))?;
+        clients.push(RuntimeClient::new(channel));
+    }
+    let keys = key_names("bench-", load.keys);
+    let payload = vec![b'x'; load.payload];
+    if matches!(op, GrpcOp::Get) {
+        tokio::time::timeout(SETUP_TIMEOUT, populate_grpc(&clients, store, &keys, &payload))
+            .await
+            .context("pre-populating the keys timed out")??;
+    }
+    let store = Arc::new(store.to_owned());
+    let payload = Arc::new(payload);
+    drive(load, clients, keys, move |mut client: RuntimeClient<Channel>, key: String| {
+        let store = store.clone();
+        let payload = payload.clone();
+        async move {
+            match op {
+                GrpcOp::Get => {
+                    let req = pb::GetStateRequest { store_name: (*store).clone(), key, ..Default::default() };
+                    client.get_state(req).await.map(drop).map_err(|e| e.to_string())
+                }
+                GrpcOp::Save => {
+                    let item = pb::StateItem { key, value: (*payload).clone(), ..Default::default() };
+                    let req = pb::SaveStateRequest { store_name: (*store).clone(), states: vec![item] };
+                    client.save_state(req).await.map(drop).map_err(|e| e.to_string())
+                }
+            }
+        }
+    })
+    .await
+}
+
+async fn populate_grpc(
+    clients: &[RuntimeClient<Channel>],
+    store: &str,
+    keys: &[String],
+    payload: &[u8],
+) -> Result<()> {
+    for (i, key) in keys.iter().enumerate() {
+        let mut client = clients[i % clients.len()].clone();
+        let item = pb::StateItem { key: key.clone(), value: payload.to_vec(), ..Default::default() };
+        client
+            .save_state(pb::SaveStateRequest { store_name: store.to_owned(), states: vec![item] })
+            .await
+            .with_context(|| format!("pre-populating {key} in store {store}"))?;
+    }
+    Ok(())
+}
+
+async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
+    check(load)?;
+    let config = RedisConfig::from_url(url).with_context(|| format!("bad Redis url {url}"))?;
+    let pool = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+            c.tcp.nodelay = Some(true);
+        })
+        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(10))
+        .build_pool(load.connections)?;
+    tokio::time::timeout(SETUP_TIMEOUT, pool.init())
+        .await
+        .context("connecting to Redis timed out")?
+        .with_context(|| format!("cannot connect to Redis at {url}"))?;
+    let keys = key_names("bench-direct-", load.keys);
+    let payload = Bytes::from(vec![b'x'; load.payload]);
+    if matches!(op, RedisOp::Get) {
+        let populate = async {
+            for key in keys.iter() {
+                pool.set::<(), _, _>(key.as_str(), payload.clone(), None, None, false).await?;
+            }
+            Ok::<_, fred::prelude::Error>(())
+        };
+        tokio::time::timeout(SETUP_TIMEOUT, populate)
+            .await
+            .context("pre-populating the keys timed out")?
+            .context("pre-populating the keys")?;
+    }
+    let clients = pool.clients().to_vec();
+    let report = drive(load, clients, keys, move |client: fred::prelude::Client, key: String| {
+        let payload = payload.clone();
+        async move {
+            match op {
+                RedisOp::Get => client.get::<Option<Bytes>, _>(key).await.map(drop),
+                RedisOp::Set => client.set::<(), _, _>(key, payload, None, None, false).await,
+            }
+            .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let _ = pool.quit().await;
+    report
+}
+
+fn key_names(prefix: &str, count: usize) -> Arc<Vec<String>> {
+    Arc::new((0..count).map(|i| format!("{prefix}{i}")).collect())
+}
+
+/// Runs `concurrency` tasks, spread over `clients`, each calling `call` back to
+/// back until the deadline; only calls started after the warmup are measured.
+async fn drive<C, F, Fut>(load: &Load, clients: Vec<C>, keys: Arc<Vec<String>>, call: F) -> Result<Report>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(load.warmup_secs);
+    let deadline = measure_from + Duration::from_secs(load.duration_secs);
+    let first_error = Arc::new(AtomicBool::new(false));
+    let concurrency = load.concurrency;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for task in 0..concurrency {
+        let client = clients[task % clients.len()].clone();
+        let call = call.clone();
+        let keys = keys.clone();
+        let first_error = first_error.clone();
+        tasks.push(tokio::spawn(async move {
+            // 1 ns .. 60 s at 3 significant digits.
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+            let mut errors = 0u64;
+            // Strided so tasks walk different keys.
+            let mut i = task;
+            loop {
+                let begin = Instant::now();
+                if begin >= deadline {
+                    break;
+                }
+                let result = call(client.clone(), keys[i % keys.len()].clone()).await;
+                let took = begin.elapsed();
+                i = i.wrapping_add(concurrency);
+                let measured = begin >= measure_from;
+                match result {
+                    Ok(()) if measured => hist.saturating_record(took.as_nanos().max(1) as u64),
+                    Ok(()) => {}
+                    Err(e) => {
+                        if !first_error.swap(true, Ordering::Relaxed) {
+                            eprintln!("layotto-bench: first error: {e}");
+                        }
+                        if measured {
+                            errors += 1;
+                        }
+                    }
+                }
+            }
+            (hist, errors)
+        }));
+    }
+
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut errors = 0;
+    // Calls in flight at the deadline get the client timeout plus a margin, no more.
+    let grace = deadline + Duration::from_secs(15);
+    for task in tasks {
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(grace, task).await {
+            Ok(joined) => {
+                let (hist, task_errors) = joined.context("load task panicked")?;
+                total.add(&hist).context("merging histograms")?;
+                errors += task_errors;
+            }
+            Err(_) => {
+                abort.abort();
+                bail!("a call did not finish within 15 s of the deadline");
+            }
+        }
+    }
+
+    let secs = load.duration_secs as f64;
+    let ops = total.len();
+    Ok(Report {
+        ops_per_sec: ops as f64 / secs,
+        p50_us: total.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_us: total.value_at_quantile(0.99) as f64 / 1000.0,
+        ops,
+        errors,
+    })
+}
+
+async fn noop_server(addr: SocketAddr, payload: usize) -> Result<()> {
+    let incoming = TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?.with_nodelay(Some(true));
+    eprintln!("layotto-bench: noop server listening on {addr}");
+    tonic::transport::Server::builder()
+        .add_service(RuntimeServer::new(Noop { data: vec![b'x'; payload] }))
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// The Runtime service with no work behind it: the gRPC floor.
+struct Noop {
+    data: Vec<u8>,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn unimplemented<T>() -> Reply<T> {
+    Err(Status::unimplemented("not served by the noop benchmark server"))
+}
+
+#[tonic::async_trait]
+impl Runtime for Noop {
+    async fn say_hello(&self, _: Request<pb::SayHelloRequest>) -> Reply<pb::SayHelloResponse> {
+        unimplemented()
+    }
+
+    async fn get_state(&self, _: Request<pb::GetStateRequest>) -> Reply<pb::GetStateResponse> {
+        Ok(Response::new(pb::GetStateResponse {
+            data: self.data.clone(),
+            etag: "1".to_owned(),
+            metadata: Default::default(),
+        }))
+    }
+
+    async fn get_bulk_state(&self, _: Request<pb::GetBulkStateRequest>) -> Reply<pb::GetBulkStateResponse> {
+        unimplemented()
+    }
+
+    async fn save_state(&self, _: Request<pb::SaveStateRequest>) -> Reply<()> {
+        Ok(Response::new(()))
+    }
+
+    async fn delete_state(&self, _: Request<pb::DeleteStateRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    async fn delete_bulk_state(&self, _: Request<pb::DeleteBulkStateRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    async fn execute_state_transaction(&self, _: Request<pb::ExecuteStateTransactionRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    async fn invoke_service(&self, _: Request<pb::InvokeServiceRequest>) -> Reply<pb::InvokeResponse> {
+        unimplemented()
+    }
+
+    async fn get_configuration(
+        &self,
+        _: Request<pb::GetConfigurationRequest>,
+    ) -> Reply<pb::GetConfigurationResponse> {
+        unimplemented()
+    }
+
+    async fn save_configuration(&self, _: Request<pb::SaveConfigurationRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    async fn delete_configuration(&self, _: Request<pb::DeleteConfigurationRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    type SubscribeConfigurationStream = BoxStream<pb::SubscribeConfigurationResponse>;
+
+    async fn subscribe_configuration(
+        &self,
+        _: Request<Streaming<pb::SubscribeConfigurationRequest>>,
+    ) -> Reply<Self::SubscribeConfigurationStream> {
+        unimplemented()
+    }
+
+    async fn try_lock(&self, _: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
+        unimplemented()
+    }
+
+    async fn unlock(&self, _: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
+        unimplemented()
+    }
+
+    async fn lock_keep_alive(&self, _: Request<pb::LockKeepAliveRequest>) -> Reply<pb::LockKeepAliveResponse> {
+        unimplemented()
+    }
+
+    async fn get_next_id(&self, _: Request<pb::GetNextIdRequest>) -> Reply<pb::GetNextIdResponse> {
+        unimplemented()
+    }
+
+    async fn publish_event(&self, _: Request<pb::PublishEventRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    type SubscribeTopicEventsStream = BoxStream<pb::SubscribeTopicEventsResponse>;
+
+    async fn subscribe_topic_events(
+        &self,
+        _: Request<Streaming<pb::SubscribeTopicEventsRequest>>,
+    ) -> Reply<Self::SubscribeTopicEventsStream> {
+        unimplemented()
+    }
+
+    type GetFileStream = BoxStream<pb::GetFileResponse>;
+
+    async fn get_file(&self, _: Request<pb::GetFileRequest>) -> Reply<Self::GetFileStream> {
+        unimplemented()
+    }
+
+    async fn put_file(&self, _: Request<Streaming<pb::PutFileRequest>>) -> Reply<()> {
+        unimplemented()
+    }
+
+    async fn list_file(&self, _: Request<pb::ListFileRequest>) -> Reply<pb::ListFileResp> {
+        unimplemented()
+    }
+
+    async fn del_file(&self, _: Request<pb::DelFileRequest>) -> Reply<()> {
+        unimplemented()
+    }
+
+    async fn get_file_meta(&self, _: Request<pb::GetFileMetaRequest>) -> Reply<pb::GetFileMetaResponse> {
+        unimplemented()
+    }
+
+    async fn invoke_binding(&self, _: Request<pb::InvokeBindingRequest>) -> Reply<pb::InvokeBindingResponse> {
+        unimplemented()
+    }
+
+    async fn get_secret(&self, _: Request<pb::GetSecretRequest>) -> Reply<pb::GetSecretResponse> {
+        unimplemented()
+    }
+
+    async fn get_bulk_secret(&self, _: Request<pb::GetBulkSecretRequest>) -> Reply<pb::GetBulkSecretResponse> {
+        unimplemented()
+    }
+}

@@ -161,7 +161,8 @@ fn is_json(path: &Path, text: &str) -> bool {
 /// `LAYOTTO_SERVER__GRPC=…` sets `server.grpc`; `__` separates levels.
 /// Keys under `metadata` keep their case (`redisHost`); others are lowercased.
 fn env_overrides(env: Env) -> Env {
-    env.lowercase(false).filter(|key| key.as_str().contains("__")).map(|key| {
+    // `lowercase(false)` goes last: figment's filter and map reset it.
+    env.filter(|key| key.as_str().contains("__")).map(|key| {
         let mut in_metadata = false;
         let parts: Vec<String> = key
             .as_str()
@@ -177,6 +178,7 @@ fn env_overrides(env: Env) -> Env {
             .collect();
         parts.join(".").into()
     })
+    .lowercase(false)
 }
 
 fn describe(path: Option<&Path>, err: figment::Error) -> String {
