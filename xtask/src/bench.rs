@@ -1,1 +1,697 @@
-pub fn run(_args: &[String]) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+//! `cargo xtask bench`: builds the release `layotto` and `layotto-bench`,
+//! measures startup and memory, then drives the same GetState/SaveState load
+//! against a no-op gRPC server, the runtime (in-memory and Redis stores) and
+//! Redis directly, and reports each case against its baseline from this run.
+//!
+//! Results go to bench-results/bench.json and bench-results/bench.md. The
+//! targets are printed for reference only: nothing here fails on a number.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+const USAGE: &str = "usage: cargo xtask bench [--duration S] [--warmup S] [--concurrency N] \
+[--connections C] [--payload BYTES] [--keys K] [--starts N]";
+
+struct Opts {
+    duration: u64,
+    warmup: u64,
+    concurrency: usize,
+    connections: usize,
+    payload: usize,
+    keys: usize,
+    starts: usize,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut opts = Self {
+            duration: 10,
+            warmup: 2,
+            concurrency: 64,
+            connections: 4,
+            payload: 256,
+            keys: 1000,
+            starts: 5,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "-h" || arg == "--help" {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            let (flag, value) = match arg.split_once('=') {
+                Some((flag, value)) => (flag, value.to_owned()),
+                None => (
+                    arg.as_str(),
+                    args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"))?.clone(),
+                ),
+            };
+            let number =
+                || value.parse::<u64>().with_context(|| format!("{flag}: '{value}' is not a number"));
+            match flag {
+                "--duration" => opts.duration = number()?,
+                "--warmup" => opts.warmup = number()?,
+                "--concurrency" => opts.concurrency = number()? as usize,
+                "--connections" => opts.connections = number()? as usize,
+                "--payload" => opts.payload = number()? as usize,
+                "--keys" => opts.keys = number()? as usize,
+                "--starts" => opts.starts = number()? as usize,
+                _ => bail!("unknown argument {arg}\n{USAGE}"),
+            }
+        }
+        if opts.duration == 0
+            || opts.concurrency == 0
+            || opts.connections == 0
+            || opts.keys == 0
+            || opts.starts == 0
+        {
+            bail!("--duration, --concurrency, --connections, --keys and --starts must be at least 1");
+        }
+        Ok(opts)
+    }
+
+    fn load_args(&self) -> Vec<String> {
+        [
+            ("--concurrency", self.concurrency as u64),
+            ("--connections", self.connections as u64),
+            ("--duration-secs", self.duration),
+            ("--warmup-secs", self.warmup),
+            ("--payload", self.payload as u64),
+            ("--keys", self.keys as u64),
+        ]
+        .iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+    }
+}
+
+/// Every process the bench started, killed on drop, also on error.
+struct Guard {
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Guard {
+    fn spawn(&mut self, cmd: &mut Command) -> Result<u32> {
+        let child = cmd.spawn().with_context(|| format!("cannot start {cmd:?}"))?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+
+    fn child(&mut self, pid: u32) -> &mut Child {
+        self.children.iter_mut().find(|c| c.id() == pid).expect("child was spawned by this guard")
+    }
+
+    fn kill(&mut self, pid: u32) {
+        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
+            let mut child = self.children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Clone)]
+struct CaseResult {
+    id: &'static str,
+    label: &'static str,
+    ops_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    ops: u64,
+    errors: u64,
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = Opts::parse(args)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has no parent directory")?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+
+    crate::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-j", "2", "-p", "layotto", "-p", "layotto-bench"])
+            .current_dir(root),
+    )?;
+    let layotto_bin = target_dir.join("release/layotto");
+    let bench_bin = target_dir.join("release/layotto-bench");
+    if !crate::redis_answers() {
+        crate::ensure_services()?;
+    }
+
+    let dir = std::env::temp_dir().join(format!("layotto-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut guard = Guard { children: Vec::new(), dir: dir.clone() };
+
+    // Startup: spawn to first 200 from readiness, several times, keep the last one running.
+    let mut ready_ms = Vec::new();
+    let mut runtime = None;
+    for n in 0..opts.starts {
+        let (pid, grpc, took) = start_layotto(&mut guard, &layotto_bin, &dir, n)?;
+        ready_ms.push(took.as_secs_f64() * 1000.0);
+        println!("xtask: bench: layotto start {} ready in {:.1} ms", n + 1, took.as_secs_f64() * 1000.0);
+        if n + 1 < opts.starts {
+            guard.kill(pid);
+        } else {
+            runtime = Some((pid, grpc));
+        }
+    }
+    let (runtime_pid, runtime_grpc) = runtime.context("no layotto started")?;
+    let ready_median = median(&ready_ms);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss_kib = vm_rss_kib(runtime_pid).context("cannot read layotto's VmRSS")?;
+
+    let load =
+        |guard: &mut Guard, id: &'static str, label: &'static str, args: Vec<String>| -> Result<CaseResult> {
+            run_case(guard, &bench_bin, &opts, id, label, args)
+        };
+    let grpc_args = |target: SocketAddr, op: &str, store: &str| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["grpc-load", "--target", &format!("http://{target}"), "--op", op, "--store", store]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.extend(opts.load_args());
+        args
+    };
+    let redis_args = |op: &str| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["redis-load", "--url", &format!("redis://{}", crate::REDIS_ADDR), "--op", op]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.extend(opts.load_args());
+        args
+    };
+
+    let mut cases = Vec::new();
+
+    // The noop server only runs for its own cases, so the machine is otherwise quiet.
+    let noop_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+    let noop_log = File::create(dir.join("noop.log"))?;
+    let noop_pid = guard.spawn(
+        Command::new(&bench_bin)
+            .args(["noop-server", "--addr", &noop_addr.to_string(), "--payload", &opts.payload.to_string()])
+            .stdout(Stdio::null())
+            .stderr(noop_log),
+    )?;
+    wait_for_tcp(&mut guard, noop_pid, noop_addr, &dir.join("noop.log"))?;
+    cases.push(load(&mut guard, "noop_get", "noop GetState", grpc_args(noop_addr, "get", "mem"))?);
+    cases.push(load(&mut guard, "noop_save", "noop SaveState", grpc_args(noop_addr, "save", "mem"))?);
+    guard.kill(noop_pid);
+
+    cases.push(load(
+        &mut guard,
+        "mem_get",
+        "runtime in-memory GetState",
+        grpc_args(runtime_grpc, "get", "mem"),
+    )?);
+    let sampler = RssSampler::start(runtime_pid);
+    let mem_save =
+        load(&mut guard, "mem_save", "runtime in-memory SaveState", grpc_args(runtime_grpc, "save", "mem"));
+    let load_rss_kib = sampler.stop();
+    cases.push(mem_save?);
+    cases.push(load(
+        &mut guard,
+        "redis_get",
+        "runtime redis GetState",
+        grpc_args(runtime_grpc, "get", "redis"),
+    )?);
+    cases.push(load(
+        &mut guard,
+        "redis_save",
+        "runtime redis SaveState",
+        grpc_args(runtime_grpc, "save", "redis"),
+    )?);
+    guard.kill(runtime_pid);
+
+    cases.push(load(&mut guard, "fred_get", "fred direct GET", redis_args("get"))?);
+    cases.push(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
+    drop(guard);
+
+    let report = Report { opts: &opts, cases, ready_ms, ready_median, idle_rss_kib, load_rss_kib };
+    let machine = machine_info(root);
+    let markdown = report.markdown(&machine);
+    let json = report.json(machine);
+    let out = root.join("bench-results");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join("bench.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    std::fs::write(out.join("bench.md"), &markdown)?;
+    println!("\n{markdown}");
+    println!(
+        "xtask: bench: wrote {} and {}",
+        out.join("bench.json").display(),
+        out.join("bench.md").display()
+    );
+    Ok(())
+}
+
+/// Ports the OS considers free now; all held at once so they differ.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("binding a free port")?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+/// Starts layotto on fresh ports and returns its pid, gRPC address and time to ready.
+fn start_layotto(guard: &mut Guard, bin: &Path, dir: &Path, n: usize) -> Result<(u32, SocketAddr, Duration)> {
+    let ports = free_ports(2)?;
+    let grpc = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    let actuator = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+    let config = dir.join(format!("layotto-{n}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ngrpc = \"{grpc}\"\nactuator = \"{actuator}\"\n\n\
+             [state.mem]\ntype = \"in-memory\"\n\n\
+             [state.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{}\" }}\n",
+            crate::REDIS_ADDR
+        ),
+    )?;
+    let log_path = dir.join(format!("layotto-{n}.log"));
+    let log = File::create(&log_path)?;
+    let started = Instant::now();
+    let pid = guard.spawn(
+        Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null()),
+    )?;
+    let deadline = started + Duration::from_secs(30);
+    loop {
+        if http_status(actuator, "/actuator/health/readiness") == Some(200) {
+            return Ok((pid, grpc, started.elapsed()));
+        }
+        if let Some(status) = guard.child(pid).try_wait()? {
+            bail!("layotto exited with {status} before it was ready; its log:\n{}", log_tail(&log_path));
+        }
+        if Instant::now() > deadline {
+            bail!("layotto was not ready within 30 s; its log:\n{}", log_tail(&log_path));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The status code of a GET over a fresh HTTP/1.1 connection, or None.
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    // "HTTP/1.1 200"
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn wait_for_tcp(guard: &mut Guard, pid: u32, addr: SocketAddr, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(status) = guard.child(pid).try_wait()? {
+            bail!("noop server exited with {status}; its log:\n{}", log_tail(log));
+        }
+        if Instant::now() > deadline {
+            bail!("noop server did not listen on {addr} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Runs one load generator to completion and parses its JSON line.
+fn run_case(
+    guard: &mut Guard,
+    bench_bin: &Path,
+    opts: &Opts,
+    id: &'static str,
+    label: &'static str,
+    args: Vec<String>,
+) -> Result<CaseResult> {
+    println!("xtask: bench: {label} ({} s + {} s warmup)", opts.duration, opts.warmup);
+    let pid = guard.spawn(Command::new(bench_bin).args(&args).stdin(Stdio::null()).stdout(Stdio::piped()))?;
+    // The generator bounds itself; this is a backstop for a stuck setup.
+    let deadline = Instant::now() + Duration::from_secs(opts.warmup + opts.duration + 60);
+    let status = loop {
+        if let Some(status) = guard.child(pid).try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            guard.kill(pid);
+            bail!("{label}: the load generator did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    if let Some(mut out) = guard.child(pid).stdout.take() {
+        out.read_to_string(&mut stdout)?;
+    }
+    guard.kill(pid);
+    if !status.success() {
+        bail!("{label}: layotto-bench {} failed with {status}", args.join(" "));
+    }
+    let line = stdout.lines().last().with_context(|| format!("{label}: layotto-bench printed nothing"))?;
+    let v: Value = serde_json::from_str(line).with_context(|| format!("{label}: cannot parse '{line}'"))?;
+    let f = |k: &str| v[k].as_f64().with_context(|| format!("{label}: '{k}' missing in '{line}'"));
+    let result = CaseResult {
+        id,
+        label,
+        ops_per_sec: f("ops_per_sec")?,
+        p50_us: f("p50_us")?,
+        p99_us: f("p99_us")?,
+        ops: f("ops")? as u64,
+        errors: f("errors")? as u64,
+    };
+    println!(
+        "xtask: bench: {label}: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, {} errors",
+        result.ops_per_sec, result.p50_us, result.p99_us, result.errors
+    );
+    Ok(result)
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Samples a process's VmRSS every 200 ms on its own thread; `stop` gives the max.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut max = 0;
+            while !flag.load(Ordering::Relaxed) {
+                max = max.max(vm_rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            max
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] }
+}
+
+struct Machine {
+    nproc: usize,
+    date: String,
+    git_rev: String,
+    cpu: String,
+    kernel: String,
+}
+
+fn machine_info(root: &Path) -> Machine {
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut git_rev = output("git", &["rev-parse", "--short=12", "HEAD"]);
+    if !output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        git_rev.push_str("-dirty");
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        date: output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        git_rev,
+        cpu,
+        kernel: output("uname", &["-r"]),
+    }
+}
+
+/// A case measured against a baseline from the same run.
+struct Comparison {
+    case: &'static str,
+    baseline: &'static str,
+    ratio: f64,
+    added_p50_us: f64,
+    added_p99_us: f64,
+}
+
+/// (case, baseline); the first baseline of a case is the one its table row shows.
+const COMPARISONS: &[(&str, &str)] = &[
+    ("mem_get", "noop_get"),
+    ("mem_save", "noop_save"),
+    ("redis_get", "noop_get"),
+    ("redis_save", "noop_save"),
+    ("redis_get", "fred_get"),
+    ("redis_save", "fred_set"),
+];
+
+struct Target {
+    name: String,
+    actual: String,
+    met: bool,
+}
+
+struct Report<'a> {
+    opts: &'a Opts,
+    cases: Vec<CaseResult>,
+    ready_ms: Vec<f64>,
+    ready_median: f64,
+    idle_rss_kib: u64,
+    load_rss_kib: u64,
+}
+
+impl Report<'_> {
+    fn case(&self, id: &str) -> &CaseResult {
+        self.cases.iter().find(|c| c.id == id).expect("every case ran")
+    }
+
+    fn comparisons(&self) -> Vec<Comparison> {
+        COMPARISONS
+            .iter()
+            .map(|&(case, baseline)| {
+                let (c, b) = (self.case(case), self.case(baseline));
+                Comparison {
+                    case: c.label,
+                    baseline: b.label,
+                    ratio: if b.ops_per_sec > 0.0 { c.ops_per_sec / b.ops_per_sec } else { 0.0 },
+                    added_p50_us: c.p50_us - b.p50_us,
+                    added_p99_us: c.p99_us - b.p99_us,
+                }
+            })
+            .collect()
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let ratio = |case: &str, base: &str| {
+            let (c, b) = (self.case(case), self.case(base));
+            if b.ops_per_sec > 0.0 { c.ops_per_sec / b.ops_per_sec } else { 0.0 }
+        };
+        let added = |case: &str, base: &str| self.case(case).p50_us - self.case(base).p50_us;
+        let mut targets = Vec::new();
+        for (case, base, min) in [
+            ("mem_get", "noop_get", 0.9),
+            ("mem_save", "noop_save", 0.9),
+            ("redis_get", "noop_get", 0.8),
+            ("redis_save", "noop_save", 0.8),
+        ] {
+            let r = ratio(case, base);
+            targets.push(Target {
+                name: format!("{} ≥ {min}× {}", self.case(case).label, self.case(base).label),
+                actual: format!("{r:.2}×"),
+                met: r >= min,
+            });
+        }
+        // The runtime's own overhead: the in-memory store adds no I/O.
+        for (case, base) in [("mem_get", "noop_get"), ("mem_save", "noop_save")] {
+            let a = added(case, base);
+            targets.push(Target {
+                name: format!("{} adds ≤ 50 µs p50 over {}", self.case(case).label, self.case(base).label),
+                actual: format!("{a:.1} µs"),
+                met: a <= 50.0,
+            });
+        }
+        let idle_mib = self.idle_rss_kib as f64 / 1024.0;
+        targets.push(Target {
+            name: "idle RSS ≤ 12 MiB".into(),
+            actual: format!("{idle_mib:.1} MiB"),
+            met: idle_mib <= 12.0,
+        });
+        targets.push(Target {
+            name: "ready ≤ 50 ms (median)".into(),
+            actual: format!("{:.1} ms", self.ready_median),
+            met: self.ready_median <= 50.0,
+        });
+        targets
+    }
+
+    fn markdown(&self, m: &Machine) -> String {
+        let o = self.opts;
+        let mut md = String::new();
+        let _ = writeln!(md, "# layotto-rs benchmark\n");
+        let _ = writeln!(
+            md,
+            "{} · git {} · {} cores ({}) · Linux {}  ",
+            m.date, m.git_rev, m.nproc, m.cpu, m.kernel
+        );
+        let _ = writeln!(
+            md,
+            "{} tasks over {} connections · {} s measured after {} s warmup · {}-byte payload · {} keys\n",
+            o.concurrency, o.connections, o.duration, o.warmup, o.payload, o.keys
+        );
+        let _ = writeln!(md, "| case | ops/s | p50 µs | p99 µs | ratio | baseline | errors |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---:|");
+        for c in &self.cases {
+            let (ratio, baseline) = match COMPARISONS.iter().find(|(case, _)| *case == c.id) {
+                Some(&(_, base)) => {
+                    let b = self.case(base);
+                    (format!("{:.2}×", c.ops_per_sec / b.ops_per_sec.max(f64::MIN_POSITIVE)), b.label)
+                }
+                None => ("—".to_owned(), "—"),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.1} | {:.1} | {ratio} | {baseline} | {} |",
+                c.label, c.ops_per_sec, c.p50_us, c.p99_us, c.errors
+            );
+        }
+        let _ = writeln!(md, "\n| comparison | ops/s ratio | added p50 µs | added p99 µs |");
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        for c in self.comparisons() {
+            let _ = writeln!(
+                md,
+                "| {} vs {} | {:.2}× | {:+.1} | {:+.1} |",
+                c.case, c.baseline, c.ratio, c.added_p50_us, c.added_p99_us
+            );
+        }
+        let runs: Vec<String> = self.ready_ms.iter().map(|ms| format!("{ms:.1}")).collect();
+        let _ = writeln!(
+            md,
+            "\n- ready (spawn to first 200 from readiness): median {:.1} ms of [{}] ms",
+            self.ready_median,
+            runs.join(", ")
+        );
+        let _ = writeln!(md, "- RSS idle (1 s after ready): {:.1} MiB", self.idle_rss_kib as f64 / 1024.0);
+        let _ = writeln!(
+            md,
+            "- RSS max during in-memory SaveState: {:.1} MiB",
+            self.load_rss_kib as f64 / 1024.0
+        );
+        let _ = writeln!(md, "\nTargets (informational):\n");
+        for t in self.targets() {
+            let _ = writeln!(md, "- [{}] {}: {}", if t.met { "x" } else { " " }, t.name, t.actual);
+        }
+        md
+    }
+
+    fn json(&self, m: Machine) -> Value {
+        let o = self.opts;
+        let cases: Vec<Value> = self
+            .cases
+            .iter()
+            .map(|c| {
+                let base = COMPARISONS.iter().find(|(case, _)| *case == c.id).map(|&(_, b)| self.case(b));
+                json!({
+                    "id": c.id,
+                    "case": c.label,
+                    "ops_per_sec": c.ops_per_sec,
+                    "p50_us": c.p50_us,
+                    "p99_us": c.p99_us,
+                    "ops": c.ops,
+                    "errors": c.errors,
+                    "baseline": base.map(|b| b.id),
+                    "ratio": base.map(|b| c.ops_per_sec / b.ops_per_sec.max(f64::MIN_POSITIVE)),
+                    "added_p50_us": base.map(|b| c.p50_us - b.p50_us),
+                })
+            })
+            .collect();
+        let comparisons: Vec<Value> = self
+            .comparisons()
+            .iter()
+            .map(|c| {
+                json!({
+                    "case": c.case,
+                    "baseline": c.baseline,
+                    "ratio": c.ratio,
+                    "added_p50_us": c.added_p50_us,
+                    "added_p99_us": c.added_p99_us,
+                })
+            })
+            .collect();
+        let targets: Vec<Value> = self
+            .targets()
+            .iter()
+            .map(|t| json!({ "target": t.name, "actual": t.actual, "met": t.met }))
+            .collect();
+        json!({
+            "machine": { "nproc": m.nproc, "date": m.date, "git_rev": m.git_rev, "cpu": m.cpu, "kernel": m.kernel },
+            "settings": {
+                "concurrency": o.concurrency,
+                "connections": o.connections,
+                "duration_secs": o.duration,
+                "warmup_secs": o.warmup,
+                "payload_bytes": o.payload,
+                "keys": o.keys,
+            },
+            "startup": { "ready_ms": self.ready_ms, "ready_ms_median": self.ready_median },
+            "rss": { "idle_kib": self.idle_rss_kib, "load_max_kib": self.load_rss_kib },
+            "cases": cases,
+            "comparisons": comparisons,
+            "targets": targets,
+        })
+    }
+}

@@ -53,7 +53,9 @@ fn ci() -> Result<()> {
     if which("cargo-deny") {
         cargo(&["deny", "--offline", "check", "bans", "licenses", "sources"])?;
     } else {
-        println!("xtask: NOTE cargo-deny is not installed, so deny.toml was not checked (cargo install cargo-deny)");
+        println!(
+            "xtask: NOTE cargo-deny is not installed, so deny.toml was not checked (cargo install cargo-deny)"
+        );
     }
     Ok(())
 }
@@ -64,7 +66,9 @@ fn ensure_services() -> Result<()> {
     if !which("redis-server") {
         println!("xtask: redis-server not found, installing it with apt-get");
         run(Command::new("apt-get").arg("update").arg("-q"))?;
-        run(Command::new("apt-get").args(["install", "-y", "-q", "redis-server"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "redis-server"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     if redis_answers() {
         println!("xtask: Redis is up on {REDIS_ADDR}");
@@ -74,8 +78,21 @@ fn ensure_services() -> Result<()> {
     std::fs::create_dir_all("/var/lib/redis").ok();
     std::fs::create_dir_all("/var/log/redis").ok();
     run(Command::new("redis-server").args([
-        "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly", "no",
-        "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--port",
+        "6379",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "/var/lib/redis",
+        "--logfile",
+        "/var/log/redis/ci.log",
     ]))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -89,7 +106,8 @@ fn ensure_services() -> Result<()> {
 
 fn redis_answers() -> bool {
     use std::io::{Read, Write};
-    let Ok(mut stream) = TcpStream::connect_timeout(&REDIS_ADDR.parse().unwrap(), Duration::from_secs(1)) else {
+    let Ok(mut stream) = TcpStream::connect_timeout(&REDIS_ADDR.parse().unwrap(), Duration::from_secs(1))
+    else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));

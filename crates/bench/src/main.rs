@@ -326,7 +326,8 @@ where
 }
 
 async fn noop_server(addr: SocketAddr, payload: usize) -> Result<()> {
-    let incoming = TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?.with_nodelay(Some(true));
+    let incoming =
+        TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?.with_nodelay(Some(true));
     eprintln!("layotto-bench: noop server listening on {addr}");
     tonic::transport::Server::builder()
         .add_service(RuntimeServer::new(Noop { data: vec![b'x'; payload] }))
@@ -419,7 +420,10 @@ impl Runtime for Noop {
         unimplemented()
     }
 
-    async fn lock_keep_alive(&self, _: Request<pb::LockKeepAliveRequest>) -> Reply<pb::LockKeepAliveResponse> {
+    async fn lock_keep_alive(
+        &self,
+        _: Request<pb::LockKeepAliveRequest>,
+    ) -> Reply<pb::LockKeepAliveResponse> {
         unimplemented()
     }
 
@@ -470,7 +474,10 @@ impl Runtime for Noop {
         unimplemented()
     }
 
-    async fn get_bulk_secret(&self, _: Request<pb::GetBulkSecretRequest>) -> Reply<pb::GetBulkSecretResponse> {
+    async fn get_bulk_secret(
+        &self,
+        _: Request<pb::GetBulkSecretRequest>,
+    ) -> Reply<pb::GetBulkSecretResponse> {
         unimplemented()
     }
 }
