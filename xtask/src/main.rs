@@ -21,12 +21,14 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("ci") => ci(),
+        Some("ci-extra") => ci_extra(),
         Some("bench") => bench::run(&args[1..]),
         Some("services") => ensure_services(),
         _ => {
             eprintln!("usage: cargo xtask <test|ci|bench|services>");
             eprintln!("  test      start what tests need, then fmt, clippy and every test suite");
             eprintln!("  ci        test, plus the slim build without optional features and cargo-deny");
+            eprintln!("  ci-extra  only the checks ci adds to test");
             eprintln!("  bench     release build, load generator and same-run baselines (see crates/bench)");
             eprintln!("  services  only make sure Redis is installed and running");
             std::process::exit(2)
@@ -38,16 +40,26 @@ fn test() -> Result<()> {
     ensure_services()?;
     cargo(&["fmt", "--all", "--", "--check"]).context("cargo fmt --check failed: run `cargo fmt --all`")?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    let redis_url = format!("redis://{REDIS_ADDR}");
-    run(Command::new("cargo")
-        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-        .env("LAYOTTO_TEST_REDIS", &redis_url))?;
+    // Doc tests first, so the suite summary is the last thing printed.
     cargo(&["test", "--workspace", "--doc"])?;
+    let redis_url = format!("redis://{REDIS_ADDR}");
+    let runner: &[&str] = if which("cargo-nextest") {
+        &["nextest", "run", "--workspace", "--no-fail-fast"]
+    } else {
+        println!("xtask: cargo-nextest not found, using cargo test");
+        &["test", "--workspace", "--no-fail-fast"]
+    };
+    run(Command::new("cargo").args(runner).env("LAYOTTO_TEST_REDIS", &redis_url))?;
     Ok(())
 }
 
 fn ci() -> Result<()> {
     test()?;
+    ci_extra()
+}
+
+/// What CI checks beyond `test`.
+fn ci_extra() -> Result<()> {
     // A slim runtime: no optional component at all.
     cargo(&["build", "-p", "layotto", "--no-default-features"])?;
     if which("cargo-deny") {

@@ -80,14 +80,25 @@ async fn runs_on_embedded_defaults_without_a_config() {
     wait_ready(actuator).await;
     let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{grpc}")).await.unwrap();
     let hello = client
-        .say_hello(pb::SayHelloRequest { service_name: "quick_start_demo".into(), name: "eva".into(), data: None })
+        .say_hello(pb::SayHelloRequest {
+            service_name: "quick_start_demo".into(),
+            name: "eva".into(),
+            data: None,
+        })
         .await
         .unwrap();
     assert_eq!(hello.into_inner().hello, "greeting, eva");
     let item = pb::StateItem { key: "k".into(), value: b"v".to_vec(), ..Default::default() };
-    client.save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![item] }).await.unwrap();
+    client
+        .save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![item] })
+        .await
+        .unwrap();
     let got = client
-        .get_state(pb::GetStateRequest { store_name: "state_demo".into(), key: "k".into(), ..Default::default() })
+        .get_state(pb::GetStateRequest {
+            store_name: "state_demo".into(),
+            key: "k".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(got.into_inner().data, b"v");
@@ -139,7 +150,12 @@ async fn layotto_start_form_loads_a_layotto_json_config() {
         .into_inner();
     assert_eq!(got.data, b"from-json-config");
     let readiness: serde_json::Value =
-        reqwest::get(format!("http://127.0.0.1:{actuator}/actuator/health/readiness")).await.unwrap().json().await.unwrap();
+        reqwest::get(format!("http://127.0.0.1:{actuator}/actuator/health/readiness"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(readiness["components"]["state/redis"]["status"], "UP");
 }
 
@@ -172,7 +188,10 @@ fn component_that_cannot_start_stops_the_runtime() {
     let out = run_to_exit(&["--config", file.path().to_str().unwrap()], &[]);
     assert!(!out.status.success());
     let text = all_output(&out);
-    assert!(text.contains("cache") && text.contains("failed to start") && text.contains("127.0.0.1:1"), "{text}");
+    assert!(
+        text.contains("cache") && text.contains("failed to start") && text.contains("127.0.0.1:1"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -20,19 +20,14 @@ pub trait MetadataExt {
 
 impl MetadataExt for Metadata {
     fn get_any(&self, key: &str, aliases: &[&str]) -> Option<&str> {
-        std::iter::once(key)
-            .chain(aliases.iter().copied())
-            .find_map(|k| self.get(k))
-            .map(String::as_str)
+        std::iter::once(key).chain(aliases.iter().copied()).find_map(|k| self.get(k)).map(String::as_str)
     }
 
     fn parse_opt<T: FromStr>(&self, component: &str, key: &str) -> Result<Option<T>> {
         match self.get(key).map(|v| v.trim()) {
             None | Some("") => Ok(None),
             Some(raw) => raw.parse().map(Some).map_err(|_| {
-                Error::invalid_argument(format!(
-                    "{component}: metadata '{key}' has an invalid value '{raw}'"
-                ))
+                Error::invalid_argument(format!("{component}: metadata '{key}' has an invalid value '{raw}'"))
             }),
         }
     }

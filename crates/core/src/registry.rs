@@ -108,13 +108,27 @@ mod tests {
     #[tokio::test]
     async fn builds_known_types_and_names_unknown_ones() {
         let mut reg: Registry<dyn Greeter> = Registry::new("hellos");
-        reg.register("hi", |ctx: ComponentContext| async move {
-            Ok(Arc::new(Hi(ctx.name)) as Arc<dyn Greeter>)
-        });
-        let ctx = ComponentContext { api: "hellos".into(), name: "a".into(), kind: "hi".into(), ..Default::default() };
+        reg.register(
+            "hi",
+            |ctx: ComponentContext| async move { Ok(Arc::new(Hi(ctx.name)) as Arc<dyn Greeter>) },
+        );
+        let ctx = ComponentContext {
+            api: "hellos".into(),
+            name: "a".into(),
+            kind: "hi".into(),
+            ..Default::default()
+        };
         assert_eq!(reg.build(ctx).await.unwrap().greet(), "a");
-        let bad = ComponentContext { api: "hellos".into(), name: "b".into(), kind: "nope".into(), ..Default::default() };
+        let bad = ComponentContext {
+            api: "hellos".into(),
+            name: "b".into(),
+            kind: "nope".into(),
+            ..Default::default()
+        };
         let err = reg.build(bad).await.err().unwrap().to_string();
-        assert!(err.contains("hellos component 'b'") && err.contains("'nope'") && err.contains("hi"), "{err}");
+        assert!(
+            err.contains("hellos component 'b'") && err.contains("'nope'") && err.contains("hi"),
+            "{err}"
+        );
     }
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use layotto_hello::{Hello, HelloRequest};
-use layotto_state::{
-    Concurrency, Consistency, DeleteRequest, GetRequest, Operation, SetRequest, StateStore,
-};
+use layotto_state::{Concurrency, Consistency, DeleteRequest, GetRequest, Operation, SetRequest, StateStore};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -120,7 +118,10 @@ impl Runtime for RuntimeService {
     async fn say_hello(&self, request: Request<pb::SayHelloRequest>) -> Reply<pb::SayHelloResponse> {
         let req = request.into_inner();
         let hello = self.components.hellos.get(&req.service_name).ok_or_else(|| {
-            Status::unknown(format!("no instance found: hello service '{}' is not configured", req.service_name))
+            Status::unknown(format!(
+                "no instance found: hello service '{}' is not configured",
+                req.service_name
+            ))
         })?;
         let reply = hello.say_hello(HelloRequest { name: req.name }).await.map_err(to_status)?;
         Ok(Response::new(pb::SayHelloResponse { hello: reply.hello, data: req.data }))
@@ -129,7 +130,8 @@ impl Runtime for RuntimeService {
     async fn get_state(&self, request: Request<pb::GetStateRequest>) -> Reply<pb::GetStateResponse> {
         let req = request.into_inner();
         let store = self.state_store(&req.store_name)?;
-        let get = GetRequest { key: req.key, consistency: consistency(req.consistency), metadata: req.metadata };
+        let get =
+            GetRequest { key: req.key, consistency: consistency(req.consistency), metadata: req.metadata };
         let value = store.get(get).await.map_err(to_status)?;
         Ok(Response::new(value.map_or_else(pb::GetStateResponse::default, |v| pb::GetStateResponse {
             data: v.data,
@@ -138,7 +140,10 @@ impl Runtime for RuntimeService {
         })))
     }
 
-    async fn get_bulk_state(&self, request: Request<pb::GetBulkStateRequest>) -> Reply<pb::GetBulkStateResponse> {
+    async fn get_bulk_state(
+        &self,
+        request: Request<pb::GetBulkStateRequest>,
+    ) -> Reply<pb::GetBulkStateResponse> {
         let req = request.into_inner();
         let store = self.state_store(&req.store_name)?;
         if req.keys.is_empty() {
@@ -268,7 +273,10 @@ impl Runtime for RuntimeService {
         unimplemented_api("lock", "Unlock")
     }
 
-    async fn lock_keep_alive(&self, _: Request<pb::LockKeepAliveRequest>) -> Reply<pb::LockKeepAliveResponse> {
+    async fn lock_keep_alive(
+        &self,
+        _: Request<pb::LockKeepAliveRequest>,
+    ) -> Reply<pb::LockKeepAliveResponse> {
         unimplemented_api("lock", "LockKeepAlive")
     }
 
@@ -319,7 +327,10 @@ impl Runtime for RuntimeService {
         unimplemented_api("secrets", "GetSecret")
     }
 
-    async fn get_bulk_secret(&self, _: Request<pb::GetBulkSecretRequest>) -> Reply<pb::GetBulkSecretResponse> {
+    async fn get_bulk_secret(
+        &self,
+        _: Request<pb::GetBulkSecretRequest>,
+    ) -> Reply<pb::GetBulkSecretResponse> {
         unimplemented_api("secrets", "GetBulkSecret")
     }
 }

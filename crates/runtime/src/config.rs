@@ -100,7 +100,11 @@ fn default_max_request_bytes() -> usize {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { grpc: default_grpc(), actuator: default_actuator(), max_request_bytes: default_max_request_bytes() }
+        Self {
+            grpc: default_grpc(),
+            actuator: default_actuator(),
+            max_request_bytes: default_max_request_bytes(),
+        }
     }
 }
 
@@ -113,14 +117,21 @@ impl Default for AppConfig {
 impl Config {
     /// An empty configuration: default addresses, no components.
     pub fn empty() -> Self {
-        Self { app: AppConfig::default(), server: ServerConfig::default(), hellos: BTreeMap::new(), state: BTreeMap::new() }
+        Self {
+            app: AppConfig::default(),
+            server: ServerConfig::default(),
+            hellos: BTreeMap::new(),
+            state: BTreeMap::new(),
+        }
     }
 
     /// What runs with no config file: every API on its in-memory component,
     /// under the names of Layotto's quickstart config.
     pub fn embedded_defaults() -> Self {
         let mut config = Self::empty();
-        config.hellos.insert("quick_start_demo".into(), ComponentConfig::new("helloworld").with("hello", "greeting"));
+        config
+            .hellos
+            .insert("quick_start_demo".into(), ComponentConfig::new("helloworld").with("hello", "greeting"));
         config.state.insert("state_demo".into(), ComponentConfig::new("in-memory"));
         config
     }
@@ -162,23 +173,24 @@ fn is_json(path: &Path, text: &str) -> bool {
 /// Keys under `metadata` keep their case (`redisHost`); others are lowercased.
 fn env_overrides(env: Env) -> Env {
     // `lowercase(false)` goes last: figment's filter and map reset it.
-    env.filter(|key| key.as_str().contains("__")).map(|key| {
-        let mut in_metadata = false;
-        let parts: Vec<String> = key
-            .as_str()
-            .split("__")
-            .map(|part| {
-                if in_metadata {
-                    return part.to_owned();
-                }
-                let lower = part.to_lowercase();
-                in_metadata = lower == "metadata";
-                lower
-            })
-            .collect();
-        parts.join(".").into()
-    })
-    .lowercase(false)
+    env.filter(|key| key.as_str().contains("__"))
+        .map(|key| {
+            let mut in_metadata = false;
+            let parts: Vec<String> = key
+                .as_str()
+                .split("__")
+                .map(|part| {
+                    if in_metadata {
+                        return part.to_owned();
+                    }
+                    let lower = part.to_lowercase();
+                    in_metadata = lower == "metadata";
+                    lower
+                })
+                .collect();
+            parts.join(".").into()
+        })
+        .lowercase(false)
 }
 
 fn describe(path: Option<&Path>, err: figment::Error) -> String {
@@ -305,6 +317,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API, not ours
     fn env_overrides_keep_metadata_case() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LAYOTTO_CFGTEST_SERVER__GRPC", "127.0.0.1:7000");

@@ -67,7 +67,10 @@ impl Startup {
         if self.0.load(Ordering::Acquire) {
             Indicator { status: HealthStatus::Up, details: BTreeMap::new() }
         } else {
-            Indicator { status: HealthStatus::Init, details: BTreeMap::from([("reason", "starting".to_owned())]) }
+            Indicator {
+                status: HealthStatus::Init,
+                details: BTreeMap::from([("reason", "starting".to_owned())]),
+            }
         }
     }
 }
@@ -85,7 +88,8 @@ pub async fn readiness(startup: &Startup, probes: &[ComponentProbe]) -> Report {
         if !health.reason.is_empty() {
             details.insert("reason", health.reason);
         }
-        components.insert(format!("{}/{}", probe.api, probe.name), Indicator { status: health.status, details });
+        components
+            .insert(format!("{}/{}", probe.api, probe.name), Indicator { status: health.status, details });
     }
     aggregate(components)
 }

@@ -60,15 +60,15 @@ pub fn parse(text: &str) -> Result<Config, String> {
                 config.server.grpc = listener_address(listener)?;
             }
         }
-        let has_actuator = listener
-            .get("stream_filters")
-            .and_then(Value::as_array)
-            .is_some_and(|f| f.iter().any(|f| f.get("type").and_then(Value::as_str) == Some("actuator_filter")));
+        let has_actuator = listener.get("stream_filters").and_then(Value::as_array).is_some_and(|f| {
+            f.iter().any(|f| f.get("type").and_then(Value::as_str) == Some("actuator_filter"))
+        });
         if has_actuator {
             config.server.actuator = listener_address(listener)?;
         }
     }
-    let runtime = runtime.ok_or("no listener has a 'grpc' filter with server_name 'runtime' and a 'grpc_config'")?;
+    let runtime =
+        runtime.ok_or("no listener has a 'grpc' filter with server_name 'runtime' and a 'grpc_config'")?;
 
     for (key, value) in runtime {
         let section = key.to_ascii_lowercase();
@@ -114,7 +114,8 @@ fn listener_address(listener: &Value) -> Result<SocketAddr, String> {
     if listener.get("network").and_then(Value::as_str) == Some("unix") {
         return Err(format!("listener '{name}': unix socket listeners are not supported yet"));
     }
-    let address = listener.get("address").and_then(Value::as_str).ok_or(format!("listener '{name}' has no address"))?;
+    let address =
+        listener.get("address").and_then(Value::as_str).ok_or(format!("listener '{name}' has no address"))?;
     address.parse().map_err(|_| format!("listener '{name}': address '{address}' is not host:port"))
 }
 
@@ -128,7 +129,8 @@ fn str_field(value: &Value, key: &str) -> Option<String> {
 }
 
 fn components<'a>(section: &str, value: &'a Value) -> Result<Vec<(String, &'a Value)>, String> {
-    let map: &Map<String, Value> = value.as_object().ok_or(format!("'{section}' must be an object of components"))?;
+    let map: &Map<String, Value> =
+        value.as_object().ok_or(format!("'{section}' must be an object of components"))?;
     Ok(map.iter().map(|(k, v)| (k.clone(), v)).collect())
 }
 
@@ -136,7 +138,8 @@ fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig
     let kind = str_field(entry, "type").ok_or(format!("{section} component '{name}' has no 'type'"))?;
     let mut metadata = Metadata::new();
     if let Some(meta) = field(entry, "metadata") {
-        let meta = meta.as_object().ok_or(format!("{section} component '{name}': 'metadata' must be an object"))?;
+        let meta =
+            meta.as_object().ok_or(format!("{section} component '{name}': 'metadata' must be an object"))?;
         for (k, v) in meta {
             let v = match v {
                 Value::String(s) => s.clone(),
@@ -189,7 +192,10 @@ mod tests {
     fn errors_name_what_is_wrong() {
         assert!(parse("{").unwrap_err().contains("JSON"));
         assert!(parse(r#"{"servers": []}"#).unwrap_err().contains("grpc_config"));
-        let no_type = REDIS.replace(r#""type": "redis", "metadata": {"redisHost": "localhost:6380", "redisPassword""#, r#""metadata": {"redisHost": "localhost:6380", "redisPassword""#);
+        let no_type = REDIS.replace(
+            r#""type": "redis", "metadata": {"redisHost": "localhost:6380", "redisPassword""#,
+            r#""metadata": {"redisHost": "localhost:6380", "redisPassword""#,
+        );
         let err = parse(&no_type).unwrap_err();
         assert!(err.contains("State component 'redis'") && err.contains("type"), "{err}");
     }

@@ -16,10 +16,10 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::Registries;
 use crate::actuator::{self, Actuator};
 use crate::config::{ComponentConfig, Config};
 use crate::health::{self, ComponentProbe, Startup};
-use crate::Registries;
 
 /// Why the runtime did not start; the message names the component or listener.
 #[derive(Debug)]
@@ -72,7 +72,11 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let mut components = Components::default();
     let mut probes = Vec::new();
     for (name, c) in &config.hellos {
-        let hello = registries.hellos.build(context("hellos", name, c, &config)).await.map_err(failed("hellos", name, c))?;
+        let hello = registries
+            .hellos
+            .build(context("hellos", name, c, &config))
+            .await
+            .map_err(failed("hellos", name, c))?;
         started("hellos", name, c);
         probes.push(ComponentProbe::always_up("hellos", name, &c.kind));
         components.hellos.insert(name.clone(), hello);
@@ -124,8 +128,13 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         }
     }));
 
-    let actuator = Arc::new(Actuator { startup: startup.clone(), probes: probes.clone(), started_at: SystemTime::now() });
-    let http = axum::serve(actuator_listener, actuator::router(actuator)).with_graceful_shutdown(wait_for(shutdown_rx.clone()));
+    let actuator = Arc::new(Actuator {
+        startup: startup.clone(),
+        probes: probes.clone(),
+        started_at: SystemTime::now(),
+    });
+    let http = axum::serve(actuator_listener, actuator::router(actuator))
+        .with_graceful_shutdown(wait_for(shutdown_rx.clone()));
     tasks.push(tokio::spawn(async move {
         if let Err(e) = http.await {
             tracing::error!(error = %e, "actuator server stopped");
@@ -165,7 +174,11 @@ fn started(api: &str, name: &str, c: &ComponentConfig) {
     tracing::info!(api, name, r#type = %c.kind, "component ok");
 }
 
-fn failed<'a>(api: &'a str, name: &'a str, c: &'a ComponentConfig) -> impl FnOnce(layotto_core::Error) -> StartError + 'a {
+fn failed<'a>(
+    api: &'a str,
+    name: &'a str,
+    c: &'a ComponentConfig,
+) -> impl FnOnce(layotto_core::Error) -> StartError + 'a {
     move |e| {
         tracing::error!(api, name, r#type = %c.kind, reason = %e, "component failed");
         StartError(format!("{api} component '{name}' ({}) failed to start: {e}", c.kind))

@@ -65,11 +65,19 @@ fn with_etag(mut item: pb::StateItem, etag: &str) -> pb::StateItem {
     item
 }
 
-async fn save(c: &mut RuntimeClient<Channel>, store: &str, items: Vec<pb::StateItem>) -> Result<(), tonic::Status> {
+async fn save(
+    c: &mut RuntimeClient<Channel>,
+    store: &str,
+    items: Vec<pb::StateItem>,
+) -> Result<(), tonic::Status> {
     c.save_state(pb::SaveStateRequest { store_name: store.into(), states: items }).await.map(drop)
 }
 
-async fn get(c: &mut RuntimeClient<Channel>, store: &str, key: &str) -> Result<pb::GetStateResponse, tonic::Status> {
+async fn get(
+    c: &mut RuntimeClient<Channel>,
+    store: &str,
+    key: &str,
+) -> Result<pb::GetStateResponse, tonic::Status> {
     let req = pb::GetStateRequest { store_name: store.into(), key: key.into(), ..Default::default() };
     c.get_state(req).await.map(|r| r.into_inner())
 }
@@ -85,13 +93,20 @@ async fn say_hello_greets_and_echoes_data() {
     let (running, mut c) = start(full_config()).await;
     let data = prost_types::Any { type_url: "type.googleapis.com/x".into(), value: vec![1, 2, 3] };
     let reply = c
-        .say_hello(pb::SayHelloRequest { service_name: "quick_start_demo".into(), name: "eva".into(), data: Some(data.clone()) })
+        .say_hello(pb::SayHelloRequest {
+            service_name: "quick_start_demo".into(),
+            name: "eva".into(),
+            data: Some(data.clone()),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(reply.hello, "greeting, eva");
     assert_eq!(reply.data, Some(data));
-    let err = c.say_hello(pb::SayHelloRequest { service_name: "nope".into(), ..Default::default() }).await.unwrap_err();
+    let err = c
+        .say_hello(pb::SayHelloRequest { service_name: "nope".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unknown);
     assert!(err.message().contains("nope"), "{}", err.message());
     running.shutdown().await;
@@ -125,7 +140,12 @@ async fn state_round_trip(store: &str) {
     assert_eq!(err.code(), Code::Aborted);
 
     // Consistency is accepted on reads.
-    let req = pb::GetStateRequest { store_name: store.into(), key: k1.clone(), consistency: 2, ..Default::default() };
+    let req = pb::GetStateRequest {
+        store_name: store.into(),
+        key: k1.clone(),
+        consistency: 2,
+        ..Default::default()
+    };
     assert_eq!(c.get_state(req).await.unwrap().into_inner().data, b"two");
 
     let bulk = c
@@ -144,7 +164,10 @@ async fn state_round_trip(store: &str) {
     assert!(by_key[&format!("{ns}-missing")].data.is_empty());
 
     // Transaction: all or nothing.
-    let op = |kind: &str, it: pb::StateItem| pb::TransactionalStateOperation { operation_type: kind.into(), request: Some(it) };
+    let op = |kind: &str, it: pb::StateItem| pb::TransactionalStateOperation {
+        operation_type: kind.into(),
+        request: Some(it),
+    };
     let stale = get(&mut c, store, &k2).await.unwrap().etag;
     save(&mut c, store, vec![item(&k2, b"changed")]).await.unwrap();
     let tx = pb::ExecuteStateTransactionRequest {
@@ -180,12 +203,20 @@ async fn state_round_trip(store: &str) {
         ..Default::default()
     };
     assert_eq!(c.delete_state(del).await.unwrap_err().code(), Code::Aborted);
-    let del = pb::DeleteStateRequest { store_name: store.into(), key: k2.clone(), etag: Some(pb::Etag { value: current }), ..Default::default() };
+    let del = pb::DeleteStateRequest {
+        store_name: store.into(),
+        key: k2.clone(),
+        etag: Some(pb::Etag { value: current }),
+        ..Default::default()
+    };
     c.delete_state(del).await.unwrap();
     save(&mut c, store, vec![item(&k1, b"a"), item(&k2, b"b")]).await.unwrap();
-    c.delete_bulk_state(pb::DeleteBulkStateRequest { store_name: store.into(), states: vec![item(&k1, b""), item(&k2, b"")] })
-        .await
-        .unwrap();
+    c.delete_bulk_state(pb::DeleteBulkStateRequest {
+        store_name: store.into(),
+        states: vec![item(&k1, b""), item(&k2, b"")],
+    })
+    .await
+    .unwrap();
     assert!(get(&mut c, store, &k1).await.unwrap().data.is_empty());
     assert!(get(&mut c, store, &k2).await.unwrap().data.is_empty());
     running.shutdown().await;
@@ -219,7 +250,11 @@ async fn bad_input_gets_layotto_codes_naming_store_and_key() {
         it.metadata.insert("ttlInSeconds".into(), ttl.into());
         let err = save(&mut c, "redis", vec![it]).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "ttl {ttl}");
-        assert!(err.message().contains("ttl-key") && err.message().contains("ttlInSeconds"), "{}", err.message());
+        assert!(
+            err.message().contains("ttl-key") && err.message().contains("ttlInSeconds"),
+            "{}",
+            err.message()
+        );
     }
     // Over the 4 MiB limit: named store and key, never a panic.
     let err = save(&mut c, "state_demo", vec![item("huge", &vec![7u8; 5 * 1024 * 1024])]).await.unwrap_err();
@@ -240,7 +275,11 @@ async fn key_prefix_appid_is_applied_and_hidden() {
     save(&mut c, "by_app", vec![item(&key, b"v")]).await.unwrap();
     assert_eq!(get(&mut c, "by_app", &key).await.unwrap().data, b"v");
     let bulk = c
-        .get_bulk_state(pb::GetBulkStateRequest { store_name: "by_app".into(), keys: vec![key.clone()], ..Default::default() })
+        .get_bulk_state(pb::GetBulkStateRequest {
+            store_name: "by_app".into(),
+            keys: vec![key.clone()],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -275,10 +314,10 @@ async fn no_state_store_configured_is_failed_precondition() {
 #[tokio::test]
 async fn grpc_health_and_reflection() {
     use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let (running, _) = start(full_config()).await;
     let url = format!("http://{}", running.grpc_addr());
@@ -290,12 +329,22 @@ async fn grpc_health_and_reflection() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(reply.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service:?}");
+        assert_eq!(
+            reply.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
     }
     let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut stream = reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = stream.message().await.unwrap().unwrap().message_response else {
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        stream.message().await.unwrap().unwrap().message_response
+    else {
         panic!("expected a service list");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
@@ -321,7 +370,10 @@ async fn actuator_health_and_info_shapes() {
     assert_eq!(info["app"]["name"], "Layotto");
     assert!(info["app"]["compiled"].as_str().unwrap().ends_with('Z'));
     let text = info.to_string();
-    assert!(text.contains("secretive") && !text.contains("hunter2"), "metadata values never reach info: {text}");
+    assert!(
+        text.contains("secretive") && !text.contains("hunter2"),
+        "metadata values never reach info: {text}"
+    );
     let (code, _) = http_get(addr, "/actuator/health").await;
     assert_eq!(code, 500, "Layotto answers 500 for a missing health type");
     let resp = reqwest::get(format!("http://{addr}/actuator/nope")).await.unwrap();
@@ -383,7 +435,9 @@ async fn redis_outage_gives_unavailable_then_recovers_without_losing_writes() {
     let mut redis = PrivateRedis::start_on(free_port(), tempfile::tempdir().unwrap());
     let mut config = base_config();
     let host = format!("127.0.0.1:{}", redis.port);
-    config.state.insert("flaky".into(), ComponentConfig::new("redis").with("redisHost", &host).with("timeout", "1s"));
+    config
+        .state
+        .insert("flaky".into(), ComponentConfig::new("redis").with("redisHost", &host).with("timeout", "1s"));
     let (running, mut c) = start(config).await;
     let actuator = running.actuator_addr();
 
@@ -428,7 +482,11 @@ async fn redis_outage_gives_unavailable_then_recovers_without_losing_writes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for key in &acknowledged {
-        assert_eq!(get(&mut c, "flaky", key).await.unwrap().data, key.as_bytes(), "acknowledged write {key} lost");
+        assert_eq!(
+            get(&mut c, "flaky", key).await.unwrap().data,
+            key.as_bytes(),
+            "acknowledged write {key} lost"
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -244,10 +244,8 @@ pub mod cases {
     pub async fn ttl_invalid(store: Arc<dyn StateStore>) {
         let key = format!("{}-ttl-bad", ns());
         for bad in ["foo", "-5", "0", "1.5"] {
-            let err = store
-                .set(SetRequest::new(&key, "v").with_metadata(TTL_METADATA_KEY, bad))
-                .await
-                .unwrap_err();
+            let err =
+                store.set(SetRequest::new(&key, "v").with_metadata(TTL_METADATA_KEY, bad)).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "ttl {bad}: {err}");
             assert!(err.to_string().contains(&key) && err.to_string().contains(TTL_METADATA_KEY), "{err}");
         }
@@ -275,7 +273,8 @@ pub mod cases {
                         loop {
                             let item = get(&*store, &key).await.unwrap();
                             let n: u64 = String::from_utf8(item.data).unwrap().parse().unwrap();
-                            let set = SetRequest::new(&key, (n + 1).to_string()).with_etag(item.etag.unwrap());
+                            let set =
+                                SetRequest::new(&key, (n + 1).to_string()).with_etag(item.etag.unwrap());
                             match store.set(set).await {
                                 Ok(()) => break,
                                 Err(e) if e.kind() == ErrorKind::EtagMismatch => continue,
@@ -314,7 +313,10 @@ pub mod cases {
                 Some(p) => format!("{p}||{key}"),
                 None => key.clone(),
             };
-            assert_eq!(get(&*inner, &stored).await.expect("stored under the prefixed key").data, strategy.as_bytes());
+            assert_eq!(
+                get(&*inner, &stored).await.expect("stored under the prefixed key").data,
+                strategy.as_bytes()
+            );
             let items = store.bulk_get(vec![key.clone()], Metadata::new()).await.unwrap();
             assert_eq!(items[0].key, key, "bulk get returns keys without prefix");
             assert_eq!(items[0].value.as_ref().unwrap().data, strategy.as_bytes());
@@ -323,7 +325,8 @@ pub mod cases {
                 assert_eq!(err.kind(), ErrorKind::InvalidArgument, "key {bad:?}");
                 assert!(err.to_string().contains("store-name"), "{err}");
             }
-            let err = store.transact(vec![Operation::Delete(DeleteRequest::new("x||y"))], Metadata::new()).await;
+            let err =
+                store.transact(vec![Operation::Delete(DeleteRequest::new("x||y"))], Metadata::new()).await;
             assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidArgument);
         }
     }
@@ -432,7 +435,9 @@ mod redis_backend {
 
     #[tokio::test]
     async fn bad_metadata_is_a_config_error() {
-        for (key, value) in [("redisDB", "many"), ("redisHost", "host:notaport"), ("enableTLS", "maybe"), ("timeout", "soon")] {
+        for (key, value) in
+            [("redisDB", "many"), ("redisHost", "host:notaport"), ("enableTLS", "maybe"), ("timeout", "soon")]
+        {
             let meta = Metadata::from([(key.to_owned(), value.to_owned())]);
             let err = RedisStore::connect("cache", &meta).await.err().expect("must fail");
             assert!(err.to_string().contains(key), "{key}: {err}");
@@ -443,5 +448,7 @@ mod redis_backend {
 #[cfg(not(feature = "redis"))]
 #[test]
 fn redis_cases_not_compiled() {
-    eprintln!("NOTE: layotto-state was built without its `redis` feature: the Redis conformance cases did not run");
+    eprintln!(
+        "NOTE: layotto-state was built without its `redis` feature: the Redis conformance cases did not run"
+    );
 }

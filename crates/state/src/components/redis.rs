@@ -123,9 +123,14 @@ impl RedisStore {
             })?
         } else {
             let (h, port) = match host.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse::<u16>().map_err(|_| {
-                    Error::config(format!("{component}: metadata 'redisHost' has an invalid port: '{host}'"))
-                })?),
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>().map_err(|_| {
+                        Error::config(format!(
+                            "{component}: metadata 'redisHost' has an invalid port: '{host}'"
+                        ))
+                    })?,
+                ),
                 None => (host.as_str(), 6379),
             };
             Config { server: ServerConfig::new_centralized(h, port), ..Default::default() }
@@ -140,15 +145,15 @@ impl RedisStore {
             config.database = Some(db);
         }
         if metadata.flag(&component, "enableTLS", false)? {
-            let connector = fred::types::config::TlsConnector::default_rustls().map_err(|e| {
-                Error::config(format!("{component}: cannot set up TLS: {e}"))
-            })?;
+            let connector = fred::types::config::TlsConnector::default_rustls()
+                .map_err(|e| Error::config(format!("{component}: cannot set up TLS: {e}")))?;
             config.tls = Some(connector.into());
         }
         config.fail_fast = true;
         let dial_timeout = duration(&component, metadata, "dialTimeout")?.unwrap_or(Duration::from_secs(5));
         let command_timeout = duration(&component, metadata, "timeout")?.unwrap_or(Duration::from_secs(5));
-        let max_backoff = duration(&component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
+        let max_backoff =
+            duration(&component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
 
         let client = fred::types::Builder::from_config(config)
             .with_connection_config(|c| {
@@ -246,10 +251,8 @@ impl RedisStore {
         };
         let data = data.into_owned_bytes().unwrap_or_default();
         let etag = version.as_str().map(|v| v.into_owned());
-        let expires = pttl
-            .as_i64()
-            .filter(|ms| *ms > 0)
-            .map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
+        let expires =
+            pttl.as_i64().filter(|ms| *ms > 0).map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
         Ok(Some(StateValue { data, etag, metadata: expiry_metadata(expires) }))
     }
 }
@@ -298,7 +301,9 @@ impl StateStore for RedisStore {
 
     async fn delete(&self, req: DeleteRequest) -> Result<()> {
         let etag = self.delete_etag(&req)?;
-        self.eval(&self.delete_script, &req.key, vec![req.key.clone()], vec![Value::from(etag)]).await.map(drop)
+        self.eval(&self.delete_script, &req.key, vec![req.key.clone()], vec![Value::from(etag)])
+            .await
+            .map(drop)
     }
 
     async fn transact(&self, ops: Vec<Operation>, _metadata: Metadata) -> Result<()> {
@@ -317,12 +322,21 @@ impl StateStore for RedisStore {
                 }
                 Operation::Delete(req) => {
                     let etag = self.delete_etag(req)?;
-                    args.extend([Value::from("d"), Value::from(etag), Value::from("0"), Value::from(""), Value::from("0")]);
+                    args.extend([
+                        Value::from("d"),
+                        Value::from(etag),
+                        Value::from("0"),
+                        Value::from(""),
+                        Value::from("0"),
+                    ]);
                 }
             }
         }
         self.ensure_connected()?;
-        let reply = self.transaction_script.evalsha_with_reload::<Value, _, _>(&self.client, keys.clone(), args).await;
+        let reply = self
+            .transaction_script
+            .evalsha_with_reload::<Value, _, _>(&self.client, keys.clone(), args)
+            .await;
         reply.map(drop).map_err(|e| {
             // The script names the failing step; report its key.
             let step = script_error(&e).split_whitespace().nth(1).and_then(|j| j.parse::<usize>().ok());
