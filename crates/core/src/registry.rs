@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use crate::{Error, Metadata, Result};
 
 /// Everything a component constructor gets from configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ComponentContext {
     /// The API section, e.g. `state`; used in messages.
     pub api: String,
@@ -17,6 +17,21 @@ pub struct ComponentContext {
     pub kind: String,
     pub metadata: Metadata,
     pub app_id: String,
+}
+
+// Metadata can hold passwords: Debug shows only its keys.
+impl fmt::Debug for ComponentContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&String> = self.metadata.keys().collect();
+        keys.sort();
+        f.debug_struct("ComponentContext")
+            .field("api", &self.api)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("metadata_keys", &keys)
+            .field("app_id", &self.app_id)
+            .finish()
+    }
 }
 
 impl ComponentContext {

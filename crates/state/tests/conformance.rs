@@ -51,6 +51,8 @@ pub mod cases {
             let got = get(&*store, &key).await.unwrap_or_else(|| panic!("{name}: value missing"));
             assert_eq!(got.data, value, "{name}: value differs");
             assert!(got.etag.is_some_and(|e| !e.is_empty()), "{name}: no etag");
+            // Keep the shared Redis small across runs.
+            store.delete(DeleteRequest::new(&key)).await.unwrap();
         }
     }
 

@@ -118,8 +118,8 @@ impl RedisStore {
         let component = format!("state store '{name}' (redis)");
         let host = metadata.get_any("redisHost", &["host"]).unwrap_or("localhost:6379").to_owned();
         let mut config = if host.contains("://") {
-            Config::from_url(&host).map_err(|e| {
-                Error::config(format!("{component}: metadata 'redisHost' is not a valid URL: {e}"))
+            Config::from_url(&host).map_err(|_| {
+                Error::config(format!("{component}: metadata 'redisHost' is not a valid Redis URL: {}", redact(&host)))
             })?
         } else {
             let (h, port) = match host.rsplit_once(':') {
@@ -169,11 +169,11 @@ impl RedisStore {
             .build()
             .map_err(|e| Error::config(format!("{component}: {e}")))?;
         client.init().await.map_err(|e| {
-            Error::unavailable(format!("{component}: cannot connect to Redis at {host}: {e}"))
+            Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact(&host)))
         })?;
         Ok(Self {
             name: name.to_owned(),
-            host,
+            host: redact(&host),
             client,
             set_script: Script::from_lua(SET_SCRIPT),
             delete_script: Script::from_lua(DELETE_SCRIPT),
@@ -254,6 +254,14 @@ impl RedisStore {
         let expires =
             pttl.as_i64().filter(|ms| *ms > 0).map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
         Ok(Some(StateValue { data, etag, metadata: expiry_metadata(expires) }))
+    }
+}
+
+/// `host` for messages: a `redis://user:password@host` URL loses its credentials.
+fn redact(host: &str) -> String {
+    match (host.find("://"), host.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &host[..scheme + 3], &host[at..]),
+        _ => host.to_owned(),
     }
 }
 
@@ -354,5 +362,17 @@ impl StateStore for RedisStore {
             Ok(Err(e)) => Health::down(format!("PING to Redis at {} failed: {e}", self.host)),
             Err(_) => Health::down(format!("PING to Redis at {} timed out", self.host)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(redact("redis://user:s3cret@10.0.0.1:6379/0"), "redis://***@10.0.0.1:6379/0");
+        assert_eq!(redact("localhost:6379"), "localhost:6379");
+        assert_eq!(redact("redis://10.0.0.1:6379"), "redis://10.0.0.1:6379");
     }
 }
