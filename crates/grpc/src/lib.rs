@@ -4,10 +4,12 @@
 //! This is the only crate that knows both protobuf and the API traits, and
 //! [`status::to_status`] is the one place where error kinds become gRPC codes.
 
+mod lifecycle_service;
 pub mod pb;
 mod runtime_service;
 pub mod status;
 
+pub use lifecycle_service::LifecycleService;
 pub use runtime_service::{Components, RuntimeService};
 
 /// Encoded `FileDescriptorSet` of every proto we serve, for gRPC reflection.

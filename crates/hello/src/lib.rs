@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Result};
+use layotto_core::{ComponentContext, Error, ErrorKind, Metadata, Result};
 use parking_lot::RwLock;
 
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,12 @@ pub struct HelloResponse {
 #[async_trait]
 pub trait Hello: Send + Sync {
     async fn say_hello(&self, req: HelloRequest) -> Result<HelloResponse>;
+
+    /// Replaces the component's configuration while it runs (Layotto's
+    /// Lifecycle API). Components that cannot do this say so.
+    async fn apply_config(&self, _metadata: Metadata) -> Result<()> {
+        Err(Error::new(ErrorKind::Unsupported, "this hello component cannot be reconfigured"))
+    }
 }
 
 /// Answers the configured greeting, followed by `, <name>` when a name is given.
@@ -49,6 +55,14 @@ impl Hello for HelloWorld {
         let hello = if req.name.is_empty() { greeting } else { format!("{greeting}, {}", req.name) };
         Ok(HelloResponse { hello })
     }
+
+    async fn apply_config(&self, metadata: Metadata) -> Result<()> {
+        let greeting = metadata.get(Self::GREETING_KEY).ok_or_else(|| {
+            Error::invalid_argument(format!("helloworld: metadata '{}' is missing", Self::GREETING_KEY))
+        })?;
+        *self.greeting.write() = greeting.clone();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -61,5 +75,8 @@ mod tests {
         let named = h.say_hello(HelloRequest { name: "eva".into() }).await.unwrap();
         assert_eq!(named.hello, "greeting, eva");
         assert_eq!(h.say_hello(HelloRequest::default()).await.unwrap().hello, "greeting");
+        h.apply_config(Metadata::from([("hello".to_owned(), "goodbye".to_owned())])).await.unwrap();
+        assert_eq!(h.say_hello(HelloRequest::default()).await.unwrap().hello, "goodbye");
+        assert!(h.apply_config(Metadata::new()).await.is_err());
     }
 }

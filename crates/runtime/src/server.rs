@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use layotto_core::{ComponentContext, KeyPrefix};
+use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
-use layotto_grpc::{Components, FILE_DESCRIPTOR_SET, RuntimeService};
+use layotto_grpc::{Components, FILE_DESCRIPTOR_SET, LifecycleService, RuntimeService};
 use layotto_state::{PrefixedStore, StateStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -98,11 +99,14 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let runtime = RuntimeService::new(Arc::new(components), config.server.max_request_bytes);
+    let components = Arc::new(components);
+    let lifecycle = LifecycleService::new(components.clone());
+    let runtime = RuntimeService::new(components, config.server.max_request_bytes);
     // Let slightly oversized requests through to the service, which names the store and key.
     let decode_limit = config.server.max_request_bytes.saturating_mul(2);
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_serving::<RuntimeServer<RuntimeService>>().await;
+    reporter.set_serving::<LifecycleServer<LifecycleService>>().await;
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         b.register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -115,6 +119,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
     let grpc = tonic::transport::Server::builder()
         .add_service(RuntimeServer::new(runtime).max_decoding_message_size(decode_limit))
+        .add_service(LifecycleServer::new(lifecycle))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

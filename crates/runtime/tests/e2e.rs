@@ -288,6 +288,37 @@ async fn key_prefix_appid_is_applied_and_hidden() {
 }
 
 #[tokio::test]
+async fn lifecycle_reconfigures_hello() {
+    use layotto_grpc::pb::runtime::lifecycle_client::LifecycleClient;
+    let (running, mut c) = start(full_config()).await;
+    let mut lifecycle = LifecycleClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    let apply = |kind: &str, name: &str, hello: Option<&str>| pb::DynamicConfiguration {
+        component_config: Some(pb::ComponentConfig {
+            kind: kind.into(),
+            name: name.into(),
+            metadata: hello.map(|h| HashMap::from([("hello".to_owned(), h.to_owned())])).unwrap_or_default(),
+        }),
+    };
+    lifecycle.apply_configuration(apply("hellos", "quick_start_demo", Some("goodbye"))).await.unwrap();
+    let reply = c
+        .say_hello(pb::SayHelloRequest {
+            service_name: "quick_start_demo".into(),
+            name: "eva".into(),
+            data: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().hello, "goodbye, eva");
+    let err = lifecycle.apply_configuration(apply("hellos", "quick_start_demo", None)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("metadata"), "{}", err.message());
+    let err = lifecycle.apply_configuration(apply("state", "state_demo", Some("x"))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("state_demo"), "{}", err.message());
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn apis_not_built_yet_answer_unimplemented() {
     let (running, mut c) = start(full_config()).await;
     let err = c.publish_event(pb::PublishEventRequest::default()).await.unwrap_err();

@@ -119,7 +119,10 @@ impl RedisStore {
         let host = metadata.get_any("redisHost", &["host"]).unwrap_or("localhost:6379").to_owned();
         let mut config = if host.contains("://") {
             Config::from_url(&host).map_err(|_| {
-                Error::config(format!("{component}: metadata 'redisHost' is not a valid Redis URL: {}", redact(&host)))
+                Error::config(format!(
+                    "{component}: metadata 'redisHost' is not a valid Redis URL: {}",
+                    redact(&host)
+                ))
             })?
         } else {
             let (h, port) = match host.rsplit_once(':') {
