@@ -9,7 +9,8 @@
 //! Metadata (Layotto's keys): `redisHost` (`host:port` or a `redis://` URL,
 //! default `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB`,
 //! `enableTLS`, `dialTimeout` and `timeout` (durations such as `5s`,
-//! `500ms`), `maxRetryBackoff`.
+//! `500ms`), `maxRetryBackoff`, `poolSize` (connections, default 4: calls are
+//! pipelined on each, spread over all).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -95,10 +96,12 @@ end
 return n
 "#;
 
+const DEFAULT_POOL_SIZE: usize = 4;
+
 pub struct RedisStore {
     name: String,
     host: String,
-    client: fred::prelude::Client,
+    pool: fred::prelude::Pool,
     set_script: Script,
     delete_script: Script,
     get_script: Script,
@@ -157,9 +160,12 @@ impl RedisStore {
         let command_timeout = duration(&component, metadata, "timeout")?.unwrap_or(Duration::from_secs(5));
         let max_backoff =
             duration(&component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
+        let pool_size =
+            metadata.parse_opt::<usize>(&component, "poolSize")?.unwrap_or(DEFAULT_POOL_SIZE).clamp(1, 256);
 
-        let client = fred::types::Builder::from_config(config)
+        let pool = fred::types::Builder::from_config(config)
             .with_connection_config(|c| {
+                c.tcp = fred::types::config::TcpConfig { nodelay: Some(true), ..Default::default() };
                 c.connection_timeout = dial_timeout;
                 c.internal_command_timeout = dial_timeout;
                 // A command in flight when the connection drops fails instead of
@@ -169,15 +175,15 @@ impl RedisStore {
             .with_performance_config(|p| p.default_command_timeout = command_timeout)
             // Reconnect forever: the store comes back by itself when Redis does.
             .set_policy(ReconnectPolicy::new_exponential(0, 50, max_backoff.as_millis() as u32, 2))
-            .build()
+            .build_pool(pool_size)
             .map_err(|e| Error::config(format!("{component}: {e}")))?;
-        client.init().await.map_err(|e| {
+        pool.init().await.map_err(|e| {
             Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact(&host)))
         })?;
         Ok(Self {
             name: name.to_owned(),
             host: redact(&host),
-            client,
+            pool,
             set_script: Script::from_lua(SET_SCRIPT),
             delete_script: Script::from_lua(DELETE_SCRIPT),
             get_script: Script::from_lua(GET_SCRIPT),
@@ -185,9 +191,12 @@ impl RedisStore {
         })
     }
 
-    fn ensure_connected(&self) -> Result<()> {
-        if self.client.is_connected() {
-            Ok(())
+    /// A connected member of the pool, or UNAVAILABLE at once when none is:
+    /// calls fail fast during an outage instead of queueing.
+    fn connection(&self) -> Result<&fred::prelude::Client> {
+        let client = self.pool.next_connected();
+        if client.is_connected() {
+            Ok(client)
         } else {
             Err(Error::unavailable(format!(
                 "state store '{}' (redis): not connected to Redis at {}",
@@ -215,8 +224,8 @@ impl RedisStore {
     }
 
     async fn eval(&self, script: &Script, key: &str, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
-        self.ensure_connected()?;
-        script.evalsha_with_reload(&self.client, keys, args).await.map_err(|e| self.error(key, e))
+        let client = self.connection()?;
+        script.evalsha_with_reload(client, keys, args).await.map_err(|e| self.error(key, e))
     }
 
     fn write_args(&self, req: &SetRequest) -> Result<Vec<Value>> {
@@ -294,8 +303,8 @@ impl StateStore for RedisStore {
     }
 
     async fn bulk_get(&self, keys: Vec<String>, _metadata: Metadata) -> Result<Vec<BulkGetItem>> {
-        self.ensure_connected()?;
-        // Concurrent calls on one connection are pipelined by fred.
+        self.connection()?;
+        // Concurrent calls are pipelined by fred.
         let gets = keys.into_iter().map(|key| async move {
             match self.get(GetRequest::new(key.clone())).await {
                 Ok(value) => BulkGetItem { key, value, error: None },
@@ -343,11 +352,9 @@ impl StateStore for RedisStore {
                 }
             }
         }
-        self.ensure_connected()?;
-        let reply = self
-            .transaction_script
-            .evalsha_with_reload::<Value, _, _>(&self.client, keys.clone(), args)
-            .await;
+        let client = self.connection()?;
+        let reply =
+            self.transaction_script.evalsha_with_reload::<Value, _, _>(client, keys.clone(), args).await;
         reply.map(drop).map_err(|e| {
             // The script names the failing step; report its key.
             let step = script_error(&e).split_whitespace().nth(1).and_then(|j| j.parse::<usize>().ok());
@@ -357,10 +364,12 @@ impl StateStore for RedisStore {
     }
 
     async fn health(&self) -> Health {
-        if !self.client.is_connected() {
+        if self.connection().is_err() {
             return Health::down(format!("not connected to Redis at {}", self.host));
         }
-        match tokio::time::timeout(Duration::from_secs(2), self.client.ping::<String>(None)).await {
+        match tokio::time::timeout(Duration::from_secs(2), self.pool.next_connected().ping::<String>(None))
+            .await
+        {
             Ok(Ok(_)) => Health::up(),
             Ok(Err(e)) => Health::down(format!("PING to Redis at {} failed: {e}", self.host)),
             Err(_) => Health::down(format!("PING to Redis at {} timed out", self.host)),
