@@ -9,7 +9,7 @@
 //! Metadata (Layotto's keys): `redisHost` (`host:port` or a `redis://` URL,
 //! default `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB`,
 //! `enableTLS`, `dialTimeout` and `timeout` (durations such as `5s`,
-//! `500ms`), `maxRetryBackoff`, `poolSize` (connections, default 4: calls are
+//! `500ms`), `maxRetryBackoff`, `poolSize` (connections, default 1: calls are
 //! pipelined on each, spread over all).
 
 use std::sync::Arc;
@@ -96,7 +96,8 @@ end
 return n
 "#;
 
-const DEFAULT_POOL_SIZE: usize = 4;
+// One connection pipelines best on small machines (measured by `cargo xtask bench`).
+const DEFAULT_POOL_SIZE: usize = 1;
 
 pub struct RedisStore {
     name: String,
