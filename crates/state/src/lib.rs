@@ -62,9 +62,7 @@ pub trait StateStore: Send + Sync {
     async fn bulk_set(&self, reqs: Vec<SetRequest>) -> Result<()> {
         let mut errors = Vec::new();
         for req in reqs {
-            if let Err(e) = self.set(req).await {
-                errors.push(e);
-            }
+            errors.extend(self.set(req).await.err());
         }
         join_errors(errors)
     }
@@ -74,9 +72,7 @@ pub trait StateStore: Send + Sync {
     async fn bulk_delete(&self, reqs: Vec<DeleteRequest>) -> Result<()> {
         let mut errors = Vec::new();
         for req in reqs {
-            if let Err(e) = self.delete(req).await {
-                errors.push(e);
-            }
+            errors.extend(self.delete(req).await.err());
         }
         join_errors(errors)
     }

@@ -139,6 +139,22 @@ pub mod cases {
         assert_eq!(get(&*store, &bad).await.unwrap().data, b"b2");
     }
 
+    pub async fn bulk_delete_with_one_bad_etag_is_partial(store: Arc<dyn StateStore>) {
+        let ns = ns();
+        let (good, bad) = (format!("{ns}-good"), format!("{ns}-bad"));
+        store.bulk_set(vec![SetRequest::new(&good, "g"), SetRequest::new(&bad, "b1")]).await.unwrap();
+        let stale = etag(&*store, &bad).await;
+        store.set(SetRequest::new(&bad, "b2")).await.unwrap();
+        let err = store
+            .bulk_delete(vec![DeleteRequest::new(&good), DeleteRequest::new(&bad).with_etag(stale)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::EtagMismatch);
+        assert!(err.to_string().contains(&bad) && !err.to_string().contains(&good), "{err}");
+        assert_eq!(get(&*store, &good).await, None);
+        assert_eq!(get(&*store, &bad).await.unwrap().data, b"b2");
+    }
+
     pub async fn first_write(store: Arc<dyn StateStore>) {
         let key = format!("{}-fw", ns());
         let fw = |v: &str| SetRequest::new(&key, v.to_owned()).with_concurrency(Concurrency::FirstWrite);
@@ -346,6 +362,7 @@ macro_rules! conformance {
             conformance!(@cases $make; $($extra,)*
                 set_get_value_matrix, missing_key_is_none, delete_removes_and_missing_delete_succeeds,
                 bulk_set_get_delete, etag_checks, invalid_etag, bulk_set_with_one_bad_etag_is_partial,
+                bulk_delete_with_one_bad_etag_is_partial,
                 first_write, last_write_ignores_etag, transaction_all_or_nothing, transaction_order,
                 ttl_expires, ttl_removed_by_minus_one_and_by_plain_set, ttl_invalid, unicode_and_odd_keys,
                 concurrent_etag_increments, reports_healthy);
