@@ -107,16 +107,25 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_serving::<RuntimeServer<RuntimeService>>().await;
     reporter.set_serving::<LifecycleServer<LifecycleService>>().await;
-    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+    // Advertise what we serve; AppCallback is in our protos but served by the app.
+    let reflection = |b: tonic_reflection::server::Builder<'static>, reflection_service: &str| {
         b.register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("spec.proto.runtime.v1.Runtime")
+            .with_service_name("spec.proto.runtime.v1.Lifecycle")
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name(reflection_service)
     };
-    let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
-        .build_v1()
-        .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
-    let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
-        .build_v1alpha()
-        .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
+    let reflection_v1 =
+        reflection(tonic_reflection::server::Builder::configure(), "grpc.reflection.v1.ServerReflection")
+            .build_v1()
+            .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
+    let reflection_v1alpha = reflection(
+        tonic_reflection::server::Builder::configure(),
+        "grpc.reflection.v1alpha.ServerReflection",
+    )
+    .build_v1alpha()
+    .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
     let grpc = tonic::transport::Server::builder()
         .add_service(RuntimeServer::new(runtime).max_decoding_message_size(decode_limit))
         .add_service(LifecycleServer::new(lifecycle))

@@ -381,6 +381,11 @@ async fn grpc_health_and_reflection() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"spec.proto.runtime.v1.Runtime".to_owned()), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+    assert!(names.contains(&"spec.proto.runtime.v1.Lifecycle".to_owned()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.ends_with("AppCallback")),
+        "the app serves AppCallback, not us: {names:?}"
+    );
     running.shutdown().await;
 }
 
