@@ -240,6 +240,11 @@ async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
     report
 }
 
+/// Latencies from 1 ns to 60 s at 3 significant digits.
+fn histogram() -> Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).context("creating a latency histogram")
+}
+
 fn key_names(prefix: &str, count: usize) -> Arc<Vec<String>> {
     Arc::new((0..count).map(|i| format!("{prefix}{i}")).collect())
 }
@@ -263,9 +268,9 @@ where
         let call = call.clone();
         let keys = keys.clone();
         let first_error = first_error.clone();
+        let hist = histogram()?;
         tasks.push(tokio::spawn(async move {
-            // 1 ns .. 60 s at 3 significant digits.
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+            let mut hist = hist;
             let mut errors = 0u64;
             // Strided so tasks walk different keys.
             let mut i = task;
@@ -295,7 +300,7 @@ where
         }));
     }
 
-    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut total = histogram()?;
     let mut errors = 0;
     // Calls in flight at the deadline get the client timeout plus a margin, no more.
     let grace = deadline + Duration::from_secs(15);
