@@ -432,7 +432,7 @@ mod redis_backend {
     /// Dapr's Redis layout: a hash with `data` and `version`, readable by Go Layotto.
     #[tokio::test]
     async fn stores_dapr_hash_layout() {
-        use fred::prelude::*;
+        use layotto_redis::fred::prelude::*;
         let key = format!("{}-layout", ns());
         connect("layout").await.set(SetRequest::new(&key, "payload")).await.unwrap();
         let client = Builder::from_config(Config::from_url(&url()).unwrap()).build().unwrap();

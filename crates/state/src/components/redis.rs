@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use fred::prelude::{
-    ClientLike, Config, Error as FredError, ErrorKind as FredKind, ReconnectPolicy, ServerConfig, Value,
-};
+use fred::prelude::{Error as FredError, Value};
 use fred::types::scripts::Script;
-use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, MetadataExt, Result};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result};
+use layotto_redis::{RedisConn, fred, script_error};
 
 use crate::{
     BulkGetItem, Concurrency, DeleteRequest, Features, GetRequest, Operation, SetRequest, StateStore,
@@ -101,8 +100,7 @@ const DEFAULT_POOL_SIZE: usize = 1;
 
 pub struct RedisStore {
     name: String,
-    host: String,
-    pool: fred::prelude::Pool,
+    conn: RedisConn,
     set_script: Script,
     delete_script: Script,
     get_script: Script,
@@ -120,71 +118,10 @@ impl RedisStore {
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("state store '{name}' (redis)");
-        let host = metadata.get_any("redisHost", &["host"]).unwrap_or("localhost:6379").to_owned();
-        let mut config = if host.contains("://") {
-            Config::from_url(&host).map_err(|_| {
-                Error::config(format!(
-                    "{component}: metadata 'redisHost' is not a valid Redis URL: {}",
-                    redact(&host)
-                ))
-            })?
-        } else {
-            let (h, port) = match host.rsplit_once(':') {
-                Some((h, p)) => (
-                    h,
-                    p.parse::<u16>().map_err(|_| {
-                        Error::config(format!(
-                            "{component}: metadata 'redisHost' has an invalid port: '{host}'"
-                        ))
-                    })?,
-                ),
-                None => (host.as_str(), 6379),
-            };
-            Config { server: ServerConfig::new_centralized(h, port), ..Default::default() }
-        };
-        if let Some(user) = metadata.get("redisUsername").filter(|u| !u.is_empty()) {
-            config.username = Some(user.clone());
-        }
-        if let Some(password) = metadata.get("redisPassword").filter(|p| !p.is_empty()) {
-            config.password = Some(password.clone());
-        }
-        if let Some(db) = metadata.parse_opt::<u8>(&component, "redisDB")? {
-            config.database = Some(db);
-        }
-        if metadata.flag(&component, "enableTLS", false)? {
-            let connector = fred::types::config::TlsConnector::default_rustls()
-                .map_err(|e| Error::config(format!("{component}: cannot set up TLS: {e}")))?;
-            config.tls = Some(connector.into());
-        }
-        config.fail_fast = true;
-        let dial_timeout = duration(&component, metadata, "dialTimeout")?.unwrap_or(Duration::from_secs(5));
-        let command_timeout = duration(&component, metadata, "timeout")?.unwrap_or(Duration::from_secs(5));
-        let max_backoff =
-            duration(&component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
-        let pool_size =
-            metadata.parse_opt::<usize>(&component, "poolSize")?.unwrap_or(DEFAULT_POOL_SIZE).clamp(1, 256);
-
-        let pool = fred::types::Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.tcp = fred::types::config::TcpConfig { nodelay: Some(true), ..Default::default() };
-                c.connection_timeout = dial_timeout;
-                c.internal_command_timeout = dial_timeout;
-                // A command in flight when the connection drops fails instead of
-                // being replayed later, so a caller never gets a late surprise write.
-                c.max_command_attempts = 1;
-            })
-            .with_performance_config(|p| p.default_command_timeout = command_timeout)
-            // Reconnect forever: the store comes back by itself when Redis does.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, max_backoff.as_millis() as u32, 2))
-            .build_pool(pool_size)
-            .map_err(|e| Error::config(format!("{component}: {e}")))?;
-        pool.init().await.map_err(|e| {
-            Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact(&host)))
-        })?;
+        let conn = RedisConn::connect(&component, metadata, DEFAULT_POOL_SIZE).await?;
         Ok(Self {
             name: name.to_owned(),
-            host: redact(&host),
-            pool,
+            conn,
             set_script: Script::from_lua(SET_SCRIPT),
             delete_script: Script::from_lua(DELETE_SCRIPT),
             get_script: Script::from_lua(GET_SCRIPT),
@@ -192,18 +129,8 @@ impl RedisStore {
         })
     }
 
-    /// A connected member of the pool, or UNAVAILABLE at once when none is:
-    /// calls fail fast during an outage instead of queueing.
     fn connection(&self) -> Result<&fred::prelude::Client> {
-        let client = self.pool.next_connected();
-        if client.is_connected() {
-            Ok(client)
-        } else {
-            Err(Error::unavailable(format!(
-                "state store '{}' (redis): not connected to Redis at {}",
-                self.name, self.host
-            )))
-        }
+        self.conn.client()
     }
 
     /// Every Redis error becomes one of ours here.
@@ -215,13 +142,7 @@ impl RedisStore {
         if details.starts_with("EXISTS") {
             return already_exists(&self.name, key);
         }
-        let kind = match e.kind() {
-            FredKind::IO | FredKind::Canceled | FredKind::Timeout | FredKind::Backpressure => {
-                ErrorKind::Unavailable
-            }
-            _ => ErrorKind::Internal,
-        };
-        Error::new(kind, format!("state store '{}' (redis): key '{key}': {e}", self.name))
+        self.conn.error(&format!("key '{key}'"), e)
     }
 
     async fn eval(&self, script: &Script, key: &str, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
@@ -267,28 +188,6 @@ impl RedisStore {
         let expires =
             pttl.as_i64().filter(|ms| *ms > 0).map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
         Ok(Some(StateValue { data, etag, metadata: expiry_metadata(expires) }))
-    }
-}
-
-/// `host` for messages: a `redis://user:password@host` URL loses its credentials.
-fn redact(host: &str) -> String {
-    match (host.find("://"), host.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &host[..scheme + 3], &host[at..]),
-        _ => host.to_owned(),
-    }
-}
-
-/// The reply of `redis.error_reply` in our scripts; Redis 7 puts `ERR ` before it.
-fn script_error(e: &FredError) -> &str {
-    e.details().trim_start_matches("ERR ")
-}
-
-fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
-    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
-            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
-        }),
     }
 }
 
@@ -365,27 +264,6 @@ impl StateStore for RedisStore {
     }
 
     async fn health(&self) -> Health {
-        if self.connection().is_err() {
-            return Health::down(format!("not connected to Redis at {}", self.host));
-        }
-        match tokio::time::timeout(Duration::from_secs(2), self.pool.next_connected().ping::<String>(None))
-            .await
-        {
-            Ok(Ok(_)) => Health::up(),
-            Ok(Err(e)) => Health::down(format!("PING to Redis at {} failed: {e}", self.host)),
-            Err(_) => Health::down(format!("PING to Redis at {} timed out", self.host)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn credentials_never_reach_messages() {
-        assert_eq!(redact("redis://user:s3cret@10.0.0.1:6379/0"), "redis://***@10.0.0.1:6379/0");
-        assert_eq!(redact("localhost:6379"), "localhost:6379");
-        assert_eq!(redact("redis://10.0.0.1:6379"), "redis://10.0.0.1:6379");
+        self.conn.health().await
     }
 }

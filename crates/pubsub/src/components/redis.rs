@@ -1,0 +1,286 @@
+//! `redis`: Redis Streams with consumer groups, in the layout of Dapr's and
+//! Layotto's Redis pub/sub, so Go Layotto and this runtime can share topics:
+//! one stream per topic, the envelope in field `data`, one group per
+//! `consumerID`.
+//!
+//! Publishing is `XADD` and returns once Redis has answered. Each
+//! subscription reads with `XREADGROUP` on its own connection under a
+//! consumer name unique to it, acknowledges with `XACK` after the handler
+//! succeeded, and every `redeliverInterval` claims (`XAUTOCLAIM`) entries of
+//! its group that have been pending longer than `processingTimeout`: its own
+//! failed ones and those a crashed runtime had taken. A new group starts at
+//! the beginning of the stream, so messages published before the first
+//! subscription are delivered too.
+//!
+//! Metadata: the connection keys of every Redis component (`redisHost`,
+//! `redisPassword`, …), `consumerID`, `concurrency` (handlers at once per
+//! subscription, default 16), `processingTimeout` (default 60s),
+//! `redeliverInterval` (default 15s; `0` turns reclaiming off),
+//! `maxLenApprox` (trim streams to about this many entries; off by default).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use layotto_core::{Error, Health, Metadata, MetadataExt, Result};
+use layotto_redis::fred::prelude::{ClientLike, StreamsInterface};
+use layotto_redis::fred::types::streams::XReadResponse;
+use layotto_redis::{RedisConn, duration, fred};
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Handler, Message, PubSub, PublishRequest, SubscribeRequest, Subscription, consumer_group};
+
+pub struct RedisStreams {
+    name: String,
+    metadata: Metadata,
+    conn: Arc<RedisConn>,
+    max_len: Option<i64>,
+}
+
+impl RedisStreams {
+    pub const TYPE: &'static str = "redis";
+
+    pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
+        let owner = format!("pubsub '{name}' (redis)");
+        let conn = RedisConn::connect(&owner, metadata, 1).await?;
+        let max_len = metadata.parse_opt::<i64>(&owner, "maxLenApprox")?.filter(|n| *n > 0);
+        Ok(Self { name: name.to_owned(), metadata: metadata.clone(), conn: Arc::new(conn), max_len })
+    }
+
+    fn owner(&self, topic: &str) -> String {
+        format!("pubsub '{}' (redis): topic '{topic}'", self.name)
+    }
+}
+
+struct Settings {
+    concurrency: usize,
+    processing_timeout: Duration,
+    redeliver_interval: Duration,
+}
+
+fn settings(owner: &str, layers: [&Metadata; 2]) -> Result<Settings> {
+    let mut s = Settings {
+        concurrency: 16,
+        processing_timeout: Duration::from_secs(60),
+        redeliver_interval: Duration::from_secs(15),
+    };
+    for meta in layers {
+        if let Some(n) = meta.parse_opt::<usize>(owner, "concurrency")? {
+            s.concurrency = n.max(1);
+        }
+        if let Some(d) = duration(owner, meta, "processingTimeout")? {
+            s.processing_timeout = d;
+        }
+        if meta.get("redeliverInterval").is_some_and(|v| v.trim() == "0") {
+            s.redeliver_interval = Duration::ZERO;
+        } else if let Some(d) = duration(owner, meta, "redeliverInterval")? {
+            s.redeliver_interval = d;
+        }
+    }
+    Ok(s)
+}
+
+#[async_trait]
+impl PubSub for RedisStreams {
+    async fn publish(&self, req: PublishRequest) -> Result<()> {
+        let client = self.conn.client()?;
+        let cap = match self.max_len {
+            Some(n) => fred::types::streams::XCap::try_from(("MAXLEN", "~", n))
+                .map_err(|e| self.conn.error(&format!("topic '{}'", req.topic), e))?,
+            None => None::<()>.into(),
+        };
+        let _: String = client
+            .xadd(req.topic.as_str(), false, cap, "*", vec![("data", req.data)])
+            .await
+            .map_err(|e| self.conn.error(&format!("topic '{}'", req.topic), e))?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription> {
+        let owner = self.owner(&req.topic);
+        let settings = settings(&owner, [&self.metadata, &req.metadata])?;
+        let group = consumer_group(&self.metadata, &req.metadata)
+            .ok_or_else(|| Error::invalid_argument(format!("{owner}: metadata 'consumerID' is required")))?;
+        let consumer = format!("{group}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let client = self.conn.client()?;
+        match client.xgroup_create::<(), _, _, _>(req.topic.as_str(), group.as_str(), "0", true).await {
+            Ok(()) => {}
+            Err(e) if e.details().contains("BUSYGROUP") => {}
+            Err(e) => {
+                return Err(self.conn.error(&format!("topic '{}': creating group '{group}'", req.topic), e));
+            }
+        }
+        // Blocking reads get a connection of their own.
+        let reader = self.conn.pool().next().clone_new();
+        reader.init().await.map_err(|e| self.conn.error("opening a reader connection", e))?;
+        let cancel = CancellationToken::new();
+        let consumer_loop = ConsumerLoop {
+            owner,
+            topic: req.topic,
+            group,
+            consumer,
+            conn: self.conn.clone(),
+            reader,
+            handler,
+            permits: Arc::new(Semaphore::new(settings.concurrency)),
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            cancel: cancel.clone(),
+            settings,
+        };
+        let task = tokio::spawn(consumer_loop.run());
+        Ok(Subscription::new(cancel, task))
+    }
+
+    async fn health(&self) -> Health {
+        self.conn.health().await
+    }
+}
+
+struct ConsumerLoop {
+    owner: String,
+    topic: String,
+    group: String,
+    consumer: String,
+    conn: Arc<RedisConn>,
+    reader: fred::prelude::Client,
+    handler: Handler,
+    permits: Arc<Semaphore>,
+    /// Entry ids being handled here, so a reclaim does not start them twice.
+    in_flight: Arc<Mutex<HashSet<String>>>,
+    cancel: CancellationToken,
+    settings: Settings,
+}
+
+type Entries = Vec<(String, std::collections::HashMap<String, Vec<u8>>)>;
+
+impl ConsumerLoop {
+    async fn run(self) {
+        let this = Arc::new(self);
+        let reclaim =
+            (this.settings.redeliver_interval > Duration::ZERO).then(|| tokio::spawn(this.clone().reclaim()));
+        let mut warned = false;
+        while !this.cancel.is_cancelled() {
+            let free = this.permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = this.cancel.cancelled() => break,
+                    p = this.permits.acquire() => drop(p),
+                }
+                continue;
+            }
+            let read: Result<XReadResponse<String, String, String, Vec<u8>>, _> = this
+                .reader
+                .xreadgroup_map(
+                    this.group.as_str(),
+                    this.consumer.as_str(),
+                    Some(free.min(256) as u64),
+                    Some(1000),
+                    false,
+                    this.topic.as_str(),
+                    ">",
+                )
+                .await;
+            match read {
+                Ok(mut streams) => {
+                    if warned {
+                        tracing::info!(owner = %this.owner, "reading from Redis again");
+                        warned = false;
+                    }
+                    let entries = streams.remove(&this.topic).unwrap_or_default();
+                    this.dispatch(entries).await;
+                }
+                Err(e) if e.details().contains("NOGROUP") => {
+                    // The stream was deleted: recreate it and the group.
+                    let _ = this
+                        .reader
+                        .xgroup_create::<(), _, _, _>(this.topic.as_str(), this.group.as_str(), "0", true)
+                        .await;
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(owner = %this.owner, error = %e, "cannot read from Redis; retrying until it is back");
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = this.cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
+                }
+            }
+        }
+        if let Some(reclaim) = reclaim {
+            reclaim.abort();
+        }
+        let _ = this.reader.quit().await;
+    }
+
+    async fn dispatch(self: &Arc<Self>, entries: Entries) {
+        for (id, mut fields) in entries {
+            if !self.in_flight.lock().insert(id.clone()) {
+                continue;
+            }
+            let Ok(permit) = self.permits.clone().acquire_owned().await else { return };
+            let data = fields.remove("data").unwrap_or_default();
+            let message =
+                Message { topic: self.topic.clone(), data, metadata: Metadata::new(), broker_id: id.clone() };
+            let this = self.clone();
+            tokio::spawn(async move {
+                if (this.handler)(message).await.is_ok() {
+                    // If the ack is lost the entry stays pending and is delivered again.
+                    if let Ok(client) = this.conn.client() {
+                        let acked: Result<i64, _> =
+                            client.xack(this.topic.as_str(), this.group.as_str(), id.as_str()).await;
+                        if let Err(e) = acked {
+                            tracing::warn!(owner = %this.owner, id, error = %e, "XACK failed; the message will be delivered again");
+                        }
+                    }
+                }
+                this.in_flight.lock().remove(&id);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Claims entries idle for longer than `processingTimeout`.
+    async fn reclaim(self: Arc<Self>) {
+        let min_idle = self.settings.processing_timeout.as_millis() as u64;
+        loop {
+            tokio::time::sleep(self.settings.redeliver_interval).await;
+            let mut cursor = "0-0".to_owned();
+            loop {
+                let Ok(client) = self.conn.client() else { break };
+                let claimed: Result<(String, Vec<(String, std::collections::HashMap<String, Vec<u8>>)>), _> =
+                    client
+                        .xautoclaim_values(
+                            self.topic.as_str(),
+                            self.group.as_str(),
+                            self.consumer.as_str(),
+                            min_idle,
+                            cursor.as_str(),
+                            Some(100),
+                            false,
+                        )
+                        .await;
+                match claimed {
+                    Ok((next, entries)) => {
+                        if !entries.is_empty() {
+                            tracing::debug!(owner = %self.owner, count = entries.len(), "redelivering pending messages");
+                        }
+                        self.dispatch(entries).await;
+                        if next == "0-0" {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                    Err(e) => {
+                        tracing::debug!(owner = %self.owner, error = %e, "XAUTOCLAIM failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

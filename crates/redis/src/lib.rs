@@ -1,0 +1,177 @@
+//! One Redis connection setup for every layotto-rs component that talks to
+//! Redis (state, lock, sequencer, pub/sub), so they all accept Layotto's
+//! metadata keys, reconnect the same way and report an outage the same way.
+//!
+//! Metadata: `redisHost` (`host:port` or a `redis://` URL, default
+//! `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB` (alias
+//! `db`), `enableTLS`, `dialTimeout` and `timeout` (durations such as `5s`),
+//! `maxRetryBackoff`, `poolSize`.
+
+use std::time::Duration;
+
+use fred::prelude::{
+    ClientLike, Config, Error as FredError, ErrorKind as FredKind, ReconnectPolicy, ServerConfig,
+};
+use layotto_core::{Error, ErrorKind, Health, Metadata, MetadataExt, Result};
+
+pub use fred;
+
+/// A pool of connections that reconnects forever and fails fast while down.
+pub struct RedisConn {
+    /// How messages name the owner, e.g. "lock store 'x' (redis)".
+    component: String,
+    /// The address without credentials.
+    host: String,
+    pool: fred::prelude::Pool,
+}
+
+impl RedisConn {
+    /// Connects with Layotto's metadata keys. `default_pool` is the pool size
+    /// when `poolSize` is absent.
+    pub async fn connect(component: &str, metadata: &Metadata, default_pool: usize) -> Result<Self> {
+        let host = metadata.get_any("redisHost", &["host"]).unwrap_or("localhost:6379").to_owned();
+        let mut config = if host.contains("://") {
+            Config::from_url(&host).map_err(|_| {
+                Error::config(format!(
+                    "{component}: metadata 'redisHost' is not a valid Redis URL: {}",
+                    redact(&host)
+                ))
+            })?
+        } else {
+            let (h, port) = match host.rsplit_once(':') {
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>().map_err(|_| {
+                        Error::config(format!(
+                            "{component}: metadata 'redisHost' has an invalid port: '{host}'"
+                        ))
+                    })?,
+                ),
+                None => (host.as_str(), 6379),
+            };
+            Config { server: ServerConfig::new_centralized(h, port), ..Default::default() }
+        };
+        if let Some(user) = metadata.get("redisUsername").filter(|u| !u.is_empty()) {
+            config.username = Some(user.clone());
+        }
+        if let Some(password) = metadata.get("redisPassword").filter(|p| !p.is_empty()) {
+            config.password = Some(password.clone());
+        }
+        let db_key = if metadata.contains_key("redisDB") { "redisDB" } else { "db" };
+        if let Some(db) = metadata.parse_opt::<u8>(component, db_key)? {
+            config.database = Some(db);
+        }
+        if metadata.flag(component, "enableTLS", false)? {
+            let connector = fred::types::config::TlsConnector::default_rustls()
+                .map_err(|e| Error::config(format!("{component}: cannot set up TLS: {e}")))?;
+            config.tls = Some(connector.into());
+        }
+        config.fail_fast = true;
+        let dial_timeout = duration(component, metadata, "dialTimeout")?.unwrap_or(Duration::from_secs(5));
+        let command_timeout = duration(component, metadata, "timeout")?.unwrap_or(Duration::from_secs(5));
+        let max_backoff = duration(component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
+        let pool_size =
+            metadata.parse_opt::<usize>(component, "poolSize")?.unwrap_or(default_pool).clamp(1, 256);
+
+        let pool = fred::types::Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.tcp = fred::types::config::TcpConfig { nodelay: Some(true), ..Default::default() };
+                c.connection_timeout = dial_timeout;
+                c.internal_command_timeout = dial_timeout;
+                // A command in flight when the connection drops fails instead of
+                // being replayed later, so a caller never gets a late surprise write.
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            // Reconnect forever: the component comes back by itself when Redis does.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, max_backoff.as_millis() as u32, 2))
+            .build_pool(pool_size)
+            .map_err(|e| Error::config(format!("{component}: {e}")))?;
+        pool.init().await.map_err(|e| {
+            Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact(&host)))
+        })?;
+        Ok(Self { component: component.to_owned(), host: redact(&host), pool })
+    }
+
+    /// The address, without credentials.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn pool(&self) -> &fred::prelude::Pool {
+        &self.pool
+    }
+
+    /// A connected member of the pool, or UNAVAILABLE at once when none is:
+    /// calls fail fast during an outage instead of queueing.
+    pub fn client(&self) -> Result<&fred::prelude::Client> {
+        let client = self.pool.next_connected();
+        if client.is_connected() {
+            Ok(client)
+        } else {
+            Err(Error::unavailable(format!("{}: not connected to Redis at {}", self.component, self.host)))
+        }
+    }
+
+    /// A Redis error as one of ours; `what` names the key or field at fault.
+    pub fn error(&self, what: &str, e: FredError) -> Error {
+        Error::new(error_kind(&e), format!("{}: {what}: {e}", self.component))
+    }
+
+    pub async fn health(&self) -> Health {
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(_) => return Health::down(format!("not connected to Redis at {}", self.host)),
+        };
+        match tokio::time::timeout(Duration::from_secs(2), client.ping::<String>(None)).await {
+            Ok(Ok(_)) => Health::up(),
+            Ok(Err(e)) => Health::down(format!("PING to Redis at {} failed: {e}", self.host)),
+            Err(_) => Health::down(format!("PING to Redis at {} timed out", self.host)),
+        }
+    }
+}
+
+/// Connection trouble is UNAVAILABLE (retry later); anything else is internal.
+pub fn error_kind(e: &FredError) -> ErrorKind {
+    match e.kind() {
+        FredKind::IO | FredKind::Canceled | FredKind::Timeout | FredKind::Backpressure => {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// The reply of `redis.error_reply` in a script; Redis 7 puts `ERR ` before it.
+pub fn script_error(e: &FredError) -> &str {
+    e.details().trim_start_matches("ERR ")
+}
+
+/// `host` for messages: a `redis://user:password@host` URL loses its credentials.
+pub fn redact(host: &str) -> String {
+    match (host.find("://"), host.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &host[..scheme + 3], &host[at..]),
+        _ => host.to_owned(),
+    }
+}
+
+/// A duration in metadata, such as `5s` or `500ms`.
+pub fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
+    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
+            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(redact("redis://user:s3cret@10.0.0.1:6379/0"), "redis://***@10.0.0.1:6379/0");
+        assert_eq!(redact("localhost:6379"), "localhost:6379");
+        assert_eq!(redact("redis://10.0.0.1:6379"), "redis://10.0.0.1:6379");
+    }
+}
