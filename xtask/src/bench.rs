@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: builds the release `layotto` and `layotto-bench`,
-//! measures startup and memory, then drives the same GetState/SaveState load
-//! against a no-op gRPC server, the runtime (in-memory and Redis stores) and
-//! Redis directly, and reports each case against its baseline from this run.
+//! measures startup and memory, then drives the same load against a no-op
+//! gRPC server, the runtime and the backends directly: GetState/SaveState,
+//! TryLock+Unlock pairs, GetNextId (WEAK and STRONG), and publish → deliver
+//! through AppCallback beside Redis Streams and RabbitMQ driven by their own
+//! clients. Each case is reported against its baseline from this run.
 //!
 //! Results go to bench-results/bench.json and bench-results/bench.md. The
 //! targets are printed for reference only: nothing here fails on a number.
@@ -167,7 +169,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut ready_ms = Vec::new();
     let mut runtime = None;
     for n in 0..opts.starts {
-        let (pid, grpc, took) = start_layotto(&mut guard, &layotto_bin, &dir, n)?;
+        let (pid, grpc, took) = start_layotto(&mut guard, &layotto_bin, &dir, n, "")?;
         ready_ms.push(took.as_secs_f64() * 1000.0);
         println!("xtask: bench: layotto start {} ready in {:.1} ms", n + 1, took.as_secs_f64() * 1000.0);
         if n + 1 < opts.starts {
@@ -218,6 +220,13 @@ pub fn run(args: &[String]) -> Result<()> {
     wait_for_tcp(&mut guard, noop_pid, noop_addr, &dir.join("noop.log"))?;
     cases.push(load(&mut guard, "noop_get", "noop GetState", grpc_args(noop_addr, "get", "mem"))?);
     cases.push(load(&mut guard, "noop_save", "noop SaveState", grpc_args(noop_addr, "save", "mem"))?);
+    cases.push(load(&mut guard, "noop_lock", "noop TryLock+Unlock", grpc_args(noop_addr, "lock", "mem"))?);
+    cases.push(load(
+        &mut guard,
+        "noop_next_id",
+        "noop GetNextId",
+        grpc_args(noop_addr, "next-id-weak", "mem"),
+    )?);
     guard.kill(noop_pid);
 
     cases.push(load(
@@ -245,8 +254,99 @@ pub fn run(args: &[String]) -> Result<()> {
     )?);
     guard.kill(runtime_pid);
 
+    // Lock, sequencer and pub/sub on a runtime configured with them, whose
+    // AppCallback is the pubsub-load process.
+    let callback = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+    let topic = format!("bench-{}", std::process::id());
+    let full = format!(
+        "\n[app]\nid = \"bench\"\ncallback_port = {port}\n\n\
+         [lock.mem]\ntype = \"in-memory\"\n[lock.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\n\
+         [sequencer.mem]\ntype = \"in-memory\"\n[sequencer.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\n\
+         [pub_subs.mem]\ntype = \"in-memory\"\n\
+         [pub_subs.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\", concurrency = \"64\" }}\n\
+         [pub_subs.rabbit]\ntype = \"rabbitmq\"\nmetadata = {{ host = \"amqp://guest:guest@{rabbit}/%2f\", prefetchCount = \"64\" }}\n",
+        port = callback.port(),
+        redis = crate::REDIS_ADDR,
+        rabbit = crate::RABBITMQ_ADDR,
+    );
+    let (full_pid, full_grpc, _) = start_layotto(&mut guard, &layotto_bin, &dir, opts.starts, &full)?;
+    cases.push(load(
+        &mut guard,
+        "mem_lock",
+        "runtime in-memory TryLock+Unlock",
+        grpc_args(full_grpc, "lock", "mem"),
+    )?);
+    cases.push(load(
+        &mut guard,
+        "redis_lock",
+        "runtime redis TryLock+Unlock",
+        grpc_args(full_grpc, "lock", "redis"),
+    )?);
+    cases.push(load(
+        &mut guard,
+        "mem_next_weak",
+        "runtime in-memory GetNextId WEAK",
+        grpc_args(full_grpc, "next-id-weak", "mem"),
+    )?);
+    cases.push(load(
+        &mut guard,
+        "redis_next_weak",
+        "runtime redis GetNextId WEAK",
+        grpc_args(full_grpc, "next-id-weak", "redis"),
+    )?);
+    cases.push(load(
+        &mut guard,
+        "redis_next_strong",
+        "runtime redis GetNextId STRONG",
+        grpc_args(full_grpc, "next-id-strong", "redis"),
+    )?);
+    let pubsub_args = |pubsub: &str| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "pubsub-load",
+            "--target",
+            &format!("http://{full_grpc}"),
+            "--callback",
+            &callback.to_string(),
+            "--subscribe",
+            "mem,redis,rabbit",
+            "--pubsub",
+            pubsub,
+            "--topic",
+            &topic,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(opts.load_args());
+        args
+    };
+    cases.push(load(&mut guard, "ps_mem", "runtime in-memory publish→deliver", pubsub_args("mem"))?);
+    cases.push(load(&mut guard, "ps_redis", "runtime redis publish→deliver", pubsub_args("redis"))?);
+    cases.push(load(&mut guard, "ps_rabbit", "runtime rabbitmq publish→deliver", pubsub_args("rabbit"))?);
+    guard.kill(full_pid);
+
     cases.push(load(&mut guard, "fred_get", "fred direct GET", redis_args("get"))?);
     cases.push(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
+    cases.push(load(&mut guard, "fred_lock", "fred direct SET NX + unlock script", redis_args("lock"))?);
+    cases.push(load(&mut guard, "fred_incr", "fred direct INCR", redis_args("incr"))?);
+    let direct_args = |broker: &str, url: String| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["pubsub-direct", "--broker", broker, "--url", &url].iter().map(|s| s.to_string()).collect();
+        args.extend(opts.load_args());
+        args
+    };
+    cases.push(load(
+        &mut guard,
+        "fred_stream",
+        "fred direct XADD→XREADGROUP",
+        direct_args("redis", format!("redis://{}", crate::REDIS_ADDR)),
+    )?);
+    cases.push(load(
+        &mut guard,
+        "lapin_direct",
+        "lapin direct publish→consume",
+        direct_args("rabbitmq", format!("amqp://guest:guest@{}/%2f", crate::RABBITMQ_ADDR)),
+    )?);
     drop(guard);
 
     let report = Report { opts: &opts, cases, ready_ms, ready_median, idle_rss_kib, load_rss_kib };
@@ -276,7 +376,13 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
 }
 
 /// Starts layotto on fresh ports and returns its pid, gRPC address and time to ready.
-fn start_layotto(guard: &mut Guard, bin: &Path, dir: &Path, n: usize) -> Result<(u32, SocketAddr, Duration)> {
+fn start_layotto(
+    guard: &mut Guard,
+    bin: &Path,
+    dir: &Path,
+    n: usize,
+    extra: &str,
+) -> Result<(u32, SocketAddr, Duration)> {
     let ports = free_ports(2)?;
     let grpc = SocketAddr::from(([127, 0, 0, 1], ports[0]));
     let actuator = SocketAddr::from(([127, 0, 0, 1], ports[1]));
@@ -286,7 +392,7 @@ fn start_layotto(guard: &mut Guard, bin: &Path, dir: &Path, n: usize) -> Result<
         format!(
             "[server]\ngrpc = \"{grpc}\"\nactuator = \"{actuator}\"\n\n\
              [state.mem]\ntype = \"in-memory\"\n\n\
-             [state.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{}\" }}\n",
+             [state.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{}\" }}\n{extra}",
             crate::REDIS_ADDR
         ),
     )?;
@@ -384,14 +490,28 @@ fn run_case(
     let line = stdout.lines().last().with_context(|| format!("{label}: layotto-bench printed nothing"))?;
     let v: Value = serde_json::from_str(line).with_context(|| format!("{label}: cannot parse '{line}'"))?;
     let f = |k: &str| v[k].as_f64().with_context(|| format!("{label}: '{k}' missing in '{line}'"));
-    let result = CaseResult {
-        id,
-        label,
-        ops_per_sec: f("ops_per_sec")?,
-        p50_us: f("p50_us")?,
-        p99_us: f("p99_us")?,
-        ops: f("ops")? as u64,
-        errors: f("errors")? as u64,
+    // Pub/sub runs report deliveries: ops are delivered messages, latency is
+    // publish → delivery, and a lost message counts as an error.
+    let result = if v.get("delivered_per_sec").is_some() {
+        CaseResult {
+            id,
+            label,
+            ops_per_sec: f("delivered_per_sec")?,
+            p50_us: f("p50_us")?,
+            p99_us: f("p99_us")?,
+            ops: f("delivered")? as u64,
+            errors: (f("errors")? + f("lost")?) as u64,
+        }
+    } else {
+        CaseResult {
+            id,
+            label,
+            ops_per_sec: f("ops_per_sec")?,
+            p50_us: f("p50_us")?,
+            p99_us: f("p99_us")?,
+            ops: f("ops")? as u64,
+            errors: f("errors")? as u64,
+        }
     };
     println!(
         "xtask: bench: {label}: {:.0} ops/s, p50 {:.1} µs, p99 {:.1} µs, {} errors",
@@ -498,6 +618,15 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("redis_save", "noop_save"),
     ("redis_get", "fred_get"),
     ("redis_save", "fred_set"),
+    ("mem_lock", "noop_lock"),
+    ("redis_lock", "noop_lock"),
+    ("redis_lock", "fred_lock"),
+    ("mem_next_weak", "noop_next_id"),
+    ("redis_next_weak", "noop_next_id"),
+    ("redis_next_strong", "noop_next_id"),
+    ("redis_next_strong", "fred_incr"),
+    ("ps_redis", "fred_stream"),
+    ("ps_rabbit", "lapin_direct"),
 ];
 
 struct Target {
@@ -548,6 +677,10 @@ impl Report<'_> {
             ("mem_save", "noop_save", 0.9),
             ("redis_get", "noop_get", 0.8),
             ("redis_save", "noop_save", 0.8),
+            ("redis_lock", "noop_lock", 0.8),
+            ("redis_next_weak", "noop_next_id", 0.9),
+            ("ps_redis", "fred_stream", 0.5),
+            ("ps_rabbit", "lapin_direct", 0.5),
         ] {
             let r = ratio(case, base);
             targets.push(Target {

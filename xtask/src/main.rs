@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask test | ci | bench`.
 //!
 //! `test` is what README.md and `.ci/run` call: it makes sure the services the
-//! tests need are up (installing and starting Redis when missing), then runs
+//! tests need are up (Redis, RabbitMQ, PostgreSQL, MariaDB: started when down,
+//! installed when missing), then runs
 //! formatting, clippy and every test suite. Nothing is skipped silently.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,6 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 const REDIS_ADDR: &str = "127.0.0.1:6379";
+const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
+const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+const MARIADB_ADDR: &str = "127.0.0.1:3306";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,7 +53,12 @@ fn test() -> Result<()> {
         println!("xtask: cargo-nextest not found, using cargo test");
         &["test", "--workspace", "--no-fail-fast"]
     };
-    run(Command::new("cargo").args(runner).env("LAYOTTO_TEST_REDIS", &redis_url))?;
+    run(Command::new("cargo")
+        .args(runner)
+        .env("LAYOTTO_TEST_REDIS", &redis_url)
+        .env("LAYOTTO_TEST_RABBITMQ", format!("amqp://guest:guest@{RABBITMQ_ADDR}/%2f"))
+        .env("LAYOTTO_TEST_POSTGRES", format!("postgres://postgres@{POSTGRES_ADDR}/test"))
+        .env("LAYOTTO_TEST_MYSQL", format!("mysql://root@{MARIADB_ADDR}/test")))?;
     Ok(())
 }
 
@@ -72,48 +81,123 @@ fn ci_extra() -> Result<()> {
     Ok(())
 }
 
-/// Redis on 127.0.0.1:6379 for the state suites, and `redis-server` on PATH
-/// for the outage tests, which start private servers on other ports.
+/// A backend the suites use, how to tell it is up, and how to start it with
+/// the command this machine kind uses (never stopped by us).
+struct Service {
+    name: &'static str,
+    addr: &'static str,
+    /// The program that must exist for `start`, with the Debian package that has it.
+    program: &'static str,
+    package: &'static str,
+    start: &'static str,
+}
+
+const SERVICES: &[Service] = &[
+    Service {
+        name: "Redis",
+        addr: REDIS_ADDR,
+        program: "redis-server",
+        package: "redis-server",
+        start: "mkdir -p /var/lib/redis /var/log/redis && redis-server --daemonize yes --bind 127.0.0.1 -::1 \
+                --port 6379 --save '' --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+    },
+    Service {
+        name: "RabbitMQ",
+        addr: RABBITMQ_ADDR,
+        program: "rabbitmq-server",
+        package: "rabbitmq-server",
+        start: "rabbitmq-server -detached",
+    },
+    Service {
+        name: "PostgreSQL",
+        addr: POSTGRES_ADDR,
+        program: "pg_ctlcluster",
+        package: "postgresql",
+        start: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    },
+    Service {
+        name: "MariaDB",
+        addr: MARIADB_ADDR,
+        program: "mariadbd",
+        package: "mariadb-server",
+        start: "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+    },
+];
+
+/// Every backend of the suites up on loopback (started if down, installed
+/// if missing), and `redis-server` on PATH for the outage tests, which
+/// start private servers on other ports.
 fn ensure_services() -> Result<()> {
-    if !which("redis-server") {
-        println!("xtask: redis-server not found, installing it with apt-get");
-        run(Command::new("apt-get").arg("update").arg("-q"))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "redis-server"])
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    }
-    if redis_answers() {
-        println!("xtask: Redis is up on {REDIS_ADDR}");
-        return Ok(());
-    }
-    println!("xtask: starting Redis on {REDIS_ADDR}");
-    std::fs::create_dir_all("/var/lib/redis").ok();
-    std::fs::create_dir_all("/var/log/redis").ok();
-    run(Command::new("redis-server").args([
-        "--daemonize",
-        "yes",
-        "--bind",
-        "127.0.0.1",
-        "-::1",
-        "--port",
-        "6379",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        "/var/lib/redis",
-        "--logfile",
-        "/var/log/redis/ci.log",
-    ]))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if redis_answers() {
-            return Ok(());
+    for service in SERVICES {
+        if !which(service.program) && !std::path::Path::new("/usr/sbin").join(service.program).is_file() {
+            println!("xtask: {} not found, installing {} with apt-get", service.program, service.package);
+            run(Command::new("apt-get").arg("update").arg("-q"))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-q", service.package])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if answers(service.addr) {
+            println!("xtask: {} is up on {}", service.name, service.addr);
+            continue;
+        }
+        println!("xtask: starting {} on {}", service.name, service.addr);
+        run(Command::new("sh").args(["-c", service.start]))?;
+        // RabbitMQ takes a few seconds to boot.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !answers(service.addr) {
+            if Instant::now() > deadline {
+                bail!("{} did not come up on {}", service.name, service.addr);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
-    bail!("Redis did not come up on {REDIS_ADDR}")
+    if !redis_answers() {
+        bail!("something answers on {REDIS_ADDR} but it is not Redis");
+    }
+    prepare_databases()
+}
+
+/// The `test` databases the SQL suites use.
+fn prepare_databases() -> Result<()> {
+    if which("psql") {
+        let exists = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-tAc",
+                "SELECT 1 FROM pg_database WHERE datname='test'",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+            .unwrap_or(false);
+        if !exists {
+            run(Command::new("psql").args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE test",
+            ]))?;
+        }
+    }
+    if which("mariadb") {
+        run(Command::new("mariadb").args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "-e",
+            "CREATE DATABASE IF NOT EXISTS test",
+        ]))?;
+    }
+    Ok(())
+}
+
+fn answers(addr: &str) -> bool {
+    addr.parse().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
 }
 
 fn redis_answers() -> bool {

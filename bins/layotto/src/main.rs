@@ -30,6 +30,8 @@ enum Command {
     },
 }
 
+/// Pub/sub, lock and sequencer crates register the backends they were
+/// compiled with (the features above); state's Redis is added here.
 fn registries() -> Registries {
     #[allow(unused_mut)]
     let mut registries = Registries::builtin();

@@ -4,10 +4,14 @@
 //! - `noop-server`: the Runtime service doing nothing, the gRPC floor.
 //! - `grpc-load`: GetState/SaveState against a Runtime server (layotto or noop).
 //! - `redis-load`: the same loop sent straight to Redis with fred.
+//! - `pubsub-load` / `pubsub-direct`: publish → deliver through the runtime
+//!   (to an AppCallback server in this process) and straight to the broker.
 //!
 //! Each load run prints one JSON line: ops_per_sec, p50_us, p99_us, ops, errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod pubsub;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +23,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fred::bytes::Bytes;
-use fred::prelude::{Builder, ClientLike, Config as RedisConfig, KeysInterface};
+use fred::prelude::{Builder, ClientLike, Config as RedisConfig, Expiration, KeysInterface, SetOptions};
 use futures::Stream;
 use hdrhistogram::Histogram;
 use layotto_grpc::pb::runtime as pb;
@@ -58,6 +62,32 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
+    /// Publish → deliver through the runtime, with an AppCallback server here.
+    PubsubLoad {
+        #[arg(long)]
+        target: String,
+        /// Where this process serves AppCallback (the runtime's app.callback_port).
+        #[arg(long)]
+        callback: SocketAddr,
+        /// Pubsubs the bench app lists (the runtime asks once, so list all).
+        #[arg(long, value_delimiter = ',')]
+        subscribe: Vec<String>,
+        #[arg(long)]
+        pubsub: String,
+        #[arg(long, default_value = "bench")]
+        topic: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// Publish → deliver straight to a broker with its own client.
+    PubsubDirect {
+        #[arg(long)]
+        broker: Broker,
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        load: Load,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -70,15 +100,29 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Broker {
+    Redis,
+    Rabbitmq,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum GrpcOp {
     Get,
     Save,
+    /// TryLock then Unlock of the same resource: one op is the pair.
+    Lock,
+    NextIdWeak,
+    NextIdStrong,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum RedisOp {
     Get,
     Set,
+    /// SET NX PX then a compare-and-delete script, as the lock component does.
+    Lock,
+    /// INCR, as the STRONG sequencer does.
+    Incr,
 }
 
 #[derive(Args, Clone)]
@@ -114,6 +158,33 @@ async fn main() -> Result<()> {
         Command::NoopServer { addr, payload } => noop_server(addr, payload).await,
         Command::GrpcLoad { target, op, store, load } => {
             let report = grpc_load(&target, op, &store, &load).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::PubsubLoad { target, callback, subscribe, pubsub, topic, load } => {
+            let report = pubsub::through_runtime(pubsub::RuntimeRun {
+                target: &target,
+                callback,
+                subscribe: &subscribe,
+                pubsub: &pubsub,
+                topic: &topic,
+                concurrency: load.concurrency,
+                connections: load.connections,
+                duration: Duration::from_secs(load.duration_secs),
+                payload: load.payload,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::PubsubDirect { broker, url, load } => {
+            let duration = Duration::from_secs(load.duration_secs);
+            let report = match broker {
+                Broker::Redis => pubsub::redis_direct(&url, load.concurrency, duration, load.payload).await?,
+                Broker::Rabbitmq => {
+                    pubsub::rabbitmq_direct(&url, load.concurrency, duration, load.payload).await?
+                }
+            };
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -173,6 +244,36 @@ async fn grpc_load(target: &str, op: GrpcOp, store: &str, load: &Load) -> Result
                     let req = pb::SaveStateRequest { store_name: (*store).clone(), states: vec![item] };
                     client.save_state(req).await.map(drop).map_err(|e| e.to_string())
                 }
+                GrpcOp::Lock => {
+                    let owner = format!("owner-{key}");
+                    let req = pb::TryLockRequest {
+                        store_name: (*store).clone(),
+                        resource_id: key.clone(),
+                        lock_owner: owner.clone(),
+                        expire: 10,
+                    };
+                    let locked = client.try_lock(req).await.map_err(|e| e.to_string())?.into_inner().success;
+                    if !locked {
+                        return Err(format!("lock {key} was not free"));
+                    }
+                    let req = pb::UnlockRequest {
+                        store_name: (*store).clone(),
+                        resource_id: key,
+                        lock_owner: owner,
+                    };
+                    let status = client.unlock(req).await.map_err(|e| e.to_string())?.into_inner().status;
+                    if status != 0 { Err(format!("unlock status {status}")) } else { Ok(()) }
+                }
+                GrpcOp::NextIdWeak | GrpcOp::NextIdStrong => {
+                    let increment = if matches!(op, GrpcOp::NextIdStrong) { 1 } else { 0 };
+                    let req = pb::GetNextIdRequest {
+                        store_name: (*store).clone(),
+                        key,
+                        options: Some(pb::SequencerOptions { increment }),
+                        metadata: Default::default(),
+                    };
+                    client.get_next_id(req).await.map(drop).map_err(|e| e.to_string())
+                }
             }
         }
     })
@@ -225,12 +326,32 @@ async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
             .context("pre-populating the keys")?;
     }
     let clients = pool.clients().to_vec();
+    let unlock = Arc::new(fred::types::scripts::Script::from_lua(UNLOCK_SCRIPT));
     let report = drive(load, clients, keys, move |client: fred::prelude::Client, key: String| {
         let payload = payload.clone();
+        let unlock = unlock.clone();
         async move {
             match op {
                 RedisOp::Get => client.get::<Option<Bytes>, _>(key).await.map(drop),
                 RedisOp::Set => client.set::<(), _, _>(key, payload, None, None, false).await,
+                RedisOp::Incr => client.incr::<i64, _>(key).await.map(drop),
+                RedisOp::Lock => {
+                    let owner = format!("owner-{key}");
+                    let set: Option<String> = client
+                        .set(
+                            key.as_str(),
+                            owner.as_str(),
+                            Some(Expiration::PX(10_000)),
+                            Some(SetOptions::NX),
+                            false,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if set.is_none() {
+                        return Err(format!("lock {key} was not free"));
+                    }
+                    unlock.evalsha_with_reload::<i64, _, _>(&client, vec![key], vec![owner]).await.map(drop)
+                }
             }
             .map_err(|e| e.to_string())
         }
@@ -239,6 +360,15 @@ async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
     let _ = pool.quit().await;
     report
 }
+
+/// Compare-and-delete, as the Redis lock component's unlock.
+const UNLOCK_SCRIPT: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if not v then return 1 end
+if v ~= ARGV[1] then return 2 end
+redis.call('DEL', KEYS[1])
+return 0
+"#;
 
 /// Latencies from 1 ns to 60 s at 3 significant digits.
 fn histogram() -> Result<Histogram<u64>> {
@@ -335,7 +465,7 @@ async fn noop_server(addr: SocketAddr, payload: usize) -> Result<()> {
         TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?.with_nodelay(Some(true));
     eprintln!("layotto-bench: noop server listening on {addr}");
     tonic::transport::Server::builder()
-        .add_service(RuntimeServer::new(Noop { data: vec![b'x'; payload] }))
+        .add_service(RuntimeServer::new(Noop { data: vec![b'x'; payload], next_id: Default::default() }))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -346,6 +476,7 @@ async fn noop_server(addr: SocketAddr, payload: usize) -> Result<()> {
 /// The Runtime service with no work behind it: the gRPC floor.
 struct Noop {
     data: Vec<u8>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -418,11 +549,11 @@ impl Runtime for Noop {
     }
 
     async fn try_lock(&self, _: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
-        unimplemented()
+        Ok(Response::new(pb::TryLockResponse { success: true }))
     }
 
     async fn unlock(&self, _: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
-        unimplemented()
+        Ok(Response::new(pb::UnlockResponse { status: 0 }))
     }
 
     async fn lock_keep_alive(
@@ -433,11 +564,12 @@ impl Runtime for Noop {
     }
 
     async fn get_next_id(&self, _: Request<pb::GetNextIdRequest>) -> Reply<pb::GetNextIdResponse> {
-        unimplemented()
+        let next_id = self.next_id.fetch_add(1, Ordering::Relaxed) as i64;
+        Ok(Response::new(pb::GetNextIdResponse { next_id }))
     }
 
     async fn publish_event(&self, _: Request<pb::PublishEventRequest>) -> Reply<()> {
-        unimplemented()
+        Ok(Response::new(()))
     }
 
     type SubscribeTopicEventsStream = BoxStream<pb::SubscribeTopicEventsResponse>;

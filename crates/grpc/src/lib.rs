@@ -6,10 +6,12 @@
 
 mod lifecycle_service;
 pub mod pb;
+pub mod pubsub;
 mod runtime_service;
 pub mod status;
 
 pub use lifecycle_service::LifecycleService;
+pub use pubsub::{AppCallback, PubSubComponent};
 pub use runtime_service::{Components, RuntimeService};
 
 /// Encoded `FileDescriptorSet` of every proto we serve, for gRPC reflection.

@@ -7,12 +7,17 @@ use std::sync::Arc;
 
 use futures::Stream;
 use layotto_hello::{Hello, HelloRequest};
+use layotto_lock::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
+use layotto_pubsub::PublishRequest;
+use layotto_pubsub::cloudevent::{PublishInput, envelope};
+use layotto_sequencer::{Increment, SequencerService};
 use layotto_state::{Concurrency, Consistency, DeleteRequest, GetRequest, Operation, SetRequest, StateStore};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::pb::runtime as pb;
 use crate::pb::runtime::runtime_server::Runtime;
+use crate::pubsub::{ActiveStreams, PubSubComponent, open_stream, serve_stream};
 use crate::status::to_status;
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -23,17 +28,59 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 pub struct Components {
     pub hellos: HashMap<String, Arc<dyn Hello>>,
     pub state: HashMap<String, Arc<dyn StateStore>>,
+    pub pubsubs: HashMap<String, PubSubComponent>,
+    /// Lock stores, already behind Layotto's key prefix and validation.
+    pub locks: HashMap<String, Arc<dyn LockStore>>,
+    pub sequencers: HashMap<String, Arc<SequencerService>>,
 }
 
 #[derive(Clone)]
 pub struct RuntimeService {
     components: Arc<Components>,
     max_request_bytes: usize,
+    streams: Arc<ActiveStreams>,
 }
 
 impl RuntimeService {
     pub fn new(components: Arc<Components>, max_request_bytes: usize) -> Self {
-        Self { components, max_request_bytes }
+        Self { components, max_request_bytes, streams: Arc::default() }
+    }
+
+    fn lock_store(&self, name: &str) -> Result<&Arc<dyn LockStore>, Status> {
+        if self.components.locks.is_empty() {
+            return Err(Status::failed_precondition("lock store is not configured"));
+        }
+        self.components
+            .locks
+            .get(name)
+            .ok_or_else(|| Status::invalid_argument(format!("lock store {name} not found")))
+    }
+
+    fn sequencer(&self, name: &str) -> Result<&Arc<SequencerService>, Status> {
+        if self.components.sequencers.is_empty() {
+            return Err(Status::failed_precondition("Sequencer store is not configured"));
+        }
+        self.components
+            .sequencers
+            .get(name)
+            .ok_or_else(|| Status::invalid_argument(format!("Sequencer store {name} not found")))
+    }
+
+    fn pubsub(&self, name: &str, topic: &str) -> Result<&PubSubComponent, Status> {
+        if name.is_empty() {
+            return Err(Status::invalid_argument("pubsub name is empty"));
+        }
+        if topic.is_empty() {
+            return Err(Status::invalid_argument(format!("topic is empty in pubsub {name}")));
+        }
+        self.components.pubsubs.get(name).ok_or_else(|| {
+            let mut known: Vec<&str> = self.components.pubsubs.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            Status::invalid_argument(format!(
+                "pubsub {name} is not found; configured: {}",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ))
+        })
     }
 
     fn state_store(&self, name: &str) -> Result<&Arc<dyn StateStore>, Status> {
@@ -107,6 +154,11 @@ fn delete_request(item: pb::StateItem) -> DeleteRequest {
         concurrency: concurrency(options.concurrency),
         consistency: consistency(options.consistency),
     }
+}
+
+/// Seconds on the wire; zero or negative is rejected by the lock layer.
+fn expire(seconds: i32) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
 fn first_key(states: &[pb::StateItem]) -> &str {
@@ -265,36 +317,133 @@ impl Runtime for RuntimeService {
         unimplemented_api("configuration", "SubscribeConfiguration")
     }
 
-    async fn try_lock(&self, _: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
-        unimplemented_api("lock", "TryLock")
+    async fn try_lock(&self, request: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
+        let req = request.into_inner();
+        let store = self.lock_store(&req.store_name)?;
+        let try_lock = TryLockRequest {
+            resource_id: req.resource_id,
+            lock_owner: req.lock_owner,
+            expire: expire(req.expire),
+        };
+        let success = store.try_lock(try_lock).await.map_err(to_status)?;
+        Ok(Response::new(pb::TryLockResponse { success }))
     }
 
-    async fn unlock(&self, _: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
-        unimplemented_api("lock", "Unlock")
+    async fn unlock(&self, request: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
+        use pb::unlock_response::Status as S;
+        let req = request.into_inner();
+        let store = self.lock_store(&req.store_name)?;
+        let unlock = UnlockRequest { resource_id: req.resource_id, lock_owner: req.lock_owner };
+        let status = match store.unlock(unlock).await.map_err(to_status)? {
+            LockStatus::Success => S::Success,
+            LockStatus::LockUnexist => S::LockUnexist,
+            LockStatus::LockBelongToOthers => S::LockBelongToOthers,
+        };
+        Ok(Response::new(pb::UnlockResponse { status: status.into() }))
     }
 
     async fn lock_keep_alive(
         &self,
-        _: Request<pb::LockKeepAliveRequest>,
+        request: Request<pb::LockKeepAliveRequest>,
     ) -> Reply<pb::LockKeepAliveResponse> {
-        unimplemented_api("lock", "LockKeepAlive")
+        use pb::lock_keep_alive_response::Status as S;
+        let req = request.into_inner();
+        let store = self.lock_store(&req.store_name)?;
+        let keep_alive = KeepAliveRequest {
+            resource_id: req.resource_id,
+            lock_owner: req.lock_owner,
+            expire: expire(req.expire),
+        };
+        let status = match store.keep_alive(keep_alive).await.map_err(to_status)? {
+            LockStatus::Success => S::Success,
+            LockStatus::LockUnexist => S::LockUnexist,
+            LockStatus::LockBelongToOthers => S::LockBelongToOthers,
+        };
+        Ok(Response::new(pb::LockKeepAliveResponse { status: status.into() }))
     }
 
-    async fn get_next_id(&self, _: Request<pb::GetNextIdRequest>) -> Reply<pb::GetNextIdResponse> {
-        unimplemented_api("sequencer", "GetNextId")
+    async fn get_next_id(&self, request: Request<pb::GetNextIdRequest>) -> Reply<pb::GetNextIdResponse> {
+        let req = request.into_inner();
+        let sequencer = self.sequencer(&req.store_name)?;
+        let strong =
+            req.options.is_some_and(|o| o.increment == pb::sequencer_options::AutoIncrement::Strong as i32);
+        let increment = if strong { Increment::Strong } else { Increment::Weak };
+        let next_id = sequencer.next_id(&req.key, increment).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetNextIdResponse { next_id }))
     }
 
-    async fn publish_event(&self, _: Request<pb::PublishEventRequest>) -> Reply<()> {
-        unimplemented_api("pub/sub", "PublishEvent")
+    async fn publish_event(&self, request: Request<pb::PublishEventRequest>) -> Reply<()> {
+        let traceparent =
+            request.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let req = request.into_inner();
+        let pubsub = self.pubsub(&req.pubsub_name, &req.topic)?;
+        let input = PublishInput {
+            pubsub_name: req.pubsub_name,
+            topic: req.topic,
+            data: req.data,
+            content_type: req.data_content_type,
+            metadata: req.metadata,
+            traceparent,
+            broker_ttl: pubsub.component.features().message_ttl,
+        };
+        let data = envelope(&input).map_err(to_status)?;
+        let publish = PublishRequest { topic: input.topic, data, metadata: input.metadata };
+        pubsub.component.publish(publish).await.map_err(to_status)?;
+        Ok(Response::new(()))
     }
 
     type SubscribeTopicEventsStream = BoxStream<pb::SubscribeTopicEventsResponse>;
 
     async fn subscribe_topic_events(
         &self,
-        _: Request<Streaming<pb::SubscribeTopicEventsRequest>>,
+        request: Request<Streaming<pb::SubscribeTopicEventsRequest>>,
     ) -> Reply<Self::SubscribeTopicEventsStream> {
-        unimplemented_api("pub/sub", "SubscribeTopicEvents")
+        use pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
+        let mut requests = request.into_inner();
+        let initial = match requests.message().await? {
+            Some(pb::SubscribeTopicEventsRequest {
+                subscribe_topic_events_request_type: Some(In::InitialRequest(initial)),
+            }) => initial,
+            _ => return Err(Status::invalid_argument("initial request is required")),
+        };
+        if initial.pubsub_name.is_empty() {
+            return Err(Status::invalid_argument("pubsubName is required"));
+        }
+        if initial.topic.is_empty() {
+            return Err(Status::invalid_argument("topic is required"));
+        }
+        let name = initial.pubsub_name.clone();
+        let component = self
+            .components
+            .pubsubs
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Status::invalid_argument(format!("pubsub {name} is not initialized.")))?;
+        if !self.streams.claim(&name, &initial.topic) {
+            return Err(Status::already_exists(format!(
+                "already subscribed to pubsub \"{name}\" topic \"{}\"",
+                initial.topic
+            )));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let topic = initial.topic.clone();
+        let open = match open_stream(&name, &component, initial, tx.clone()).await {
+            Ok(open) => open,
+            Err(e) => {
+                self.streams.release(&name, &topic);
+                return Err(to_status(e));
+            }
+        };
+        let first = pb::SubscribeTopicEventsResponse {
+            subscribe_topic_events_response_type: Some(
+                pb::subscribe_topic_events_response::SubscribeTopicEventsResponseType::InitialResponse(
+                    pb::SubscribeTopicEventsResponseInitial {},
+                ),
+            ),
+        };
+        let _ = tx.send(Ok(first)).await;
+        tokio::spawn(serve_stream(open, requests, tx, self.streams.clone()));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     type GetFileStream = BoxStream<pb::GetFileResponse>;

@@ -26,6 +26,15 @@ pub struct Config {
     /// State stores by name.
     #[serde(default)]
     pub state: BTreeMap<String, ComponentConfig>,
+    /// Pub/sub brokers by name (Layotto's `pub_subs`).
+    #[serde(default)]
+    pub pub_subs: BTreeMap<String, ComponentConfig>,
+    /// Lock stores by name.
+    #[serde(default)]
+    pub lock: BTreeMap<String, ComponentConfig>,
+    /// Sequencers by name; only these take `bigger_than`.
+    #[serde(default)]
+    pub sequencer: BTreeMap<String, ComponentConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +72,9 @@ pub struct ComponentConfig {
     pub kind: String,
     #[serde(default, deserialize_with = "scalar_map")]
     pub metadata: Metadata,
+    /// Sequencers only: ids of each key start above this (Layotto's `biggerThan`).
+    #[serde(default, alias = "biggerThan", skip_serializing_if = "BTreeMap::is_empty")]
+    pub bigger_than: BTreeMap<String, i64>,
 }
 
 // Metadata can hold passwords: Debug shows only the keys.
@@ -76,7 +88,7 @@ impl fmt::Debug for ComponentConfig {
 
 impl ComponentConfig {
     pub fn new(kind: impl Into<String>) -> Self {
-        Self { kind: kind.into(), metadata: Metadata::new() }
+        Self { kind: kind.into(), metadata: Metadata::new(), bigger_than: BTreeMap::new() }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -122,6 +134,9 @@ impl Config {
             server: ServerConfig::default(),
             hellos: BTreeMap::new(),
             state: BTreeMap::new(),
+            pub_subs: BTreeMap::new(),
+            lock: BTreeMap::new(),
+            sequencer: BTreeMap::new(),
         }
     }
 
@@ -133,6 +148,9 @@ impl Config {
             .hellos
             .insert("quick_start_demo".into(), ComponentConfig::new("helloworld").with("hello", "greeting"));
         config.state.insert("state_demo".into(), ComponentConfig::new("in-memory"));
+        config.pub_subs.insert("pub_subs_demo".into(), ComponentConfig::new("in-memory"));
+        config.lock.insert("lock_demo".into(), ComponentConfig::new("in-memory"));
+        config.sequencer.insert("sequencer_demo".into(), ComponentConfig::new("in-memory"));
         config
     }
 

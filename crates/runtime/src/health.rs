@@ -28,6 +28,13 @@ impl ComponentProbe {
         Self { api: "state", name: name.to_owned(), kind: kind.to_owned(), probe }
     }
 
+    pub fn new<F>(api: &'static str, name: &str, kind: &str, probe: F) -> Self
+    where
+        F: Fn() -> BoxFuture<'static, Health> + Send + Sync + 'static,
+    {
+        Self { api, name: name.to_owned(), kind: kind.to_owned(), probe: Arc::new(probe) }
+    }
+
     pub fn always_up(api: &'static str, name: &str, kind: &str) -> Self {
         let probe: Probe = Arc::new(|| Box::pin(async { Health::up() }));
         Self { api, name: name.to_owned(), kind: kind.to_owned(), probe }

@@ -16,11 +16,8 @@ use crate::config::{ComponentConfig, Config};
 const NOT_YET_SERVED: &[&str] = &[
     "config_store",
     "rpcs",
-    "pub_subs",
     "file",
     "oss",
-    "lock",
-    "sequencer",
     "bindings",
     "secret_store",
     "custom_component",
@@ -94,9 +91,28 @@ pub fn parse(text: &str) -> Result<Config, String> {
                     config.hellos.insert(name, component);
                 }
             }
-            "state" => {
+            "state" | "pub_subs" | "lock" => {
+                let target = match section.as_str() {
+                    "state" => &mut config.state,
+                    "pub_subs" => &mut config.pub_subs,
+                    _ => &mut config.lock,
+                };
                 for (name, entry) in components(key, value)? {
-                    config.state.insert(name.clone(), component(key, &name, entry)?);
+                    target.insert(name.clone(), component(key, &name, entry)?);
+                }
+            }
+            "sequencer" => {
+                for (name, entry) in components(key, value)? {
+                    let mut c = component(key, &name, entry)?;
+                    if let Some(map) = field(entry, "biggerThan").and_then(Value::as_object) {
+                        for (k, v) in map {
+                            let min = v.as_i64().ok_or_else(|| {
+                                format!("sequencer '{name}': biggerThan.{k} must be an integer, got {v}")
+                            })?;
+                            c.bigger_than.insert(k.clone(), min);
+                        }
+                    }
+                    config.sequencer.insert(name, c);
                 }
             }
             s if NOT_YET_SERVED.contains(&s) => {
@@ -149,7 +165,7 @@ fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig
             metadata.insert(k.clone(), v);
         }
     }
-    Ok(ComponentConfig { kind, metadata })
+    Ok(ComponentConfig { kind, metadata, bigger_than: Default::default() })
 }
 
 #[cfg(test)]
@@ -165,6 +181,8 @@ mod tests {
               "hellos": {"quick_start_demo": {"type": "helloworld", "hello": "greeting"}},
               "State": {"redis": {"type": "redis", "metadata": {"redisHost": "localhost:6380", "redisPassword": "", "redisDB": 0}}},
               "lock": {"redis": {"type": "redis", "metadata": {"redisHost": "localhost:6380"}}},
+              "sequencer": {"redis": {"type": "redis", "biggerThan": {"order": 1000}, "metadata": {"redisHost": "localhost:6380"}}},
+              "pub_subs": {"redis": {"type": "redis", "metadata": {"redisHost": "localhost:6380", "consumerID": ""}}},
               "app": {"app_id": "app1", "grpc_callback_port": 9999}
            }}}]}]},
           {"name": "actuator", "address": "127.0.0.1:34999", "bind_port": true,
@@ -182,6 +200,9 @@ mod tests {
         assert_eq!(config.app.id, "app1");
         assert_eq!(config.app.callback_port, 9999);
         assert_eq!(config.hellos["quick_start_demo"].metadata["hello"], "greeting");
+        assert_eq!(config.lock["redis"].kind, "redis");
+        assert_eq!(config.sequencer["redis"].bigger_than["order"], 1000);
+        assert_eq!(config.pub_subs["redis"].metadata["redisHost"], "localhost:6380");
         let redis = &config.state["redis"];
         assert_eq!(redis.kind, "redis");
         assert_eq!(redis.metadata["redisHost"], "localhost:6380");

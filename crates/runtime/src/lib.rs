@@ -15,12 +15,16 @@ pub mod config;
 mod health;
 pub mod layotto_json;
 mod server;
+mod subscriber;
 
 pub use config::{ComponentConfig, Config, ConfigError};
-pub use server::{Running, StartError, start};
+pub use server::{DEFAULT_CONSUMER_ID, Running, StartError, start};
 
 use layotto_core::Registry;
 use layotto_hello::{Hello, HelloWorld};
+use layotto_lock::LockStore;
+use layotto_pubsub::PubSub;
+use layotto_sequencer::Sequencer;
 use layotto_state::StateStore;
 use layotto_state::components::memory::MemoryStore;
 
@@ -28,19 +32,32 @@ use layotto_state::components::memory::MemoryStore;
 pub struct Registries {
     pub hellos: Registry<dyn Hello>,
     pub state: Registry<dyn StateStore>,
+    pub pub_subs: Registry<dyn PubSub>,
+    pub lock: Registry<dyn LockStore>,
+    pub sequencer: Registry<dyn Sequencer>,
 }
 
 impl Registries {
     /// No component types at all.
     pub fn empty() -> Self {
-        Self { hellos: Registry::new("hellos"), state: Registry::new("state") }
+        Self {
+            hellos: Registry::new("hellos"),
+            state: Registry::new("state"),
+            pub_subs: Registry::new("pub_subs"),
+            lock: Registry::new("lock"),
+            sequencer: Registry::new("sequencer"),
+        }
     }
 
-    /// The components every build has: the in-memory ones and `helloworld`.
+    /// The components every build has: the in-memory ones and `helloworld`,
+    /// plus those the API crates were compiled with (their cargo features).
     pub fn builtin() -> Self {
         let mut registries = Self::empty();
         registries.hellos.register(HelloWorld::TYPE, HelloWorld::build);
         registries.state.register(MemoryStore::TYPE, MemoryStore::build);
+        registries.pub_subs = layotto_pubsub::registry();
+        registries.lock = layotto_lock::registry();
+        registries.sequencer = layotto_sequencer::registry();
         registries
     }
 }

@@ -9,7 +9,11 @@ use std::time::{Duration, SystemTime};
 use layotto_core::{ComponentContext, KeyPrefix};
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
-use layotto_grpc::{Components, FILE_DESCRIPTOR_SET, LifecycleService, RuntimeService};
+use layotto_grpc::{
+    AppCallback, Components, FILE_DESCRIPTOR_SET, LifecycleService, PubSubComponent, RuntimeService,
+};
+use layotto_lock::{LockStore, PrefixedLock};
+use layotto_sequencer::SequencerService;
 use layotto_state::{PrefixedStore, StateStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,6 +25,9 @@ use crate::Registries;
 use crate::actuator::{self, Actuator};
 use crate::config::{ComponentConfig, Config};
 use crate::health::{self, ComponentProbe, Startup};
+
+/// The consumer group of pub/sub components when neither `consumerID` nor an app id is set.
+pub const DEFAULT_CONSUMER_ID: &str = "layotto";
 
 /// Why the runtime did not start; the message names the component or listener.
 #[derive(Debug)]
@@ -40,6 +47,7 @@ pub struct Running {
     actuator_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    subscriptions: crate::subscriber::Subscriptions,
 }
 
 impl Running {
@@ -54,6 +62,10 @@ impl Running {
     /// Stops accepting, lets in-flight calls finish, and waits for the listeners.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Stop consuming first: unacknowledged messages go back to the brokers.
+        for subscription in self.subscriptions.lock().await.drain(..) {
+            subscription.close().await;
+        }
         for task in self.tasks {
             let _ = task.await;
         }
@@ -68,6 +80,28 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     }
     for (name, c) in &config.state {
         registries.state.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
+    }
+    for (name, c) in &config.pub_subs {
+        registries.pub_subs.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
+    }
+    for (name, c) in &config.lock {
+        registries.lock.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
+    }
+    for (name, c) in &config.sequencer {
+        registries.sequencer.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
+    }
+    let sections = [
+        ("hellos", &config.hellos),
+        ("state", &config.state),
+        ("pub_subs", &config.pub_subs),
+        ("lock", &config.lock),
+    ];
+    for (api, section) in sections {
+        if let Some((name, _)) = section.iter().find(|(_, c)| !c.bigger_than.is_empty()) {
+            return Err(StartError(format!(
+                "{api} component '{name}': only sequencer components take bigger_than"
+            )));
+        }
     }
 
     let mut components = Components::default();
@@ -88,6 +122,60 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         probes.push(ComponentProbe::state(name, &c.kind, store.clone()));
         components.state.insert(name.clone(), store);
     }
+    for (name, c) in &config.pub_subs {
+        let mut ctx = context("pub_subs", name, c, &config);
+        // As Layotto: runtimes of one app id share the messages of a topic.
+        let consumer = ctx.metadata.entry("consumerID".to_owned()).or_default();
+        if consumer.trim().is_empty() {
+            *consumer =
+                if config.app.id.is_empty() { DEFAULT_CONSUMER_ID.to_owned() } else { config.app.id.clone() };
+        }
+        let metadata = ctx.metadata.clone();
+        let pubsub = registries.pub_subs.build(ctx).await.map_err(failed("pub_subs", name, c))?;
+        started("pub_subs", name, c);
+        probes.push(ComponentProbe::new("pub_subs", name, &c.kind, {
+            let pubsub = pubsub.clone();
+            move || {
+                let pubsub = pubsub.clone();
+                Box::pin(async move { pubsub.health().await })
+            }
+        }));
+        components.pubsubs.insert(name.clone(), PubSubComponent { component: pubsub, metadata });
+    }
+    for (name, c) in &config.lock {
+        let ctx = context("lock", name, c, &config);
+        let build = async {
+            let inner = registries.lock.build(ctx.clone()).await?;
+            PrefixedLock::from_context(inner, &ctx)
+        };
+        let lock: Arc<dyn LockStore> = Arc::new(build.await.map_err(failed("lock", name, c))?);
+        started("lock", name, c);
+        probes.push(ComponentProbe::new("lock", name, &c.kind, {
+            let lock = lock.clone();
+            move || {
+                let lock = lock.clone();
+                Box::pin(async move { lock.health().await })
+            }
+        }));
+        components.locks.insert(name.clone(), lock);
+    }
+    for (name, c) in &config.sequencer {
+        let ctx = context("sequencer", name, c, &config);
+        let build = async {
+            let inner = registries.sequencer.build(ctx.clone()).await?;
+            SequencerService::new(inner, &ctx, &c.bigger_than).await
+        };
+        let sequencer = Arc::new(build.await.map_err(failed("sequencer", name, c))?);
+        started("sequencer", name, c);
+        probes.push(ComponentProbe::new("sequencer", name, &c.kind, {
+            let sequencer = sequencer.clone();
+            move || {
+                let sequencer = sequencer.clone();
+                Box::pin(async move { sequencer.health().await })
+            }
+        }));
+        components.sequencers.insert(name.clone(), sequencer);
+    }
 
     let grpc_listener = bind("gRPC", config.server.grpc).await?;
     let actuator_listener = bind("actuator", config.server.actuator).await?;
@@ -100,6 +188,17 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let mut tasks = Vec::new();
 
     let components = Arc::new(components);
+    let subscriptions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    if config.app.callback_port != 0 && !components.pubsubs.is_empty() {
+        let app = AppCallback::new(&config.app.callback_host, config.app.callback_port)
+            .map_err(|e| StartError(e.to_string()))?;
+        tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
+            app,
+            components.clone(),
+            subscriptions.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let lifecycle = LifecycleService::new(components.clone());
     let runtime = RuntimeService::new(components, config.server.max_request_bytes);
     // Let slightly oversized requests through to the service, which names the store and key.
@@ -159,7 +258,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
 
     startup.mark_started();
     tracing::info!(grpc = %grpc_addr, actuator = %actuator_addr, "layotto-rs is ready");
-    Ok(Running { grpc_addr, actuator_addr, shutdown, tasks })
+    Ok(Running { grpc_addr, actuator_addr, shutdown, tasks, subscriptions })
 }
 
 fn context(api: &str, name: &str, c: &ComponentConfig, config: &Config) -> ComponentContext {

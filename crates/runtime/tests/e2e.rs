@@ -321,15 +321,10 @@ async fn lifecycle_reconfigures_hello() {
 #[tokio::test]
 async fn apis_not_built_yet_answer_unimplemented() {
     let (running, mut c) = start(full_config()).await;
-    let err = c.publish_event(pb::PublishEventRequest::default()).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("pub/sub"), "{}", err.message());
-    let err = c.try_lock(pb::TryLockRequest::default()).await.unwrap_err();
-    assert!(err.code() == Code::Unimplemented && err.message().contains("lock"));
-    let err = c.get_next_id(pb::GetNextIdRequest::default()).await.unwrap_err();
-    assert!(err.code() == Code::Unimplemented && err.message().contains("sequencer"));
     let err = c.get_secret(pb::GetSecretRequest::default()).await.unwrap_err();
     assert!(err.code() == Code::Unimplemented && err.message().contains("secrets"));
+    let err = c.invoke_binding(pb::InvokeBindingRequest::default()).await.unwrap_err();
+    assert!(err.code() == Code::Unimplemented && err.message().contains("bindings"));
     running.shutdown().await;
 }
 

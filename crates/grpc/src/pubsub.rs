@@ -1,0 +1,231 @@
+//! Pub/Sub on the wire: `PublishEvent`, `SubscribeTopicEvents` streaming,
+//! and the AppCallback client that delivers events to the app.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use layotto_core::{Error, Metadata, Result};
+use layotto_pubsub::{App, AppStatus, DeliveryPolicy, PubSub, TopicEvent, delivery};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Channel;
+use tonic::{Code, Status, Streaming};
+
+use crate::pb::runtime as pb;
+use crate::pb::runtime::app_callback_client::AppCallbackClient;
+use crate::pb::runtime::topic_event_response::TopicEventResponseStatus;
+
+/// A configured pub/sub component and its configuration metadata, which
+/// holds the delivery policy defaults (`deadLetterTopic`, `deliveryMaxRetries`, …).
+#[derive(Clone)]
+pub struct PubSubComponent {
+    pub component: Arc<dyn PubSub>,
+    pub metadata: Metadata,
+}
+
+impl PubSubComponent {
+    /// The policy for one subscription: component metadata, then the subscription's.
+    pub fn policy(&self, name: &str, topic: &str, subscription: &Metadata) -> Result<DeliveryPolicy> {
+        DeliveryPolicy::from_metadata(
+            &format!("pubsub '{name}': topic '{topic}'"),
+            &[&self.metadata, subscription],
+        )
+    }
+
+    /// Subscribes `app` to `topic` with the policy of this component.
+    pub async fn subscribe_app(
+        &self,
+        name: &str,
+        topic: &str,
+        metadata: Metadata,
+        dead_letter_topic: Option<String>,
+        app: Arc<dyn App>,
+    ) -> Result<layotto_pubsub::Subscription> {
+        let mut policy = self.policy(name, topic, &metadata)?;
+        if let Some(dlq) = dead_letter_topic.filter(|t| !t.trim().is_empty()) {
+            policy.dead_letter_topic = Some(dlq);
+        }
+        delivery::subscribe_app(name, self.component.clone(), topic, metadata, policy, app).await
+    }
+}
+
+pub(crate) fn topic_event_request(event: TopicEvent) -> pb::TopicEventRequest {
+    pb::TopicEventRequest {
+        id: event.id,
+        source: event.source,
+        r#type: event.r#type,
+        spec_version: event.spec_version,
+        data_content_type: event.data_content_type,
+        data: event.data,
+        topic: event.topic,
+        pubsub_name: event.pubsub_name,
+        metadata: event.metadata,
+    }
+}
+
+fn app_status(status: i32) -> Result<AppStatus> {
+    match TopicEventResponseStatus::try_from(status) {
+        Ok(TopicEventResponseStatus::Success) => Ok(AppStatus::Success),
+        Ok(TopicEventResponseStatus::Retry) => Ok(AppStatus::Retry),
+        Ok(TopicEventResponseStatus::Drop) => Ok(AppStatus::Drop),
+        Err(_) => Err(Error::invalid_argument(format!("the app answered an unknown status {status}"))),
+    }
+}
+
+/// The app's AppCallback service, as the subscriber of its subscriptions.
+#[derive(Clone)]
+pub struct AppCallback {
+    client: AppCallbackClient<Channel>,
+    address: String,
+}
+
+impl AppCallback {
+    /// A lazily connected client: the app may come up after the runtime.
+    pub fn new(host: &str, port: u16) -> Result<Self> {
+        let address = format!("http://{host}:{port}");
+        let endpoint = Channel::from_shared(address.clone())
+            .map_err(|e| Error::config(format!("app callback address '{address}': {e}")))?
+            .tcp_nodelay(true);
+        Ok(Self { client: AppCallbackClient::new(endpoint.connect_lazy()), address })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub async fn list_topic_subscriptions(&self) -> std::result::Result<Vec<pb::TopicSubscription>, Status> {
+        let reply = self.client.clone().list_topic_subscriptions(()).await?;
+        Ok(reply.into_inner().subscriptions)
+    }
+}
+
+#[tonic::async_trait]
+impl App for AppCallback {
+    async fn on_event(&self, event: TopicEvent) -> Result<AppStatus> {
+        match self.client.clone().on_topic_event(topic_event_request(event)).await {
+            Ok(reply) => app_status(reply.into_inner().status),
+            // As Layotto: an app without OnTopicEvent drops the event.
+            Err(status) if status.code() == Code::Unimplemented => Ok(AppStatus::Drop),
+            Err(status) => Err(Error::unavailable(format!(
+                "OnTopicEvent on the app at {} failed: {}: {}",
+                self.address,
+                status.code(),
+                status.message()
+            ))),
+        }
+    }
+}
+
+/// Streams opened by `SubscribeTopicEvents`, one per (pubsub, topic).
+#[derive(Default)]
+pub struct ActiveStreams(Mutex<HashSet<(String, String)>>);
+
+/// The client of one `SubscribeTopicEvents` stream as an [`App`]: each event
+/// is sent down the stream and answered by an `event_processed` with its id.
+struct StreamApp {
+    tx: mpsc::Sender<std::result::Result<pb::SubscribeTopicEventsResponse, Status>>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<i32>>>>,
+}
+
+#[tonic::async_trait]
+impl App for StreamApp {
+    async fn on_event(&self, event: TopicEvent) -> Result<AppStatus> {
+        let id = event.id.clone();
+        let (answer_tx, answer_rx) = oneshot::channel();
+        self.waiting.lock().insert(id.clone(), answer_tx);
+        let message = pb::SubscribeTopicEventsResponse {
+            subscribe_topic_events_response_type: Some(
+                pb::subscribe_topic_events_response::SubscribeTopicEventsResponseType::EventMessage(
+                    topic_event_request(event),
+                ),
+            ),
+        };
+        if self.tx.send(Ok(message)).await.is_err() {
+            self.waiting.lock().remove(&id);
+            return Err(Error::unavailable("the subscribing stream has closed"));
+        }
+        let status =
+            answer_rx.await.map_err(|_| Error::unavailable("the subscribing stream closed before answering"));
+        if status.is_err() {
+            self.waiting.lock().remove(&id);
+        }
+        app_status(status?)
+    }
+}
+
+type StreamSender = mpsc::Sender<std::result::Result<pb::SubscribeTopicEventsResponse, Status>>;
+
+type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<i32>>>>;
+
+/// An open `SubscribeTopicEvents` stream: subscribed before the client gets
+/// its initial response, so nothing published after that is missed.
+pub(crate) struct OpenStream {
+    subscription: layotto_pubsub::Subscription,
+    waiting: Waiting,
+    key: (String, String),
+}
+
+pub(crate) async fn open_stream(
+    name: &str,
+    component: &PubSubComponent,
+    initial: pb::SubscribeTopicEventsRequestInitial,
+    tx: StreamSender,
+) -> Result<OpenStream> {
+    let key = (name.to_owned(), initial.topic.clone());
+    let waiting: Waiting = Arc::default();
+    let app = Arc::new(StreamApp { tx, waiting: waiting.clone() });
+    let subscription = component
+        .subscribe_app(name, &initial.topic, initial.metadata, initial.dead_letter_topic, app)
+        .await?;
+    Ok(OpenStream { subscription, waiting, key })
+}
+
+/// Pairs the client's `event_processed` answers with waiting events until
+/// the stream ends, then unsubscribes.
+pub(crate) async fn serve_stream(
+    open: OpenStream,
+    mut requests: Streaming<pb::SubscribeTopicEventsRequest>,
+    tx: StreamSender,
+    active: Arc<ActiveStreams>,
+) {
+    use pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
+    loop {
+        let next = tokio::select! {
+            _ = tx.closed() => break,
+            m = requests.message() => m,
+        };
+        match next {
+            Ok(Some(pb::SubscribeTopicEventsRequest {
+                subscribe_topic_events_request_type: Some(In::EventProcessed(p)),
+            })) => {
+                let status = p.status.map_or(0, |s| s.status);
+                if let Some(answer) = open.waiting.lock().remove(&p.id) {
+                    let _ = answer.send(status);
+                }
+            }
+            Ok(Some(pb::SubscribeTopicEventsRequest {
+                subscribe_topic_events_request_type: Some(In::InitialRequest(_)),
+            })) => {
+                let _ = tx.send(Err(Status::invalid_argument("duplicate initial request received"))).await;
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // Events still waiting fail, so the broker delivers them again.
+    open.waiting.lock().clear();
+    open.subscription.close().await;
+    active.0.lock().remove(&open.key);
+}
+
+impl ActiveStreams {
+    /// Claims (pubsub, topic) for a new stream; false if another has it.
+    pub(crate) fn claim(&self, pubsub: &str, topic: &str) -> bool {
+        self.0.lock().insert((pubsub.to_owned(), topic.to_owned()))
+    }
+
+    pub(crate) fn release(&self, pubsub: &str, topic: &str) {
+        self.0.lock().remove(&(pubsub.to_owned(), topic.to_owned()));
+    }
+}

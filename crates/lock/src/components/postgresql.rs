@@ -1,0 +1,343 @@
+//! `postgresql`: locks as leases in a PostgreSQL table.
+//!
+//! Storage: one row per held (or expired, not yet reused) lock in
+//! `<tableName>(lock_key TEXT PRIMARY KEY, lock_owner TEXT, expires_at TIMESTAMPTZ)`,
+//! created `IF NOT EXISTS` when the component is built. Expiry is judged by
+//! the database clock (`now()`), so runtimes whose clocks disagree still
+//! agree on who holds a lock. Every operation is one statement:
+//! - try_lock: `INSERT … ON CONFLICT (lock_key) DO UPDATE … WHERE expires_at <= now()`,
+//!   so a live lease is never overwritten and an expired one is taken over;
+//! - unlock: delete the caller's live row (and any expired row), reporting
+//!   `LockUnexist` or `LockBelongToOthers` when nothing of the caller's was there;
+//! - keep_alive: move the caller's live row's `expires_at` to `now() + expire`.
+//!
+//! Why a lease table and not `pg_advisory_lock`: an advisory lock belongs to a
+//! database session, so it cannot expire after `expire` seconds, it cannot be
+//! released by another connection of the pool (the same owner's unlock may run
+//! on a different pooled connection), and it vanishes silently whenever the
+//! pool recycles or loses that connection. A row with a deadline has none of
+//! these problems and survives a runtime restart.
+//!
+//! Metadata: `connectionString` (required; a `postgres://` URL or a
+//! `host=… user=… dbname=…` key/value string as Dapr's PostgreSQL components
+//! take), `tableName` (default `layotto_lock`; an identifier, optionally
+//! `schema.table`), `timeout` (acquiring a connection and answering, a
+//! duration such as `5s`, default 5 s), `maxConns` (pool size, default 10).
+//! An unreachable database fails the build with `Unavailable`; during an
+//! outage calls fail with `Unavailable`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, MetadataExt, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqlSafeStr, SqlStr};
+
+use crate::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
+
+const DEFAULT_TABLE: &str = "layotto_lock";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_CONNS: u32 = 10;
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Statements {
+    try_lock: SqlStr,
+    unlock: SqlStr,
+    keep_alive: SqlStr,
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        let sql = |s: String| AssertSqlSafe(s).into_sql_str();
+        Self {
+            try_lock: sql(format!(
+                "INSERT INTO {table} AS t (lock_key, lock_owner, expires_at) \
+                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (lock_key) DO UPDATE \
+                 SET lock_owner = EXCLUDED.lock_owner, expires_at = EXCLUDED.expires_at \
+                 WHERE t.expires_at <= now() \
+                 RETURNING 1"
+            )),
+            // 0 = success, 1 = no live lock, 2 = another owner's live lock.
+            unlock: sql(format!(
+                "WITH del AS (DELETE FROM {table} \
+                   WHERE lock_key = $1 AND (lock_owner = $2 OR expires_at <= now()) \
+                   RETURNING lock_owner = $2 AND expires_at > now() AS mine) \
+                 SELECT CASE \
+                   WHEN EXISTS (SELECT 1 FROM del WHERE mine) THEN 0 \
+                   WHEN EXISTS (SELECT 1 FROM del) THEN 1 \
+                   WHEN EXISTS (SELECT 1 FROM {table} WHERE lock_key = $1 AND expires_at > now()) THEN 2 \
+                   ELSE 1 END"
+            )),
+            keep_alive: sql(format!(
+                "WITH upd AS (UPDATE {table} SET expires_at = now() + make_interval(secs => $3) \
+                   WHERE lock_key = $1 AND lock_owner = $2 AND expires_at > now() RETURNING 1) \
+                 SELECT CASE \
+                   WHEN EXISTS (SELECT 1 FROM upd) THEN 0 \
+                   WHEN EXISTS (SELECT 1 FROM {table} WHERE lock_key = $1 AND expires_at > now()) THEN 2 \
+                   ELSE 1 END"
+            )),
+        }
+    }
+}
+
+pub struct PostgresLock {
+    component: String,
+    pool: PgPool,
+    timeout: Duration,
+    sql: Statements,
+}
+
+impl PostgresLock {
+    pub const TYPE: &'static str = "postgresql";
+
+    /// The registry constructor.
+    pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn LockStore>> {
+        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+    }
+
+    /// Connects (failing with `Unavailable` naming the component when the
+    /// database cannot be reached) and creates the table if it is missing.
+    pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
+        let component = format!("lock store '{name}' (postgresql)");
+        let table = table_name(&component, metadata, DEFAULT_TABLE)?;
+        let options = connect_options(&component, metadata)?;
+        let timeout = duration(&component, metadata, "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
+        let max_conns =
+            metadata.parse_opt::<u32>(&component, "maxConns")?.unwrap_or(DEFAULT_MAX_CONNS).clamp(1, 1000);
+
+        // One direct connection first, so an unreachable or misconfigured
+        // database fails now with its real cause instead of a pool timeout.
+        let probe = tokio::time::timeout(timeout, options.connect()).await;
+        match probe {
+            Ok(Ok(conn)) => drop(conn),
+            Ok(Err(e)) => {
+                let kind = if matches!(e, sqlx::Error::Database(_)) {
+                    ErrorKind::Config
+                } else {
+                    ErrorKind::Unavailable
+                };
+                return Err(Error::new(kind, format!("{component}: cannot connect to PostgreSQL: {e}")));
+            }
+            Err(_) => {
+                return Err(Error::unavailable(format!(
+                    "{component}: cannot connect to PostgreSQL: no answer within {timeout:?}"
+                )));
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_conns)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
+        let this = Self { component, pool, timeout, sql: Statements::new(&table) };
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\
+               lock_key TEXT NOT NULL PRIMARY KEY, \
+               lock_owner TEXT NOT NULL, \
+               expires_at TIMESTAMPTZ NOT NULL)"
+        );
+        let created = this.run("create table", async {
+            match sqlx::raw_sql(AssertSqlSafe(create)).execute(&this.pool).await {
+                // Another runtime created it at the same moment (IF NOT EXISTS races).
+                Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("23505" | "42P07")) => {
+                    Ok(())
+                }
+                other => other.map(drop),
+            }
+        });
+        created.await.map_err(|e| e.context(format!("table '{table}'")))?;
+        Ok(this)
+    }
+
+    /// Runs one database call within the timeout, mapping its errors.
+    async fn run<T>(&self, what: &str, call: impl Future<Output = sqlx::Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(|e| sql_error(&self.component, what, e)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{}: {what}: PostgreSQL did not answer within {:?}", self.component, self.timeout),
+            )),
+        }
+    }
+
+    async fn status(
+        &self,
+        what: &str,
+        sql: &SqlStr,
+        key: &str,
+        owner: &str,
+        secs: Option<f64>,
+    ) -> Result<LockStatus> {
+        let mut query = sqlx::query(sql.clone()).bind(key).bind(owner);
+        if let Some(secs) = secs {
+            query = query.bind(secs);
+        }
+        let row = self.run(what, query.fetch_one(&self.pool)).await?;
+        let code: i32 = row.try_get(0).map_err(|e| sql_error(&self.component, what, e))?;
+        match code {
+            0 => Ok(LockStatus::Success),
+            1 => Ok(LockStatus::LockUnexist),
+            2 => Ok(LockStatus::LockBelongToOthers),
+            other => Err(Error::internal(format!("{}: {what}: unexpected status {other}", self.component))),
+        }
+    }
+}
+
+#[async_trait]
+impl LockStore for PostgresLock {
+    async fn try_lock(&self, req: TryLockRequest) -> Result<bool> {
+        let what = format!("lock '{}'", req.resource_id);
+        let query = sqlx::query(self.sql.try_lock.clone())
+            .bind(&req.resource_id)
+            .bind(&req.lock_owner)
+            .bind(req.expire.as_secs_f64());
+        Ok(self.run(&what, query.fetch_optional(&self.pool)).await?.is_some())
+    }
+
+    async fn unlock(&self, req: UnlockRequest) -> Result<LockStatus> {
+        let what = format!("lock '{}'", req.resource_id);
+        self.status(&what, &self.sql.unlock, &req.resource_id, &req.lock_owner, None).await
+    }
+
+    async fn keep_alive(&self, req: KeepAliveRequest) -> Result<LockStatus> {
+        let what = format!("lock '{}'", req.resource_id);
+        let secs = Some(req.expire.as_secs_f64());
+        self.status(&what, &self.sql.keep_alive, &req.resource_id, &req.lock_owner, secs).await
+    }
+
+    async fn health(&self) -> Health {
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(HEALTH_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Health::up(),
+            Ok(Err(e)) => Health::down(format!("SELECT 1 on PostgreSQL failed: {e}")),
+            Err(_) => Health::down(format!("SELECT 1 on PostgreSQL timed out after {HEALTH_TIMEOUT:?}")),
+        }
+    }
+}
+
+/// Connection and pool trouble is UNAVAILABLE (retry later); anything else is internal.
+fn sql_error(component: &str, what: &str, e: sqlx::Error) -> Error {
+    let kind = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+        // SQLSTATE class 08 (connection exception) and 57P (operator intervention: shutdown).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, format!("{component}: {what}: {e}"))
+}
+
+/// `tableName`: an SQL identifier (letters, digits, `_`), optionally `schema.table`.
+fn table_name(component: &str, metadata: &Metadata, default: &str) -> Result<String> {
+    let table = metadata.get("tableName").map(|t| t.trim()).filter(|t| !t.is_empty()).unwrap_or(default);
+    let valid_part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() > 2 || !parts.iter().all(|p| valid_part(p)) {
+        return Err(Error::config(format!(
+            "{component}: metadata 'tableName' must be an SQL identifier (letters, digits, '_', \
+             optionally schema.table), got '{table}'"
+        )));
+    }
+    Ok(table.to_owned())
+}
+
+fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
+    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
+            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
+        }),
+    }
+}
+
+/// `connectionString` as a URL or libpq key/value string.
+fn connect_options(component: &str, metadata: &Metadata) -> Result<PgConnectOptions> {
+    let raw = metadata
+        .get("connectionString")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::config(format!("{component}: metadata 'connectionString' is required")))?;
+    let options = if raw.contains("://") {
+        PgConnectOptions::from_str(raw).map_err(|e| {
+            Error::config(format!("{component}: metadata 'connectionString' is not a valid URL: {e}"))
+        })?
+    } else {
+        key_value_options(component, raw)?
+    };
+    Ok(options.application_name("layotto"))
+}
+
+fn key_value_options(component: &str, raw: &str) -> Result<PgConnectOptions> {
+    let mut options = PgConnectOptions::new_without_pgpass();
+    for pair in raw.split_whitespace() {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(Error::config(format!(
+                "{component}: metadata 'connectionString': expected key=value, got '{pair}'"
+            )));
+        };
+        let value = value.trim_matches('\'');
+        options = match key {
+            "host" => options.host(value),
+            "port" => options.port(value.parse().map_err(|_| {
+                Error::config(format!("{component}: metadata 'connectionString': invalid port '{value}'"))
+            })?),
+            "user" | "username" => options.username(value),
+            "password" => options.password(value),
+            "dbname" | "database" => options.database(value),
+            "application_name" => options.application_name(value),
+            "sslmode" => options.ssl_mode(PgSslMode::from_str(value).map_err(|_| {
+                Error::config(format!("{component}: metadata 'connectionString': invalid sslmode '{value}'"))
+            })?),
+            // Pool and timeout settings of other drivers: ours come from metadata.
+            "connect_timeout" | "pool_max_conns" | "pool_min_conns" => options,
+            other => {
+                return Err(Error::config(format!(
+                    "{component}: metadata 'connectionString': unsupported key '{other}'"
+                )));
+            }
+        };
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn table_names_are_identifiers() {
+        let meta = |t: &str| Metadata::from([("tableName".to_owned(), t.to_owned())]);
+        assert_eq!(table_name("c", &Metadata::new(), DEFAULT_TABLE).unwrap(), "layotto_lock");
+        assert_eq!(table_name("c", &meta("public.locks_1"), DEFAULT_TABLE).unwrap(), "public.locks_1");
+        for bad in ["1abc", "a;drop table x", "a.b.c", "a b", "\"x\""] {
+            let err = table_name("c", &meta(bad), DEFAULT_TABLE).unwrap_err();
+            assert!(err.to_string().contains("tableName"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn key_value_connection_strings() {
+        let opts =
+            key_value_options("c", "host=db port=5433 user=u password=p dbname=x sslmode=disable").unwrap();
+        assert_eq!((opts.get_host(), opts.get_port(), opts.get_username()), ("db", 5433, "u"));
+        assert_eq!(opts.get_database(), Some("x"));
+        assert!(key_value_options("c", "hots=db").unwrap_err().to_string().contains("hots"));
+        let err = connect_options("c", &Metadata::new()).unwrap_err();
+        assert!(err.to_string().contains("connectionString"), "{err}");
+    }
+}

@@ -1,0 +1,522 @@
+//! The lock conformance suite: every case runs against every component
+//! (in-memory always, also through `PrefixedLock`; Redis at
+//! `LAYOTTO_TEST_REDIS`, default redis://127.0.0.1:6379; PostgreSQL at
+//! `LAYOTTO_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test).
+//! A backend that cannot be reached fails its cases loudly; nothing is skipped.
+//! Each PostgreSQL case uses its own table and drops it afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use layotto_core::{ComponentContext, ErrorKind, Metadata};
+use layotto_lock::components::memory::MemoryLock;
+use layotto_lock::{KeepAliveRequest, LockStatus, LockStore, PrefixedLock, TryLockRequest, UnlockRequest};
+
+/// A fresh resource id per test, so cases can share one backend and run in parallel.
+fn resource() -> String {
+    format!("conf-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn owner() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn try_req(resource_id: &str, lock_owner: &str, expire: Duration) -> TryLockRequest {
+    TryLockRequest { resource_id: resource_id.to_owned(), lock_owner: lock_owner.to_owned(), expire }
+}
+
+fn unlock_req(resource_id: &str, lock_owner: &str) -> UnlockRequest {
+    UnlockRequest { resource_id: resource_id.to_owned(), lock_owner: lock_owner.to_owned() }
+}
+
+fn keep_req(resource_id: &str, lock_owner: &str, expire: Duration) -> KeepAliveRequest {
+    KeepAliveRequest { resource_id: resource_id.to_owned(), lock_owner: lock_owner.to_owned(), expire }
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+pub mod cases {
+    use super::*;
+
+    pub async fn acquire_and_second_owner_fails(lock: Arc<dyn LockStore>) {
+        let (res, a, b) = (resource(), owner(), owner());
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "free lock is acquired");
+        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held lock is not acquired");
+        assert!(!lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "locks are not reentrant");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "released lock is acquired");
+        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+    }
+
+    pub async fn unlock_statuses(lock: Arc<dyn LockStore>) {
+        let (res, a, b) = (resource(), owner(), owner());
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist);
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
+        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "a refused unlock releases nothing");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist);
+    }
+
+    pub async fn expiry_frees_the_lock(lock: Arc<dyn LockStore>) {
+        let (res, a, b) = (resource(), owner(), owner());
+        let short = Duration::from_millis(300);
+        let start = Instant::now();
+        assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
+        if start.elapsed() < Duration::from_millis(200) {
+            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held before expiry");
+        }
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist, "expired");
+        assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "an expired lock is taken over");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockBelongToOthers);
+        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+    }
+
+    pub async fn keep_alive_extends_the_lease(lock: Arc<dyn LockStore>) {
+        let (res, a, b) = (resource(), owner(), owner());
+        let lease = Duration::from_millis(600);
+        assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
+        assert!(lock.try_lock(try_req(&res, &a, lease)).await.unwrap());
+        // Renew every 200 ms for 1.4 s: well past the first lease's end.
+        for _ in 0..7 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::Success);
+        }
+        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "renewed lease still held");
+        assert_eq!(lock.keep_alive(keep_req(&res, &b, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
+        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "lease ended without renewal");
+        assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
+        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+    }
+
+    /// 32 tasks contend for one lock; at most one holds it at any time.
+    pub async fn mutual_exclusion(lock: Arc<dyn LockStore>) {
+        const TASKS: usize = 32;
+        const ROUNDS: usize = 4;
+        let res = resource();
+        let holders = Arc::new(AtomicUsize::new(0));
+        let acquisitions = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (lock, res, holders, acquisitions) =
+                    (lock.clone(), res.clone(), holders.clone(), acquisitions.clone());
+                tokio::spawn(async move {
+                    for _ in 0..ROUNDS {
+                        let me = owner();
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        while !lock.try_lock(try_req(&res, &me, LONG)).await.unwrap() {
+                            assert!(Instant::now() < deadline, "starved for 60 s");
+                            tokio::time::sleep(Duration::from_millis(3)).await;
+                        }
+                        let before = holders.fetch_add(1, Ordering::SeqCst);
+                        assert_eq!(before, 0, "two owners held the lock at once");
+                        acquisitions.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        assert_eq!(lock.unlock(unlock_req(&res, &me)).await.unwrap(), LockStatus::Success);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(acquisitions.load(Ordering::SeqCst), TASKS * ROUNDS);
+    }
+
+    pub async fn odd_resource_ids(lock: Arc<dyn LockStore>) {
+        let base = resource();
+        for suffix in ["ключ-🔑-鍵", "with space", "slash/and:colon", "quote'\"", "|single|pipes|"] {
+            let (res, a, b) = (format!("{base}-{suffix}"), owner(), owner());
+            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "{suffix}");
+            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "{suffix}");
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success, "{suffix}");
+        }
+    }
+
+    pub async fn reports_healthy(lock: Arc<dyn LockStore>) {
+        let health = lock.health().await;
+        assert!(health.is_up(), "{health:?}");
+    }
+
+    /// Layotto §3.4: the stored key and the request checks of `PrefixedLock`.
+    pub async fn prefixed_keys_and_validation(inner: Arc<dyn LockStore>) {
+        let (res, a, b) = (resource(), owner(), owner());
+        let lock = PrefixedLock::new(inner.clone(), "locks", Some("app1".into()));
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        let stored = format!("lock|||app1||{res}");
+        assert!(!inner.try_lock(try_req(&stored, &b, LONG)).await.unwrap(), "held under {stored}");
+        assert_eq!(inner.unlock(unlock_req(&stored, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
+        assert!(inner.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "the bare id is another lock");
+        assert_eq!(inner.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+        // Another app id is another lock.
+        let other_app = PrefixedLock::new(inner.clone(), "locks", Some("app2".into()));
+        assert!(other_app.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert_eq!(other_app.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+        let unprefixed = PrefixedLock::new(inner.clone(), "locks", None);
+        assert!(unprefixed.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert!(!inner.try_lock(try_req(&format!("lock|||{res}"), &a, LONG)).await.unwrap());
+        assert_eq!(unprefixed.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+
+        let cases = [
+            (try_req("", &a, LONG), "ResourceId is empty in lock store locks"),
+            (try_req(&res, "", LONG), "LockOwner is empty in lock store locks"),
+            (try_req(&res, &a, Duration::ZERO), "Expire is not positive in lock store locks"),
+            (try_req("a||b", &a, LONG), "lock store locks: resource_id 'a||b' must not contain '||'"),
+        ];
+        for (req, message) in cases {
+            let err = lock.try_lock(req).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+            assert_eq!(err.to_string(), message);
+        }
+        let err = lock.unlock(unlock_req("", &a)).await.unwrap_err();
+        assert_eq!(err.to_string(), "ResourceId is empty in lock store locks");
+        let err = lock.unlock(unlock_req(&res, "")).await.unwrap_err();
+        assert_eq!(err.to_string(), "LockOwner is empty in lock store locks");
+        let err = lock.unlock(unlock_req("x||y", &a)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        let err = lock.keep_alive(keep_req(&res, &a, Duration::ZERO)).await.unwrap_err();
+        assert_eq!(err.to_string(), "Expire is not positive in lock store locks");
+        let err = lock.keep_alive(keep_req("x||y", &a, LONG)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+
+    /// `keyPrefix` strategies read from component metadata (default: app id).
+    pub async fn prefix_from_context(inner: Arc<dyn LockStore>) {
+        let res = resource();
+        let cases = [
+            (None, format!("lock|||app1||{res}")),
+            (Some("appid"), format!("lock|||app1||{res}")),
+            (Some("name"), format!("lock|||locks||{res}")),
+            (Some("none"), format!("lock|||{res}")),
+            (Some("Team"), format!("lock|||team||{res}")),
+        ];
+        for (strategy, stored) in cases {
+            let mut metadata = Metadata::new();
+            if let Some(s) = strategy {
+                metadata.insert("keyPrefix".into(), s.into());
+            }
+            let ctx = ComponentContext {
+                api: "lock".into(),
+                name: "locks".into(),
+                kind: "x".into(),
+                metadata,
+                app_id: "app1".into(),
+            };
+            let lock = PrefixedLock::from_context(inner.clone(), &ctx).unwrap();
+            let a = owner();
+            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "{strategy:?}");
+            assert_eq!(
+                inner.unlock(unlock_req(&stored, &a)).await.unwrap(),
+                LockStatus::Success,
+                "{strategy:?} stores {stored}"
+            );
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($backend:ident, $make:expr $(, $extra:ident)*) => {
+        mod $backend {
+            use super::*;
+            conformance!(@cases $make; $($extra,)*
+                acquire_and_second_owner_fails, unlock_statuses, expiry_frees_the_lock,
+                keep_alive_extends_the_lease, mutual_exclusion, odd_resource_ids, reports_healthy);
+        }
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                // The guard (a table to drop, or nothing) lives until the case ends.
+                let (lock, _guard) = $make.await;
+                cases::$case(lock).await;
+            }
+        )*
+    };
+}
+
+async fn memory() -> (Arc<dyn LockStore>, ()) {
+    (Arc::new(MemoryLock::new()), ())
+}
+
+conformance!(in_memory, memory(), prefixed_keys_and_validation, prefix_from_context);
+
+/// The whole suite again through the layer the runtime puts on every store.
+async fn memory_prefixed() -> (Arc<dyn LockStore>, ()) {
+    (Arc::new(PrefixedLock::new(Arc::new(MemoryLock::new()), "conformance", Some("app1".into()))), ())
+}
+
+conformance!(in_memory_prefixed, memory_prefixed());
+
+#[test]
+fn registry_builds_in_memory() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = layotto_lock::registry();
+    let ctx = ComponentContext {
+        api: "lock".into(),
+        name: "l".into(),
+        kind: "in-memory".into(),
+        ..Default::default()
+    };
+    let lock = rt.block_on(registry.build(ctx)).unwrap();
+    assert!(rt.block_on(lock.try_lock(try_req("r", "o", LONG))).unwrap());
+    let err = registry.check("l", "nope").unwrap_err().to_string();
+    assert!(err.contains("lock component 'l'") && err.contains("in-memory"), "{err}");
+}
+
+#[cfg(feature = "redis")]
+mod redis_backend {
+    use super::*;
+    use layotto_lock::components::redis::RedisLock;
+    use layotto_redis::fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface};
+
+    pub fn url() -> String {
+        std::env::var("LAYOTTO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    }
+
+    pub async fn connect(name: &str) -> RedisLock {
+        let meta = Metadata::from([("redisHost".to_owned(), url())]);
+        RedisLock::connect(name, &meta)
+            .await
+            .unwrap_or_else(|e| panic!("Redis conformance needs a Redis at {}: {e}", url()))
+    }
+
+    pub async fn redis() -> (Arc<dyn LockStore>, ()) {
+        (Arc::new(connect("conformance").await), ())
+    }
+
+    conformance!(redis, redis(), prefixed_keys_and_validation, prefix_from_context);
+
+    async fn raw_client(url: &str) -> Client {
+        let client = Builder::from_config(Config::from_url(url).unwrap()).build().unwrap();
+        client.init().await.unwrap();
+        client
+    }
+
+    /// Go Layotto's layout: a string key `lock|||<app>||<id>` holding the owner, with a TTL.
+    #[tokio::test]
+    async fn stores_layotto_layout() {
+        let (res, a) = (resource(), owner());
+        let lock = PrefixedLock::new(Arc::new(connect("layout").await), "locks", Some("app1".into()));
+        assert!(lock.try_lock(try_req(&res, &a, Duration::from_secs(10))).await.unwrap());
+        let client = raw_client(&url()).await;
+        let key = format!("lock|||app1||{res}");
+        let value: String = client.get(&key).await.unwrap();
+        assert_eq!(value, a);
+        let ttl: i64 = client.pttl(&key).await.unwrap();
+        assert!(ttl > 8_000 && ttl <= 10_000, "{ttl}");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        let exists: i64 = client.exists(&key).await.unwrap();
+        assert_eq!(exists, 0);
+    }
+
+    /// A lock taken through one client is held for a new client (a restarted runtime).
+    #[tokio::test]
+    async fn locks_survive_a_new_client() {
+        let (res, a, b) = (resource(), owner(), owner());
+        let before = connect("before").await;
+        assert!(before.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        drop(before);
+        let after = connect("after").await;
+        assert!(!after.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert_eq!(after.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_to_start_naming_the_component() {
+        let meta = Metadata::from([("redisHost".to_owned(), "127.0.0.1:1".to_owned())]);
+        let err = RedisLock::connect("locks", &meta).await.err().expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.to_string().contains("lock store 'locks' (redis)"), "{err}");
+    }
+
+    /// A private Redis server on a free port, killed when dropped.
+    struct PrivateRedis {
+        port: u16,
+        child: Option<std::process::Child>,
+    }
+
+    impl PrivateRedis {
+        fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut redis = Self { port, child: None };
+            redis.restart();
+            redis
+        }
+
+        fn restart(&mut self) {
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                .args(["--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed for the outage test");
+            self.child = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(Instant::now() < deadline, "private redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn kill(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+
+    /// Redis going away is UNAVAILABLE (never "not acquired"), and the
+    /// component recovers by itself when Redis is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_and_recovers() {
+        let mut server = PrivateRedis::start();
+        let meta = Metadata::from([
+            ("redisHost".to_owned(), format!("127.0.0.1:{}", server.port)),
+            ("timeout".to_owned(), "1s".to_owned()),
+        ]);
+        let lock = RedisLock::connect("outage", &meta).await.unwrap();
+        let (res, a) = (resource(), owner());
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        server.kill();
+        for _ in 0..3 {
+            let err = lock.try_lock(try_req(&resource(), &a, LONG)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            assert!(err.to_string().contains("outage"), "{err}");
+            let err = lock.unlock(unlock_req(&res, &a)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        }
+        assert!(!lock.health().await.is_up());
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match lock.try_lock(try_req(&resource(), &a, LONG)).await {
+                Ok(acquired) => {
+                    assert!(acquired, "a fresh Redis has no locks");
+                    break;
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+                    assert!(Instant::now() < deadline, "no recovery within 10 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        assert!(lock.health().await.is_up());
+    }
+}
+
+#[cfg(feature = "postgresql")]
+mod postgresql_backend {
+    use super::*;
+    use layotto_lock::components::postgresql::PostgresLock;
+
+    pub fn url() -> String {
+        std::env::var("LAYOTTO_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    /// Drops the test's table when the test ends, also when it fails.
+    pub struct DropTable(pub String);
+
+    impl Drop for DropTable {
+        fn drop(&mut self) {
+            let table = self.0.clone();
+            // A fresh runtime on its own thread: this can run inside a test's runtime.
+            let done = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&url()).await.unwrap();
+                    let sql = format!("DROP TABLE IF EXISTS {table}");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+                });
+            });
+            let _ = done.join();
+        }
+    }
+
+    pub fn table() -> String {
+        format!("lock_test_{}", uuid::Uuid::new_v4().simple())
+    }
+
+    pub fn metadata(table: &str) -> Metadata {
+        Metadata::from([("connectionString".to_owned(), url()), ("tableName".to_owned(), table.to_owned())])
+    }
+
+    pub async fn postgresql() -> (Arc<dyn LockStore>, DropTable) {
+        let table = table();
+        let guard = DropTable(table.clone());
+        let lock = PostgresLock::connect("conformance", &metadata(&table))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL conformance needs PostgreSQL at {}: {e}", url()));
+        (Arc::new(lock), guard)
+    }
+
+    conformance!(postgresql, postgresql(), prefixed_keys_and_validation, prefix_from_context);
+
+    /// Leases live in the table: a new component (a restarted runtime) sees them.
+    #[tokio::test]
+    async fn locks_survive_a_new_component() {
+        let (res, a, b) = (resource(), owner(), owner());
+        let table = table();
+        let _guard = DropTable(table.clone());
+        let before = PostgresLock::connect("before", &metadata(&table)).await.unwrap();
+        assert!(before.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        drop(before);
+        let after = PostgresLock::connect("after", &metadata(&table)).await.unwrap();
+        assert!(!after.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert_eq!(after.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn unreachable_database_fails_to_start_naming_the_component() {
+        let meta = Metadata::from([
+            ("connectionString".to_owned(), "postgres://postgres@127.0.0.1:1/test".to_owned()),
+            ("timeout".to_owned(), "2s".to_owned()),
+        ]);
+        let started = Instant::now();
+        let err = PostgresLock::connect("locks", &meta).await.err().expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("lock store 'locks' (postgresql)"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn bad_metadata_is_a_config_error() {
+        let err = PostgresLock::connect("locks", &Metadata::new()).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("connectionString"), "{err}");
+        let mut meta = metadata("x; DROP TABLE y");
+        let err = PostgresLock::connect("locks", &meta).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("tableName"), "{err}");
+        meta.insert("tableName".into(), table());
+        meta.insert("timeout".into(), "soon".into());
+        let err = PostgresLock::connect("locks", &meta).await.err().unwrap();
+        assert!(err.to_string().contains("timeout"), "{err}");
+    }
+}
+
+#[cfg(not(all(feature = "redis", feature = "postgresql")))]
+#[test]
+fn backend_cases_not_compiled() {
+    eprintln!("NOTE: layotto-lock was built without `redis` or `postgresql`: those cases did not run");
+}

@@ -1,0 +1,95 @@
+//! The AppCallback side of pub/sub: ask the app what it subscribes to, then
+//! deliver those topics to it. Unlike Layotto, which asks once at startup
+//! and gives up, this keeps asking until the app answers, so the app and
+//! the runtime can start in any order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use layotto_grpc::{AppCallback, Components};
+use layotto_pubsub::{App, Subscription};
+use tokio::sync::watch;
+
+pub type Subscriptions = Arc<tokio::sync::Mutex<Vec<Subscription>>>;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub async fn subscribe_app(
+    app: AppCallback,
+    components: Arc<Components>,
+    subscriptions: Subscriptions,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempts = 0u32;
+    let listed = loop {
+        let asked = tokio::time::timeout(Duration::from_secs(5), app.list_topic_subscriptions()).await;
+        let asked = asked.unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within 5s")));
+        match asked {
+            Ok(listed) => break listed,
+            Err(status) => {
+                attempts += 1;
+                // Say it once loudly, then now and then, without flooding the log.
+                if attempts == 1 || attempts.is_multiple_of(20) {
+                    tracing::info!(
+                        app = %app.address(), code = ?status.code(), error = %status.message(), attempts,
+                        "waiting for the app to list its topic subscriptions (AppCallback.ListTopicSubscriptions); retrying"
+                    );
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    };
+    tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
+    let app: Arc<dyn App> = Arc::new(app);
+    for wanted in listed {
+        let Some(pubsub) = components.pubsubs.get(&wanted.pubsub_name).cloned() else {
+            tracing::warn!(
+                pubsub = %wanted.pubsub_name, topic = %wanted.topic,
+                "the app subscribes to a pubsub that is not configured; ignored"
+            );
+            continue;
+        };
+        let (app, subscriptions, mut shutdown) = (app.clone(), subscriptions.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let result = pubsub
+                    .subscribe_app(
+                        &wanted.pubsub_name,
+                        &wanted.topic,
+                        wanted.metadata.clone(),
+                        None,
+                        app.clone(),
+                    )
+                    .await;
+                match result {
+                    Ok(subscription) => {
+                        tracing::info!(pubsub = %wanted.pubsub_name, topic = %wanted.topic, "subscribed");
+                        let mut all = subscriptions.lock().await;
+                        if *shutdown.borrow() {
+                            drop(all);
+                            subscription.close().await;
+                        } else {
+                            all.push(subscription);
+                        }
+                        return;
+                    }
+                    Err(e) => tracing::warn!(
+                        pubsub = %wanted.pubsub_name, topic = %wanted.topic, error = %e,
+                        "cannot subscribe yet; retrying"
+                    ),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        });
+    }
+}
