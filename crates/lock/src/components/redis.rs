@@ -19,11 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::{
-    Error as FredError, ErrorKind as FredKind, Expiration, KeysInterface, SetOptions, Value,
-};
+use fred::prelude::{Error as FredError, Expiration, KeysInterface, SetOptions, Value};
 use fred::types::scripts::Script;
-use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, Result};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result};
 use layotto_redis::{RedisConn, fred};
 
 use crate::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
@@ -74,17 +72,8 @@ impl RedisLock {
         })
     }
 
-    /// A Redis error as one of ours. fred reports a command sent while the
-    /// connection is down as "Failed to route command" (kind Unknown or
-    /// Routing), which `layotto_redis::error_kind` calls internal: it is an
-    /// outage, so it is UNAVAILABLE here.
     fn error(&self, key: &str, e: FredError) -> Error {
-        let routing = e.kind() == &FredKind::Routing || e.details().starts_with("Failed to route command");
-        let err = self.conn.error(&format!("lock '{key}'"), e);
-        if routing && err.kind() == ErrorKind::Internal {
-            return Error::unavailable(err.message().to_owned());
-        }
-        err
+        self.conn.error(&format!("lock '{key}'"), e)
     }
 
     async fn compare_script(&self, script: &Script, key: &str, args: Vec<Value>) -> Result<LockStatus> {

@@ -17,9 +17,9 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fred::prelude::{Error as FredError, ErrorKind as FredKind, KeysInterface, Value};
+use fred::prelude::{Error as FredError, KeysInterface, Value};
 use fred::types::scripts::Script;
-use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, Result};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result};
 use layotto_redis::{RedisConn, fred};
 
 use crate::Sequencer;
@@ -54,17 +54,8 @@ impl RedisSequencer {
         Ok(Self { conn, ensure_script: Script::from_lua(ENSURE_SCRIPT) })
     }
 
-    /// A Redis error as one of ours. fred reports a command sent while the
-    /// connection is down as "Failed to route command" (kind Unknown or
-    /// Routing), which `layotto_redis::error_kind` calls internal: it is an
-    /// outage, so it is UNAVAILABLE here.
     fn error(&self, key: &str, e: FredError) -> Error {
-        let routing = e.kind() == &FredKind::Routing || e.details().starts_with("Failed to route command");
-        let err = self.conn.error(&format!("key '{key}'"), e);
-        if routing && err.kind() == ErrorKind::Internal {
-            return Error::unavailable(err.message().to_owned());
-        }
-        err
+        self.conn.error(&format!("key '{key}'"), e)
     }
 }
 

@@ -1,0 +1,191 @@
+//! A runtime process killed with SIGKILL while it holds unacknowledged
+//! messages: the next runtime of the same app gets every one of them, on
+//! Redis Streams and on RabbitMQ. The app is a tonic AppCallback server in
+//! this test that ignores events until the first runtime is dead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use layotto_grpc::pb::runtime as pb;
+use layotto_grpc::pb::runtime::app_callback_server::{AppCallback, AppCallbackServer};
+use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
+use std::sync::Mutex;
+use tonic::{Request, Response, Status};
+
+const BIN: &str = env!("CARGO_BIN_EXE_layotto");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn redis_host() -> String {
+    let url = std::env::var("LAYOTTO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    url.trim_start_matches("redis://").to_owned()
+}
+
+fn rabbitmq_url() -> String {
+    std::env::var("LAYOTTO_TEST_RABBITMQ")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+struct Runtime(Child);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    pubsub: String,
+    topic: String,
+    /// While false the app answers every event with an error (it is "busy").
+    accepting: Arc<AtomicBool>,
+    offered: Arc<Mutex<usize>>,
+    accepted: Arc<Mutex<BTreeSet<Vec<u8>>>>,
+}
+
+#[tonic::async_trait]
+impl AppCallback for App {
+    async fn list_topic_subscriptions(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListTopicSubscriptionsResponse>, Status> {
+        Ok(Response::new(pb::ListTopicSubscriptionsResponse {
+            subscriptions: vec![pb::TopicSubscription {
+                pubsub_name: self.pubsub.clone(),
+                topic: self.topic.clone(),
+                metadata: Default::default(),
+            }],
+        }))
+    }
+
+    async fn on_topic_event(
+        &self,
+        request: Request<pb::TopicEventRequest>,
+    ) -> Result<Response<pb::TopicEventResponse>, Status> {
+        *self.offered.lock().unwrap() += 1;
+        if !self.accepting.load(Ordering::SeqCst) {
+            // Hold the message: the runtime keeps it unacknowledged meanwhile.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            return Err(Status::unavailable("busy"));
+        }
+        self.accepted.lock().unwrap().insert(request.into_inner().data);
+        Ok(Response::new(pb::TopicEventResponse { status: 0 }))
+    }
+}
+
+fn spawn_runtime(dir: &std::path::Path, app_port: u16, pubsub_toml: &str) -> (Runtime, u16, u16) {
+    let (grpc, actuator) = (free_port(), free_port());
+    let path = dir.join(format!("layotto-{grpc}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[app]\nid = \"kill-test\"\ncallback_port = {app_port}\n\n\
+             [server]\ngrpc = \"127.0.0.1:{grpc}\"\nactuator = \"127.0.0.1:{actuator}\"\n\n{pubsub_toml}"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Runtime(child), grpc, actuator)
+}
+
+async fn wait_ready(actuator: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{actuator}/actuator/health/readiness")).await
+            && resp.status().as_u16() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "runtime not ready after 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {
+    let topic = format!("kill-{}", uuid::Uuid::new_v4().simple());
+    let pubsub_toml = format!("[pub_subs.ps]\ntype = \"{kind}\"\nmetadata = {{ {metadata} }}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let app = App {
+        pubsub: "ps".into(),
+        topic: topic.clone(),
+        accepting: Arc::new(AtomicBool::new(false)),
+        offered: Arc::default(),
+        accepted: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = listener.local_addr().unwrap().port();
+    let server = tonic::transport::Server::builder()
+        .add_service(AppCallbackServer::new(app.clone()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+
+    let (mut first, grpc, actuator) = spawn_runtime(dir.path(), app_port, &pubsub_toml);
+    wait_ready(actuator).await;
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{grpc}")).await.unwrap();
+    // The subscription is made once the app has listed it; give it a moment.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let sent: BTreeSet<Vec<u8>> = (0..20).map(|i| format!("k{i:02}").into_bytes()).collect();
+    for m in &sent {
+        client
+            .publish_event(pb::PublishEventRequest {
+                pubsub_name: "ps".into(),
+                topic: topic.clone(),
+                data: m.clone(),
+                data_content_type: "text/plain".into(),
+                metadata: Default::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *app.offered.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "{kind}: the first runtime never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    app.accepting.store(true, Ordering::SeqCst);
+
+    let (_second, _, actuator) = spawn_runtime(dir.path(), app_port, &pubsub_toml);
+    wait_ready(actuator).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.accepted.lock().unwrap().len() < sent.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{kind}: after the kill only {} of {} arrived",
+            app.accepted.lock().unwrap().len(),
+            sent.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(*app.accepted.lock().unwrap(), sent, "{kind}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runtime_loses_nothing_on_redis() {
+    let metadata = format!(
+        "redisHost = \"{}\", processingTimeout = \"2s\", redeliverInterval = \"500ms\"",
+        redis_host()
+    );
+    killed_runtime_loses_nothing("redis", &metadata).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runtime_loses_nothing_on_rabbitmq() {
+    killed_runtime_loses_nothing("rabbitmq", &format!("host = \"{}\"", rabbitmq_url())).await;
+}
