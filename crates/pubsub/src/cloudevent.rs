@@ -137,7 +137,7 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
 /// What a delivered message means to the subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
-    Event(TopicEvent),
+    Event(Box<TopicEvent>),
     /// Its `expiration` has passed: acknowledge without delivering.
     Expired {
         id: String,
@@ -160,16 +160,16 @@ pub fn decode(pubsub_name: &str, topic: &str, data: &[u8], raw: bool, metadata: 
         metadata,
     };
     if raw {
-        return Decoded::Event(raw_event(data, metadata));
+        return Decoded::Event(Box::new(raw_event(data, metadata)));
     }
     let Ok(Value::Object(event)) = serde_json::from_slice::<Value>(data) else {
-        return Decoded::Event(raw_event(data, metadata));
+        return Decoded::Event(Box::new(raw_event(data, metadata)));
     };
     let field = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
     let (Some(id), Some(source), Some(r#type), Some(spec_version)) =
         (field("id"), field("source"), field("type"), field("specversion"))
     else {
-        return Decoded::Event(raw_event(data, metadata));
+        return Decoded::Event(Box::new(raw_event(data, metadata)));
     };
     if let Some(expiration) = field("expiration")
         && let Ok(at) = humantime::parse_rfc3339_weak(&expiration)
@@ -187,7 +187,7 @@ pub fn decode(pubsub_name: &str, topic: &str, data: &[u8], raw: bool, metadata: 
             Some(other) => serde_json::to_vec(other).unwrap_or_default(),
         }
     };
-    Decoded::Event(TopicEvent {
+    Decoded::Event(Box::new(TopicEvent {
         id,
         source,
         r#type,
@@ -197,7 +197,7 @@ pub fn decode(pubsub_name: &str, topic: &str, data: &[u8], raw: bool, metadata: 
         topic: topic.to_owned(),
         pubsub_name: pubsub_name.to_owned(),
         metadata,
-    })
+    }))
 }
 
 #[cfg(test)]

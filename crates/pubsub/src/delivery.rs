@@ -136,7 +136,7 @@ impl Deliverer {
             self.raw,
             Metadata::new(),
         ) {
-            Decoded::Event(event) => event,
+            Decoded::Event(event) => *event,
             Decoded::Expired { id } => {
                 tracing::debug!(pubsub = %self.pubsub_name, topic = %message.topic, id, "expired message dropped");
                 return Ok(());

@@ -241,7 +241,7 @@ pub mod cases {
         let topic = unique("t");
         let app = Recorder::new(Arc::new(|e: &TopicEvent, attempt| {
             let n: usize = String::from_utf8_lossy(&e.data[1..]).parse().unwrap_or(0);
-            if n % 5 == 0 && attempt == 1 {
+            if n.is_multiple_of(5) && attempt == 1 {
                 return Err(layotto_core::Error::unavailable("app is busy"));
             }
             Ok(if attempt <= 2 { AppStatus::Retry } else { AppStatus::Success })

@@ -251,7 +251,7 @@ async fn retry_errors_drop_and_dead_letter() {
                 return Ok(S::Drop);
             }
             let n: usize = String::from_utf8_lossy(&e.data[1..]).parse().unwrap_or(0);
-            if n % 5 == 0 && attempt == 1 {
+            if n.is_multiple_of(5) && attempt == 1 {
                 return Err(Status::internal("app failed"));
             }
             Ok(if attempt <= 2 { S::Retry } else { S::Success })

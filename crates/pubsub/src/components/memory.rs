@@ -94,26 +94,20 @@ impl PubSub for MemoryPubSub {
     async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription> {
         let owner = format!("pubsub '{}' (in-memory): topic '{}'", self.name, req.topic);
         let layers = [&self.metadata, &req.metadata];
-        let concurrency = layers
-            .iter()
-            .filter_map(|m| m.parse_opt::<usize>(&owner, "concurrency").transpose())
-            .last()
-            .transpose()?
-            .unwrap_or(16)
-            .max(1);
-        let redeliver = layers
-            .iter()
-            .filter_map(|m| m.get("redeliverInterval"))
-            .next_back()
-            .map(|raw| {
-                humantime::parse_duration(raw.trim()).map_err(|_| {
+        let mut concurrency = 16;
+        let mut redeliver = Duration::from_secs(1);
+        for meta in layers {
+            if let Some(n) = meta.parse_opt::<usize>(&owner, "concurrency")? {
+                concurrency = n.max(1);
+            }
+            if let Some(raw) = meta.get("redeliverInterval") {
+                redeliver = humantime::parse_duration(raw.trim()).map_err(|_| {
                     Error::invalid_argument(format!(
                         "{owner}: metadata 'redeliverInterval' must be a duration"
                     ))
-                })
-            })
-            .transpose()?
-            .unwrap_or(Duration::from_secs(1));
+                })?;
+            }
+        }
         let group_name =
             consumer_group(&self.metadata, &req.metadata).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let group = self.group(&req.topic, &group_name);

@@ -252,18 +252,17 @@ impl ConsumerLoop {
             let mut cursor = "0-0".to_owned();
             loop {
                 let Ok(client) = self.conn.client() else { break };
-                let claimed: Result<(String, Vec<(String, std::collections::HashMap<String, Vec<u8>>)>), _> =
-                    client
-                        .xautoclaim_values(
-                            self.topic.as_str(),
-                            self.group.as_str(),
-                            self.consumer.as_str(),
-                            min_idle,
-                            cursor.as_str(),
-                            Some(100),
-                            false,
-                        )
-                        .await;
+                let claimed: Result<(String, Entries), _> = client
+                    .xautoclaim_values(
+                        self.topic.as_str(),
+                        self.group.as_str(),
+                        self.consumer.as_str(),
+                        min_idle,
+                        cursor.as_str(),
+                        Some(100),
+                        false,
+                    )
+                    .await;
                 match claimed {
                     Ok((next, entries)) => {
                         if !entries.is_empty() {
