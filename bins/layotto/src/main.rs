@@ -30,17 +30,10 @@ enum Command {
     },
 }
 
-/// Pub/sub, lock and sequencer crates register the backends they were
-/// compiled with (the features above); state's Redis is added here.
+/// Each API crate registers the backends it was compiled with, so the
+/// features above decide what this binary can run.
 fn registries() -> Registries {
-    #[allow(unused_mut)]
-    let mut registries = Registries::builtin();
-    #[cfg(feature = "state-redis")]
-    {
-        use layotto_state::components::redis::RedisStore;
-        registries.state.register(RedisStore::TYPE, RedisStore::build);
-    }
-    registries
+    Registries::builtin()
 }
 
 #[tokio::main]

@@ -26,7 +26,6 @@ use layotto_lock::LockStore;
 use layotto_pubsub::PubSub;
 use layotto_sequencer::Sequencer;
 use layotto_state::StateStore;
-use layotto_state::components::memory::MemoryStore;
 
 /// The component types this build can construct, per API.
 pub struct Registries {
@@ -54,7 +53,7 @@ impl Registries {
     pub fn builtin() -> Self {
         let mut registries = Self::empty();
         registries.hellos.register(HelloWorld::TYPE, HelloWorld::build);
-        registries.state.register(MemoryStore::TYPE, MemoryStore::build);
+        registries.state = layotto_state::registry();
         registries.pub_subs = layotto_pubsub::registry();
         registries.lock = layotto_lock::registry();
         registries.sequencer = layotto_sequencer::registry();

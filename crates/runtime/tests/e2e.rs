@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use layotto_grpc::pb::runtime as pb;
 use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
 use layotto_runtime::{ComponentConfig, Config, Registries, Running};
-use layotto_state::components::redis::RedisStore;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -22,9 +21,7 @@ fn redis_url() -> String {
 }
 
 fn registries() -> Registries {
-    let mut r = Registries::builtin();
-    r.state.register(RedisStore::TYPE, RedisStore::build);
-    r
+    Registries::builtin()
 }
 
 fn base_config() -> Config {

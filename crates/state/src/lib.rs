@@ -98,3 +98,12 @@ pub fn join_errors(mut errors: Vec<Error>) -> Result<()> {
         }
     }
 }
+
+/// Every state component type this build has, keyed by Layotto's type names.
+pub fn registry() -> layotto_core::Registry<dyn StateStore> {
+    let mut registry: layotto_core::Registry<dyn StateStore> = layotto_core::Registry::new("state");
+    registry.register(components::memory::MemoryStore::TYPE, components::memory::MemoryStore::build);
+    #[cfg(feature = "redis")]
+    registry.register(components::redis::RedisStore::TYPE, components::redis::RedisStore::build);
+    registry
+}
