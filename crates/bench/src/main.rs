@@ -245,7 +245,9 @@ async fn grpc_load(target: &str, op: GrpcOp, store: &str, load: &Load) -> Result
                     client.save_state(req).await.map(drop).map_err(|e| e.to_string())
                 }
                 GrpcOp::Lock => {
-                    let owner = format!("owner-{key}");
+                    // A resource of its own per pair, so tasks never contend.
+                    let n = LOCK_SEQ.fetch_add(1, Ordering::Relaxed);
+                    let (key, owner) = (format!("{key}-{n}"), format!("owner-{n}"));
                     let req = pb::TryLockRequest {
                         store_name: (*store).clone(),
                         resource_id: key.clone(),
@@ -311,7 +313,13 @@ async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
         .await
         .context("connecting to Redis timed out")?
         .with_context(|| format!("cannot connect to Redis at {url}"))?;
-    let keys = key_names("bench-direct-", load.keys);
+    // INCR needs keys that hold integers, so each op has its own key space.
+    let prefix = match op {
+        RedisOp::Get | RedisOp::Set => "bench-direct-",
+        RedisOp::Lock => "bench-direct-lock-",
+        RedisOp::Incr => "bench-direct-incr-",
+    };
+    let keys = key_names(prefix, load.keys);
     let payload = Bytes::from(vec![b'x'; load.payload]);
     if matches!(op, RedisOp::Get) {
         let populate = async {
@@ -336,7 +344,8 @@ async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
                 RedisOp::Set => client.set::<(), _, _>(key, payload, None, None, false).await,
                 RedisOp::Incr => client.incr::<i64, _>(key).await.map(drop),
                 RedisOp::Lock => {
-                    let owner = format!("owner-{key}");
+                    let n = LOCK_SEQ.fetch_add(1, Ordering::Relaxed);
+                    let (key, owner) = (format!("{key}-{n}"), format!("owner-{n}"));
                     let set: Option<String> = client
                         .set(
                             key.as_str(),
@@ -360,6 +369,8 @@ async fn redis_load(url: &str, op: RedisOp, load: &Load) -> Result<Report> {
     let _ = pool.quit().await;
     report
 }
+
+static LOCK_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Compare-and-delete, as the Redis lock component's unlock.
 const UNLOCK_SCRIPT: &str = r#"

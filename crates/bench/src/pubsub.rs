@@ -29,8 +29,12 @@ pub struct PubsubReport {
     pub publish_per_sec: f64,
     /// Messages delivered per second, from the first publish to the last delivery.
     pub delivered_per_sec: f64,
+    /// Publish → delivery latency while saturated (mostly queueing).
     pub p50_us: f64,
     pub p99_us: f64,
+    /// The same latency at a steady 500 messages/s, far below saturation.
+    pub paced_p50_us: f64,
+    pub paced_p99_us: f64,
     pub published: u64,
     pub delivered: u64,
     pub lost: u64,
@@ -51,6 +55,8 @@ fn message(run: &str, seq: u64, payload: usize) -> Vec<u8> {
 struct Received {
     run: String,
     seen: Mutex<(HashSet<u64>, Histogram<u64>, Option<Instant>)>,
+    /// Latencies of the paced phase (seq ≥ PACED).
+    paced: Mutex<Histogram<u64>>,
     count: AtomicU64,
     /// A `<run>|probe|…` message arrived: the subscription works.
     probed: std::sync::atomic::AtomicBool,
@@ -61,6 +67,7 @@ impl Received {
         Ok(Arc::new(Self {
             run: run.to_owned(),
             seen: Mutex::new((HashSet::new(), crate::histogram()?, None)),
+            paced: Mutex::new(crate::histogram()?),
             count: AtomicU64::new(0),
             probed: std::sync::atomic::AtomicBool::new(false),
         }))
@@ -78,12 +85,39 @@ impl Received {
             return;
         }
         let (Ok(seq), Ok(sent)) = (seq.parse::<u64>(), sent.parse::<u64>()) else { return };
+        if seq >= PACED {
+            self.paced.lock().saturating_record(now_us().saturating_sub(sent).max(1));
+            return;
+        }
         let mut seen = self.seen.lock();
         if seen.0.insert(seq) {
             seen.1.saturating_record(now_us().saturating_sub(sent).max(1));
             seen.2 = Some(Instant::now());
             self.count.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Sequence numbers of the paced phase start here.
+const PACED: u64 = 1 << 40;
+const PACED_RATE: u64 = 500;
+const PACED_SECS: u64 = 3;
+
+/// After the saturated phase: one message every 2 ms for a few seconds,
+/// so latency is measured without queueing.
+async fn paced<F, Fut>(received: &Received, publish: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
+    for i in 0..PACED_RATE * PACED_SECS {
+        tick.tick().await;
+        let _ = publish(PACED + i).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while received.paced.lock().len() < PACED_RATE * PACED_SECS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -124,14 +158,8 @@ where
     (ok, errors)
 }
 
-/// Waits for the stragglers, then summarises.
-async fn finish(
-    received: &Received,
-    started: Instant,
-    duration: Duration,
-    published: u64,
-    errors: u64,
-) -> PubsubReport {
+/// Waits until everything published was delivered (or nothing arrived for 20 s).
+async fn drain(received: &Received, published: u64) {
     let mut last = received.count.load(Ordering::Relaxed);
     let mut quiet_since = Instant::now();
     while received.count.load(Ordering::Relaxed) < published
@@ -144,7 +172,18 @@ async fn finish(
             quiet_since = Instant::now();
         }
     }
+}
+
+/// Summarises both phases.
+fn finish(
+    received: &Received,
+    started: Instant,
+    duration: Duration,
+    published: u64,
+    errors: u64,
+) -> PubsubReport {
     let seen = received.seen.lock();
+    let paced = received.paced.lock();
     let delivered = received.count.load(Ordering::Relaxed);
     let span = seen.2.map_or(duration, |t| t.duration_since(started)).as_secs_f64().max(0.001);
     PubsubReport {
@@ -152,6 +191,8 @@ async fn finish(
         delivered_per_sec: delivered as f64 / span,
         p50_us: seen.1.value_at_quantile(0.5) as f64,
         p99_us: seen.1.value_at_quantile(0.99) as f64,
+        paced_p50_us: paced.value_at_quantile(0.5) as f64,
+        paced_p99_us: paced.value_at_quantile(0.99) as f64,
         published,
         delivered,
         lost: published.saturating_sub(delivered),
@@ -264,7 +305,7 @@ pub async fn through_runtime(run: RuntimeRun<'_>) -> Result<PubsubReport> {
     let clients = Arc::new(clients);
     let counter = Arc::new(AtomicU64::new(0));
     let (payload, run_for_pub) = (run.payload, run_id.clone());
-    let (published, errors) = publish_for(run.concurrency, run.duration, move |seq| {
+    let publish = move |seq| {
         let clients = clients.clone();
         let i = counter.fetch_add(1, Ordering::Relaxed) as usize;
         let publish_one = publish_one.clone();
@@ -273,9 +314,11 @@ pub async fn through_runtime(run: RuntimeRun<'_>) -> Result<PubsubReport> {
             let mut client = clients[i % clients.len()].clone();
             publish_one(&mut client, data).await
         }
-    })
-    .await;
-    Ok(finish(&received, started, run.duration, published, errors).await)
+    };
+    let (published, errors) = publish_for(run.concurrency, run.duration, publish.clone()).await;
+    drain(&received, published).await;
+    paced(&received, publish).await;
+    Ok(finish(&received, started, run.duration, published, errors))
 }
 
 /// Straight to Redis Streams with fred: XADD by the publishers, one consumer
@@ -321,9 +364,9 @@ pub async fn redis_direct(
         })
     };
     let started = Instant::now();
-    let (published, errors) = {
+    let publish = {
         let (pool, stream, run_id) = (pool.clone(), stream.clone(), run_id.clone());
-        publish_for(concurrency, duration, move |seq| {
+        move |seq| {
             let (pool, stream) = (pool.clone(), stream.clone());
             let data = message(&run_id, seq, payload);
             async move {
@@ -332,10 +375,12 @@ pub async fn redis_direct(
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
-        })
-        .await
+        }
     };
-    let report = finish(&received, started, duration, published, errors).await;
+    let (published, errors) = publish_for(concurrency, duration, publish.clone()).await;
+    drain(&received, published).await;
+    paced(&received, publish).await;
+    let report = finish(&received, started, duration, published, errors);
     stop.store(true, Ordering::Relaxed);
     let _ = consumer.await;
     let _: Result<i64, _> = pool.del(stream.as_str()).await;
@@ -401,9 +446,9 @@ pub async fn rabbitmq_direct(
         })
     };
     let started = Instant::now();
-    let (published, errors) = {
+    let publish = {
         let (publisher, exchange, run_id) = (publisher.clone(), exchange.clone(), run_id.clone());
-        publish_for(concurrency, duration, move |seq| {
+        move |seq| {
             let (publisher, exchange) = (publisher.clone(), exchange.clone());
             let data = message(&run_id, seq, payload);
             async move {
@@ -421,10 +466,12 @@ pub async fn rabbitmq_direct(
                     .map_err(|e| e.to_string())?;
                 if confirm.is_ack() { Ok(()) } else { Err("nack".to_owned()) }
             }
-        })
-        .await
+        }
     };
-    let report = finish(&received, started, duration, published, errors).await;
+    let (published, errors) = publish_for(concurrency, duration, publish.clone()).await;
+    drain(&received, published).await;
+    paced(&received, publish).await;
+    let report = finish(&received, started, duration, published, errors);
     let _ = publisher.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
     let _ = conn.close(200, "done".into()).await;
     consuming.abort();

@@ -72,21 +72,33 @@ fn app_status(status: i32) -> Result<AppStatus> {
     }
 }
 
+/// HTTP/2 connections to the app. One connection is driven by one task,
+/// which caps deliveries at what one core can push; a few spread the load.
+const CALLBACK_CONNECTIONS: usize = 4;
+
 /// The app's AppCallback service, as the subscriber of its subscriptions.
 #[derive(Clone)]
 pub struct AppCallback {
-    client: AppCallbackClient<Channel>,
+    clients: Arc<[AppCallbackClient<Channel>]>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
     address: String,
 }
 
 impl AppCallback {
-    /// A lazily connected client: the app may come up after the runtime.
+    /// Lazily connected clients: the app may come up after the runtime.
     pub fn new(host: &str, port: u16) -> Result<Self> {
         let address = format!("http://{host}:{port}");
         let endpoint = Channel::from_shared(address.clone())
             .map_err(|e| Error::config(format!("app callback address '{address}': {e}")))?
             .tcp_nodelay(true);
-        Ok(Self { client: AppCallbackClient::new(endpoint.connect_lazy()), address })
+        let clients =
+            (0..CALLBACK_CONNECTIONS).map(|_| AppCallbackClient::new(endpoint.connect_lazy())).collect();
+        Ok(Self { clients, next: Arc::default(), address })
+    }
+
+    fn client(&self) -> AppCallbackClient<Channel> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients[i % self.clients.len()].clone()
     }
 
     pub fn address(&self) -> &str {
@@ -94,7 +106,7 @@ impl AppCallback {
     }
 
     pub async fn list_topic_subscriptions(&self) -> std::result::Result<Vec<pb::TopicSubscription>, Status> {
-        let reply = self.client.clone().list_topic_subscriptions(()).await?;
+        let reply = self.client().list_topic_subscriptions(()).await?;
         Ok(reply.into_inner().subscriptions)
     }
 }
@@ -102,7 +114,7 @@ impl AppCallback {
 #[tonic::async_trait]
 impl App for AppCallback {
     async fn on_event(&self, event: TopicEvent) -> Result<AppStatus> {
-        match self.client.clone().on_topic_event(topic_event_request(event)).await {
+        match self.client().on_topic_event(topic_event_request(event)).await {
             Ok(reply) => app_status(reply.into_inner().status),
             // As Layotto: an app without OnTopicEvent drops the event.
             Err(status) if status.code() == Code::Unimplemented => Ok(AppStatus::Drop),

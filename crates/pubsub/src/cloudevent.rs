@@ -178,6 +178,11 @@ pub fn decode(pubsub_name: &str, topic: &str, data: &[u8], raw: bool, metadata: 
         return Decoded::Expired { id };
     }
     let data_content_type = field("datacontenttype").unwrap_or_default();
+    // The publisher's trace context reaches the app in the event metadata.
+    let mut metadata = metadata;
+    if let Some(tp) = field("traceparent").filter(|t| !t.is_empty()) {
+        metadata.insert("traceparent".to_owned(), tp);
+    }
     let data = if let Some(b64) = field("data_base64") {
         BASE64.decode(b64).unwrap_or_default()
     } else {
@@ -258,6 +263,19 @@ mod tests {
         assert!(err.to_string().contains("pubsub 'ps'"), "{err}");
         let err = envelope(&input(br#"{"id":5}"#, CLOUDEVENT_CONTENT_TYPE)).unwrap_err();
         assert!(err.to_string().contains("'id'"), "{err}");
+    }
+
+    #[test]
+    fn traceparent_travels_to_the_subscriber() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut with_trace = input(b"x", "");
+        with_trace.traceparent = Some(tp.into());
+        let bytes = envelope(&with_trace).unwrap();
+        assert_eq!(json(&bytes)["traceparent"], tp);
+        let Decoded::Event(ev) = decode("ps", "t", &bytes, false, Metadata::new()) else { panic!() };
+        assert_eq!(ev.metadata.get("traceparent").map(String::as_str), Some(tp));
+        let plain = envelope(&input(b"x", "")).unwrap();
+        assert!(json(&plain).get("traceparent").is_none());
     }
 
     #[test]

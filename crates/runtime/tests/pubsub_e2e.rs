@@ -155,16 +155,18 @@ async fn start(config: Config) -> (Running, RuntimeClient<Channel>) {
     (running, client)
 }
 
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 async fn publish(c: &mut RuntimeClient<Channel>, pubsub: &str, topic: &str, data: &[u8]) {
-    c.publish_event(pb::PublishEventRequest {
+    let mut request = Request::new(pb::PublishEventRequest {
         pubsub_name: pubsub.into(),
         topic: topic.into(),
         data: data.to_vec(),
         data_content_type: "text/plain".into(),
         metadata: HashMap::new(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("publish to {pubsub}/{topic}: {e}"));
+    });
+    request.metadata_mut().insert("traceparent", TRACEPARENT.parse().unwrap());
+    c.publish_event(request).await.unwrap_or_else(|e| panic!("publish to {pubsub}/{topic}: {e}"));
 }
 
 async fn wait_until(what: &str, timeout: Duration, cond: impl Fn() -> bool) {
@@ -207,6 +209,7 @@ async fn app_callback_delivers_on_every_broker() {
         assert_eq!(event.spec_version, "1.0");
         assert_eq!(event.data_content_type, "text/plain");
         assert!(uuid::Uuid::parse_str(&event.id).is_ok());
+        assert_eq!(event.metadata.get("traceparent").map(String::as_str), Some(TRACEPARENT), "{pubsub}");
     }
     running.shutdown().await;
 }

@@ -28,7 +28,7 @@ use layotto_redis::fred::prelude::{ClientLike, StreamsInterface};
 use layotto_redis::fred::types::streams::XReadResponse;
 use layotto_redis::{RedisConn, duration, fred};
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Handler, Message, PubSub, PublishRequest, SubscribeRequest, Subscription, consumer_group};
@@ -119,8 +119,8 @@ impl PubSub for RedisStreams {
         let cancel = CancellationToken::new();
         let consumer_loop = ConsumerLoop {
             owner,
-            topic: req.topic,
-            group,
+            topic: req.topic.clone(),
+            group: group.clone(),
             consumer,
             conn: self.conn.clone(),
             reader,
@@ -129,6 +129,7 @@ impl PubSub for RedisStreams {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             cancel: cancel.clone(),
             settings,
+            acks: spawn_acker(self.conn.clone(), self.owner(&req.topic), req.topic.clone(), group.clone()),
         };
         let task = tokio::spawn(consumer_loop.run());
         Ok(Subscription::new(cancel, task))
@@ -152,6 +153,42 @@ struct ConsumerLoop {
     in_flight: Arc<Mutex<HashSet<String>>>,
     cancel: CancellationToken,
     settings: Settings,
+    /// Ids of handled entries, acknowledged in batches by the acker task.
+    acks: mpsc::UnboundedSender<String>,
+}
+
+/// Acknowledges handled entries with one `XACK` per batch instead of one
+/// per message. It ends when the subscription's last sender is dropped. An
+/// ack that fails leaves the entry pending, so it is delivered again.
+fn spawn_acker(
+    conn: Arc<RedisConn>,
+    owner: String,
+    topic: String,
+    group: String,
+) -> mpsc::UnboundedSender<String> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut ids = vec![first];
+            while ids.len() < 512 {
+                match rx.try_recv() {
+                    Ok(id) => ids.push(id),
+                    Err(_) => break,
+                }
+            }
+            let acked: Result<i64, _> = match conn.client() {
+                Ok(client) => client.xack(topic.as_str(), group.as_str(), ids).await,
+                Err(e) => {
+                    tracing::warn!(%owner, error = %e, "cannot acknowledge; the messages will be delivered again");
+                    continue;
+                }
+            };
+            if let Err(e) = acked {
+                tracing::warn!(%owner, error = %e, "XACK failed; the messages will be delivered again");
+            }
+        }
+    });
+    tx
 }
 
 type Entries = Vec<(String, std::collections::HashMap<String, Vec<u8>>)>;
@@ -229,14 +266,7 @@ impl ConsumerLoop {
             let this = self.clone();
             tokio::spawn(async move {
                 if (this.handler)(message).await.is_ok() {
-                    // If the ack is lost the entry stays pending and is delivered again.
-                    if let Ok(client) = this.conn.client() {
-                        let acked: Result<i64, _> =
-                            client.xack(this.topic.as_str(), this.group.as_str(), id.as_str()).await;
-                        if let Err(e) = acked {
-                            tracing::warn!(owner = %this.owner, id, error = %e, "XACK failed; the message will be delivered again");
-                        }
-                    }
+                    let _ = this.acks.send(id.clone());
                 }
                 this.in_flight.lock().remove(&id);
                 drop(permit);
