@@ -134,9 +134,13 @@ impl RedisConn {
 /// Connection trouble is UNAVAILABLE (retry later); anything else is internal.
 pub fn error_kind(e: &FredError) -> ErrorKind {
     match e.kind() {
-        FredKind::IO | FredKind::Canceled | FredKind::Timeout | FredKind::Backpressure => {
-            ErrorKind::Unavailable
-        }
+        FredKind::IO
+        | FredKind::Canceled
+        | FredKind::Timeout
+        | FredKind::Backpressure
+        | FredKind::Routing => ErrorKind::Unavailable,
+        // fred's answer to a command sent just as the connection dropped.
+        FredKind::Unknown if e.details().starts_with("Failed to route command") => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }
 }
@@ -166,7 +170,18 @@ pub fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Optio
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{error_kind, redact};
+    use fred::prelude::{Error as FredError, ErrorKind as FredKind};
+    use layotto_core::ErrorKind;
+
+    #[test]
+    fn connection_trouble_is_unavailable() {
+        let routed = FredError::new(FredKind::Unknown, "Failed to route command.");
+        assert_eq!(error_kind(&routed), ErrorKind::Unavailable);
+        assert_eq!(error_kind(&FredError::new(FredKind::Routing, "x")), ErrorKind::Unavailable);
+        assert_eq!(error_kind(&FredError::new(FredKind::IO, "reset")), ErrorKind::Unavailable);
+        assert_eq!(error_kind(&FredError::new(FredKind::Unknown, "WRONGTYPE")), ErrorKind::Internal);
+    }
 
     #[test]
     fn credentials_never_reach_messages() {
