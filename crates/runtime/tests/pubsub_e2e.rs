@@ -42,6 +42,8 @@ struct TestApp {
     subscriptions: Vec<pb::TopicSubscription>,
     behaviour: Behaviour,
     up: Arc<AtomicBool>,
+    /// Events offered by the runtime, accepted or not.
+    offered: Arc<std::sync::atomic::AtomicUsize>,
     attempts: Arc<Mutex<HashMap<Vec<u8>, u32>>>,
     accepted: Arc<Mutex<Vec<pb::TopicEventRequest>>>,
 }
@@ -59,6 +61,7 @@ impl TestApp {
                 .collect(),
             behaviour,
             up: Arc::new(AtomicBool::new(true)),
+            offered: Arc::default(),
             attempts: Arc::default(),
             accepted: Arc::default(),
         }
@@ -68,9 +71,15 @@ impl TestApp {
         Self::new(subscriptions, Arc::new(|_, _| Ok(S::Success)))
     }
 
+    /// What was accepted on `topic`, sorted, without the probes of [`until_subscribed`].
     fn accepted_data(&self, topic: &str) -> Vec<Vec<u8>> {
-        let mut v: Vec<Vec<u8>> =
-            self.accepted.lock().iter().filter(|e| e.topic == topic).map(|e| e.data.clone()).collect();
+        let mut v: Vec<Vec<u8>> = self
+            .accepted
+            .lock()
+            .iter()
+            .filter(|e| e.topic == topic && e.data != PROBE)
+            .map(|e| e.data.clone())
+            .collect();
         v.sort();
         v
     }
@@ -110,6 +119,7 @@ impl AppCallback for TestApp {
         request: Request<pb::TopicEventRequest>,
     ) -> Result<Response<pb::TopicEventResponse>, Status> {
         let event = request.into_inner();
+        self.offered.fetch_add(1, Ordering::SeqCst);
         if !self.up.load(Ordering::SeqCst) {
             return Err(Status::unavailable("app is down"));
         }
@@ -124,6 +134,19 @@ impl AppCallback for TestApp {
             self.accepted.lock().push(event);
         }
         Ok(Response::new(pb::TopicEventResponse { status: status.into() }))
+    }
+}
+
+const PROBE: &[u8] = b"probe";
+
+/// Publishes probes until every app has been offered one: the runtimes have
+/// subscribed (and a RabbitMQ queue exists) before the real messages go out.
+async fn until_subscribed(c: &mut RuntimeClient<Channel>, pubsub: &str, topic: &str, apps: &[&TestApp]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while apps.iter().any(|a| a.offered.load(Ordering::SeqCst) == 0) {
+        assert!(Instant::now() < deadline, "{pubsub}/{topic}: the runtimes never subscribed");
+        publish(c, pubsub, topic, PROBE).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -300,7 +323,15 @@ async fn competing_consumers_across_runtimes() {
         let (r1, mut c) = start(config(&shared_id, p1)).await;
         let (r2, _) = start(config(&shared_id, p2)).await;
         let (r3, _) = start(config(&unique("other"), p3)).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // One of the two sharing runtimes seeing a probe is enough: their queue exists.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while a1.offered.load(Ordering::SeqCst) + a2.offered.load(Ordering::SeqCst) == 0
+            || other.offered.load(Ordering::SeqCst) == 0
+        {
+            assert!(Instant::now() < deadline, "{pubsub}: the runtimes never subscribed");
+            publish(&mut c, pubsub, &topic, PROBE).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let sent = numbered("cc", 100);
         for m in &sent {
             publish(&mut c, pubsub, &topic, m).await;
@@ -332,7 +363,7 @@ async fn stopped_runtime_with_unacked_messages_loses_none() {
         silent.up.store(false, Ordering::SeqCst);
         let port = silent.serve().await;
         let (first, mut c) = start(config(&app_id, port)).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        until_subscribed(&mut c, pubsub, &topic, &[&silent]).await;
         let sent = numbered("u", 20);
         for m in &sent {
             publish(&mut c, pubsub, &topic, m).await;
