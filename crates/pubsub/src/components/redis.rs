@@ -200,11 +200,14 @@ impl ConsumerLoop {
             (this.settings.redeliver_interval > Duration::ZERO).then(|| tokio::spawn(this.clone().reclaim()));
         let mut warned = false;
         while !this.cancel.is_cancelled() {
+            // Read in batches: when busy, wait until a quarter of the slots are
+            // free rather than paying one XREADGROUP round trip per message.
             let free = this.permits.available_permits();
-            if free == 0 {
+            let batch = (this.settings.concurrency / 4).max(1);
+            if free < batch {
                 tokio::select! {
                     _ = this.cancel.cancelled() => break,
-                    p = this.permits.acquire() => drop(p),
+                    p = this.permits.acquire_many(batch as u32) => drop(p),
                 }
                 continue;
             }
