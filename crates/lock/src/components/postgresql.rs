@@ -26,13 +26,12 @@
 //! An unreachable database fails the build with `Unavailable`; during an
 //! outage calls fail with `Unavailable`.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, MetadataExt, Result};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqlSafeStr, SqlStr};
 
 use crate::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
@@ -102,9 +101,9 @@ impl PostgresLock {
     /// database cannot be reached) and creates the table if it is missing.
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("lock store '{name}' (postgresql)");
-        let table = table_name(&component, metadata, DEFAULT_TABLE)?;
-        let options = connect_options(&component, metadata)?;
-        let timeout = duration(&component, metadata, "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
+        let table = layotto_sql::table_name(&component, metadata, DEFAULT_TABLE)?;
+        let options = layotto_sql::postgres::connect_options(&component, metadata)?;
+        let timeout = layotto_sql::duration(&component, metadata, "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
         let max_conns =
             metadata.parse_opt::<u32>(&component, "maxConns")?.unwrap_or(DEFAULT_MAX_CONNS).clamp(1, 1000);
 
@@ -153,13 +152,7 @@ impl PostgresLock {
 
     /// Runs one database call within the timeout, mapping its errors.
     async fn run<T>(&self, what: &str, call: impl Future<Output = sqlx::Result<T>>) -> Result<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(|e| sql_error(&self.component, what, e)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("{}: {what}: PostgreSQL did not answer within {:?}", self.component, self.timeout),
-            )),
-        }
+        layotto_sql::run(&self.component, what, self.timeout, call).await
     }
 
     async fn status(
@@ -175,7 +168,7 @@ impl PostgresLock {
             query = query.bind(secs);
         }
         let row = self.run(what, query.fetch_one(&self.pool)).await?;
-        let code: i32 = row.try_get(0).map_err(|e| sql_error(&self.component, what, e))?;
+        let code: i32 = row.try_get(0).map_err(|e| layotto_sql::sql_error(&self.component, what, e))?;
         match code {
             0 => Ok(LockStatus::Success),
             1 => Ok(LockStatus::LockUnexist),
@@ -214,130 +207,5 @@ impl LockStore for PostgresLock {
             Ok(Err(e)) => Health::down(format!("SELECT 1 on PostgreSQL failed: {e}")),
             Err(_) => Health::down(format!("SELECT 1 on PostgreSQL timed out after {HEALTH_TIMEOUT:?}")),
         }
-    }
-}
-
-/// Connection and pool trouble is UNAVAILABLE (retry later); anything else is internal.
-fn sql_error(component: &str, what: &str, e: sqlx::Error) -> Error {
-    let kind = match &e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
-        // SQLSTATE class 08 (connection exception) and 57P (operator intervention: shutdown).
-        sqlx::Error::Database(db)
-            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
-        {
-            ErrorKind::Unavailable
-        }
-        _ => ErrorKind::Internal,
-    };
-    Error::new(kind, format!("{component}: {what}: {e}"))
-}
-
-/// `tableName`: an SQL identifier (letters, digits, `_`), optionally `schema.table`.
-fn table_name(component: &str, metadata: &Metadata, default: &str) -> Result<String> {
-    let table = metadata.get("tableName").map(|t| t.trim()).filter(|t| !t.is_empty()).unwrap_or(default);
-    let valid_part = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 63
-            && p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let parts: Vec<&str> = table.split('.').collect();
-    if parts.len() > 2 || !parts.iter().all(|p| valid_part(p)) {
-        return Err(Error::config(format!(
-            "{component}: metadata 'tableName' must be an SQL identifier (letters, digits, '_', \
-             optionally schema.table), got '{table}'"
-        )));
-    }
-    Ok(table.to_owned())
-}
-
-fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
-    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
-            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
-        }),
-    }
-}
-
-/// `connectionString` as a URL or libpq key/value string.
-fn connect_options(component: &str, metadata: &Metadata) -> Result<PgConnectOptions> {
-    let raw = metadata
-        .get("connectionString")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::config(format!("{component}: metadata 'connectionString' is required")))?;
-    let options = if raw.contains("://") {
-        PgConnectOptions::from_str(raw).map_err(|e| {
-            Error::config(format!("{component}: metadata 'connectionString' is not a valid URL: {e}"))
-        })?
-    } else {
-        key_value_options(component, raw)?
-    };
-    Ok(options.application_name("layotto"))
-}
-
-fn key_value_options(component: &str, raw: &str) -> Result<PgConnectOptions> {
-    let mut options = PgConnectOptions::new_without_pgpass();
-    for pair in raw.split_whitespace() {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(Error::config(format!(
-                "{component}: metadata 'connectionString': expected key=value, got '{pair}'"
-            )));
-        };
-        let value = value.trim_matches('\'');
-        options = match key {
-            "host" => options.host(value),
-            "port" => options.port(value.parse().map_err(|_| {
-                Error::config(format!("{component}: metadata 'connectionString': invalid port '{value}'"))
-            })?),
-            "user" | "username" => options.username(value),
-            "password" => options.password(value),
-            "dbname" | "database" => options.database(value),
-            "application_name" => options.application_name(value),
-            "sslmode" => options.ssl_mode(PgSslMode::from_str(value).map_err(|_| {
-                Error::config(format!("{component}: metadata 'connectionString': invalid sslmode '{value}'"))
-            })?),
-            // Pool and timeout settings of other drivers: ours come from metadata.
-            "connect_timeout" | "pool_max_conns" | "pool_min_conns" => options,
-            other => {
-                return Err(Error::config(format!(
-                    "{component}: metadata 'connectionString': unsupported key '{other}'"
-                )));
-            }
-        };
-    }
-    Ok(options)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn table_names_are_identifiers() {
-        let meta = |t: &str| Metadata::from([("tableName".to_owned(), t.to_owned())]);
-        assert_eq!(table_name("c", &Metadata::new(), DEFAULT_TABLE).unwrap(), "layotto_lock");
-        assert_eq!(table_name("c", &meta("public.locks_1"), DEFAULT_TABLE).unwrap(), "public.locks_1");
-        for bad in ["1abc", "a;drop table x", "a.b.c", "a b", "\"x\""] {
-            let err = table_name("c", &meta(bad), DEFAULT_TABLE).unwrap_err();
-            assert!(err.to_string().contains("tableName"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn key_value_connection_strings() {
-        let opts =
-            key_value_options("c", "host=db port=5433 user=u password=p dbname=x sslmode=disable").unwrap();
-        assert_eq!((opts.get_host(), opts.get_port(), opts.get_username()), ("db", 5433, "u"));
-        assert_eq!(opts.get_database(), Some("x"));
-        assert!(key_value_options("c", "hots=db").unwrap_err().to_string().contains("hots"));
-        let err = connect_options("c", &Metadata::new()).unwrap_err();
-        assert!(err.to_string().contains("connectionString"), "{err}");
     }
 }
