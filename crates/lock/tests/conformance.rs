@@ -486,6 +486,98 @@ mod postgresql_backend {
         assert_eq!(after.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
     }
 
+    /// A TCP proxy in front of the shared PostgreSQL, so a test can cut the
+    /// connection (an outage) without stopping the server others use.
+    struct Proxy {
+        port: u16,
+        up: Arc<std::sync::atomic::AtomicBool>,
+        links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    }
+
+    impl Proxy {
+        async fn start(upstream: String) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+            let (up2, links2) = (up.clone(), links.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else { return };
+                    if !up2.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let upstream = upstream.clone();
+                    links2.lock().unwrap().push(tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    }));
+                }
+            });
+            Self { port, up, links }
+        }
+
+        fn set(&self, up: bool) {
+            self.up.store(up, Ordering::SeqCst);
+            if !up {
+                for link in self.links.lock().unwrap().drain(..) {
+                    link.abort();
+                }
+            }
+        }
+    }
+
+    /// The database goes away mid-run: calls answer UNAVAILABLE (never a
+    /// false "success" or "not held"), and once it is back the lock taken
+    /// before the outage is still held and calls succeed again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_then_recovers() {
+        let url = url();
+        let upstream =
+            url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("127.0.0.1:5432");
+        let proxy = Proxy::start(upstream.to_owned()).await;
+        let through_proxy = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+        let table = table();
+        let _guard = DropTable(table.clone());
+        let meta = Metadata::from([
+            ("connectionString".to_owned(), through_proxy),
+            ("tableName".to_owned(), table.clone()),
+            ("timeout".to_owned(), "2s".to_owned()),
+        ]);
+        let lock = PostgresLock::connect("outage", &meta).await.unwrap();
+        let (res, a, b) = (resource(), owner(), owner());
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+
+        proxy.set(false);
+        for attempt in 0..3 {
+            let err = lock
+                .try_lock(try_req(&res, &b, LONG))
+                .await
+                .expect_err("no answer while the database is away");
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "attempt {attempt}: {err}");
+            assert!(err.to_string().contains("lock store 'outage' (postgresql)"), "{err}");
+        }
+        let err = lock.unlock(unlock_req(&res, &a)).await.expect_err("no unlock while away");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(!lock.health().await.is_up());
+
+        proxy.set(true);
+        let started = Instant::now();
+        let held = loop {
+            match lock.try_lock(try_req(&res, &b, LONG)).await {
+                Ok(acquired) => break acquired,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(15), "never recovered: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        assert!(!held, "the lock taken before the outage must still be held");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(lock.health().await.is_up());
+    }
+
     #[tokio::test]
     async fn unreachable_database_fails_to_start_naming_the_component() {
         let meta = Metadata::from([
