@@ -340,54 +340,11 @@ mod redis_backend {
         assert!(err.to_string().contains("lock store 'locks' (redis)"), "{err}");
     }
 
-    /// A private Redis server on a free port, killed when dropped.
-    struct PrivateRedis {
-        port: u16,
-        child: Option<std::process::Child>,
-    }
-
-    impl PrivateRedis {
-        fn start() -> Self {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let mut redis = Self { port, child: None };
-            redis.restart();
-            redis
-        }
-
-        fn restart(&mut self) {
-            let child = std::process::Command::new("redis-server")
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed for the outage test");
-            self.child = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                assert!(Instant::now() < deadline, "private redis-server did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-
-        fn kill(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-
-    impl Drop for PrivateRedis {
-        fn drop(&mut self) {
-            self.kill();
-        }
-    }
-
     /// Redis going away is UNAVAILABLE (never "not acquired"), and the
     /// component recovers by itself when Redis is back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn outage_is_unavailable_and_recovers() {
-        let mut server = PrivateRedis::start();
+        let mut server = layotto_testkit::PrivateRedis::start();
         let meta = Metadata::from([
             ("redisHost".to_owned(), format!("127.0.0.1:{}", server.port)),
             ("timeout".to_owned(), "1s".to_owned()),
@@ -486,58 +443,15 @@ mod postgresql_backend {
         assert_eq!(after.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
     }
 
-    /// A TCP proxy in front of the shared PostgreSQL, so a test can cut the
-    /// connection (an outage) without stopping the server others use.
-    struct Proxy {
-        port: u16,
-        up: Arc<std::sync::atomic::AtomicBool>,
-        links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    }
-
-    impl Proxy {
-        async fn start(upstream: String) -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-            let (up2, links2) = (up.clone(), links.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((mut client, _)) = listener.accept().await else { return };
-                    if !up2.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let upstream = upstream.clone();
-                    links2.lock().unwrap().push(tokio::spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    }));
-                }
-            });
-            Self { port, up, links }
-        }
-
-        fn set(&self, up: bool) {
-            self.up.store(up, Ordering::SeqCst);
-            if !up {
-                for link in self.links.lock().unwrap().drain(..) {
-                    link.abort();
-                }
-            }
-        }
-    }
-
     /// The database goes away mid-run: calls answer UNAVAILABLE (never a
     /// false "success" or "not held"), and once it is back the lock taken
     /// before the outage is still held and calls succeed again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn outage_is_unavailable_then_recovers() {
         let url = url();
-        let upstream =
-            url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("127.0.0.1:5432");
-        let proxy = Proxy::start(upstream.to_owned()).await;
-        let through_proxy = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+        let upstream = layotto_testkit::upstream_of(&url, "127.0.0.1:5432");
+        let proxy = layotto_testkit::TcpProxy::start(&upstream).await;
+        let through_proxy = proxy.via(&url, &upstream);
         let table = table();
         let _guard = DropTable(table.clone());
         let meta = Metadata::from([

@@ -656,60 +656,15 @@ mod rabbitmq_backend {
 
     conformance!(rabbitmq, rabbitmq(), crashed_consumer_loses_nothing);
 
-    /// A TCP proxy in front of the shared broker, so a test can cut the
-    /// connection (an outage) without stopping the broker others use.
-    struct Proxy {
-        port: u16,
-        up: Arc<AtomicBool>,
-        links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    }
-
-    impl Proxy {
-        async fn start(upstream: String) -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let up = Arc::new(AtomicBool::new(true));
-            let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-            let (up2, links2) = (up.clone(), links.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((mut client, _)) = listener.accept().await else { return };
-                    if !up2.load(Ordering::SeqCst) {
-                        continue; // dropped: connection refused, in effect
-                    }
-                    let upstream = upstream.clone();
-                    links2.lock().push(tokio::spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    }));
-                }
-            });
-            Self { port, up, links }
-        }
-
-        fn down(&self) {
-            self.up.store(false, Ordering::SeqCst);
-            for link in self.links.lock().drain(..) {
-                link.abort();
-            }
-        }
-
-        fn up(&self) {
-            self.up.store(true, Ordering::SeqCst);
-        }
-    }
-
     /// The connection to RabbitMQ is cut: publish answers UNAVAILABLE at
     /// once, and when it is back both sides reconnect by themselves and
     /// nothing acknowledged is lost.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn outage_is_unavailable_then_resumes() {
         let url = url();
-        let upstream =
-            url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("127.0.0.1:5672");
-        let proxy = Proxy::start(upstream.to_owned()).await;
-        let host = url.replacen(upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+        let upstream = layotto_testkit::upstream_of(&url, "127.0.0.1:5672");
+        let proxy = layotto_testkit::TcpProxy::start(&upstream).await;
+        let host = proxy.via(&url, &upstream);
         let m = meta(&[("host", &host), ("consumerID", &unique("g")), ("redeliverInterval", "200ms")]);
         let broker: Arc<dyn PubSub> = Arc::new(RabbitMq::connect("conf", &m).await.unwrap());
         let topic = unique("outage");
@@ -718,7 +673,7 @@ mod rabbitmq_backend {
         publish(&*broker, "conf", &topic, b"before", "").await;
         wait_until("the first message", Duration::from_secs(10), || app.count() == 1).await;
 
-        proxy.down();
+        proxy.set(false);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let err = broker
             .publish(PublishRequest { topic: topic.clone(), data: b"x".to_vec(), metadata: Metadata::new() })
@@ -728,7 +683,7 @@ mod rabbitmq_backend {
         assert!(err.to_string().contains("pubsub 'conf' (rabbitmq)"), "{err}");
         assert!(!broker.health().await.is_up());
 
-        proxy.up();
+        proxy.set(true);
         let start = Instant::now();
         let envelope = cloudevent::envelope(&PublishInput {
             pubsub_name: "conf".into(),

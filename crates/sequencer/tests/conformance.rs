@@ -450,54 +450,11 @@ mod redis_backend {
         assert!(err.to_string().contains("sequencer store 'ids' (redis)"), "{err}");
     }
 
-    /// A private Redis server on a free port, killed when dropped.
-    struct PrivateRedis {
-        port: u16,
-        child: Option<std::process::Child>,
-    }
-
-    impl PrivateRedis {
-        fn start() -> Self {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let mut redis = Self { port, child: None };
-            redis.restart();
-            redis
-        }
-
-        fn restart(&mut self) {
-            let child = std::process::Command::new("redis-server")
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed for the outage test");
-            self.child = Some(child);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                assert!(Instant::now() < deadline, "private redis-server did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-
-        fn kill(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-
-    impl Drop for PrivateRedis {
-        fn drop(&mut self) {
-            self.kill();
-        }
-    }
-
     /// Redis going away is UNAVAILABLE through the service, WEAK and STRONG,
     /// and the component recovers by itself when Redis is back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn outage_is_unavailable_and_recovers() {
-        let mut server = PrivateRedis::start();
+        let mut server = layotto_testkit::PrivateRedis::start();
         let meta = Metadata::from([
             ("redisHost".to_owned(), format!("127.0.0.1:{}", server.port)),
             ("timeout".to_owned(), "1s".to_owned()),

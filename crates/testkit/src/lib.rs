@@ -1,0 +1,125 @@
+//! Helpers for outage tests, which must never stop the shared services:
+//! a private `redis-server` a test may kill and restart, and a TCP proxy in
+//! front of any shared server whose connections a test may cut.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+/// A port the OS considers free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private Redis server on a free port, killed when dropped.
+pub struct PrivateRedis {
+    pub port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Keeps nothing on disk.
+    pub fn start() -> Self {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// With extra `redis-server` arguments (e.g. an AOF with `appendfsync always`).
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut redis =
+            Self { port: free_port(), args: args.iter().map(|a| a.to_string()).collect(), child: None };
+        redis.restart();
+        redis
+    }
+
+    /// `host:port`, as `redisHost` takes it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the outage tests");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "private redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP proxy in front of a shared server: `set(false)` cuts every
+/// connection and refuses new ones (an outage), `set(true)` ends it.
+pub struct TcpProxy {
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl TcpProxy {
+    /// Proxies to `upstream` (`host:port`); call inside a tokio runtime.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (up2, links2, upstream) = (up.clone(), links.clone(), upstream.to_owned());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped at once: the server is "down"
+                }
+                let upstream = upstream.clone();
+                links2.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Self { port, up, links }
+    }
+
+    pub fn set(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for link in self.links.lock().unwrap().drain(..) {
+                link.abort();
+            }
+        }
+    }
+
+    /// `url` with its `upstream` address replaced by this proxy's.
+    pub fn via(&self, url: &str, upstream: &str) -> String {
+        url.replacen(upstream, &format!("127.0.0.1:{}", self.port), 1)
+    }
+}
+
+/// The `host:port` of a `scheme://user@host:port/…` URL.
+pub fn upstream_of(url: &str, default: &str) -> String {
+    url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(default).to_owned()
+}
