@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,31 +15,14 @@ use layotto_grpc::pb::runtime as pb;
 use layotto_grpc::pb::runtime::app_callback_server::{AppCallback, AppCallbackServer};
 use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
 use std::sync::Mutex;
+
+mod common;
+use common::{BIN, Runtime, free_port, redis_host, wait_ready};
 use tonic::{Request, Response, Status};
-
-const BIN: &str = env!("CARGO_BIN_EXE_layotto");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn redis_host() -> String {
-    let url = std::env::var("LAYOTTO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    url.trim_start_matches("redis://").to_owned()
-}
 
 fn rabbitmq_url() -> String {
     std::env::var("LAYOTTO_TEST_RABBITMQ")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-struct Runtime(Child);
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[derive(Clone)]
@@ -101,19 +84,6 @@ fn spawn_runtime(dir: &std::path::Path, app_port: u16, pubsub_toml: &str) -> (Ru
         .spawn()
         .unwrap();
     (Runtime(child), grpc, actuator)
-}
-
-async fn wait_ready(actuator: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{actuator}/actuator/health/readiness")).await
-            && resp.status().as_u16() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "runtime not ready after 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {

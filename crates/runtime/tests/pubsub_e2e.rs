@@ -386,6 +386,19 @@ async fn stopped_runtime_with_unacked_messages_loses_none() {
     }
 }
 
+fn initial(pubsub: &str, topic: &str) -> pb::SubscribeTopicEventsRequest {
+    use pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
+    pb::SubscribeTopicEventsRequest {
+        subscribe_topic_events_request_type: Some(In::InitialRequest(
+            pb::SubscribeTopicEventsRequestInitial {
+                pubsub_name: pubsub.into(),
+                topic: topic.into(),
+                ..Default::default()
+            },
+        )),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_topic_events_stream() {
     use pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
@@ -394,18 +407,7 @@ async fn subscribe_topic_events_stream() {
     for pubsub in ["mem", "redis", "rabbit"] {
         let topic = unique("stream");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tx.send(pb::SubscribeTopicEventsRequest {
-            subscribe_topic_events_request_type: Some(In::InitialRequest(
-                pb::SubscribeTopicEventsRequestInitial {
-                    pubsub_name: pubsub.into(),
-                    topic: topic.clone(),
-                    metadata: HashMap::new(),
-                    dead_letter_topic: None,
-                },
-            )),
-        })
-        .await
-        .unwrap();
+        tx.send(initial(pubsub, &topic)).await.unwrap();
         let mut events = c
             .subscribe_topic_events(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
@@ -416,17 +418,7 @@ async fn subscribe_topic_events_stream() {
 
         // A second stream for the same pubsub and topic is refused.
         let (tx2, rx2) = tokio::sync::mpsc::channel(1);
-        tx2.send(pb::SubscribeTopicEventsRequest {
-            subscribe_topic_events_request_type: Some(In::InitialRequest(
-                pb::SubscribeTopicEventsRequestInitial {
-                    pubsub_name: pubsub.into(),
-                    topic: topic.clone(),
-                    ..Default::default()
-                },
-            )),
-        })
-        .await
-        .unwrap();
+        tx2.send(initial(pubsub, &topic)).await.unwrap();
         let err =
             c.subscribe_topic_events(tokio_stream::wrappers::ReceiverStream::new(rx2)).await.unwrap_err();
         assert_eq!(err.code(), Code::AlreadyExists, "{pubsub}");
@@ -472,17 +464,7 @@ async fn subscribe_topic_events_stream() {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let (tx3, rx3) = tokio::sync::mpsc::channel(1);
-            tx3.send(pb::SubscribeTopicEventsRequest {
-                subscribe_topic_events_request_type: Some(In::InitialRequest(
-                    pb::SubscribeTopicEventsRequestInitial {
-                        pubsub_name: pubsub.into(),
-                        topic: topic.clone(),
-                        ..Default::default()
-                    },
-                )),
-            })
-            .await
-            .unwrap();
+            tx3.send(initial(pubsub, &topic)).await.unwrap();
             match c.subscribe_topic_events(tokio_stream::wrappers::ReceiverStream::new(rx3)).await {
                 Ok(_) => break,
                 Err(e) => {
