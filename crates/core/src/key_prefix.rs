@@ -1,4 +1,6 @@
-use crate::{Error, Metadata, Result};
+use serde::Deserialize;
+
+use crate::{ComponentContext, Error, Metadata, Result};
 
 /// Separator between a key prefix and the user key, as Layotto stores keys.
 pub const KEY_SEPARATOR: &str = "||";
@@ -13,10 +15,27 @@ pub enum KeyPrefix {
     Custom(String),
 }
 
+/// The one metadata key of a key-prefix strategy.
+#[derive(Deserialize)]
+struct KeyPrefixSetting {
+    #[serde(rename = "keyPrefix", default)]
+    key_prefix: Option<String>,
+}
+
 impl KeyPrefix {
+    /// Reads `keyPrefix` from the component's settings, falling back to `default`.
+    pub fn from_context(ctx: &ComponentContext, default: KeyPrefix) -> Result<Self> {
+        let setting: KeyPrefixSetting = ctx.settings()?;
+        Self::parse(&ctx.describe(), setting.key_prefix.as_deref(), default)
+    }
+
     /// Reads `keyPrefix` from component metadata, falling back to `default`.
     pub fn from_metadata(component: &str, metadata: &Metadata, default: KeyPrefix) -> Result<Self> {
-        let Some(raw) = metadata.get("keyPrefix") else {
+        Self::parse(component, metadata.get("keyPrefix").map(String::as_str), default)
+    }
+
+    fn parse(component: &str, raw: Option<&str>, default: KeyPrefix) -> Result<Self> {
+        let Some(raw) = raw else {
             return Ok(default);
         };
         let value = raw.trim().to_lowercase();

@@ -5,14 +5,20 @@
 //! type string (`"redis"`, `"in-memory"`). Errors carry an [`ErrorKind`] that
 //! the gRPC layer maps to a status code in one place.
 
+mod backoff;
 mod error;
 mod health;
 mod key_prefix;
 mod metadata;
+mod redact;
 mod registry;
+pub mod settings;
 
+pub use backoff::Backoff;
 pub use error::{Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use key_prefix::{KEY_SEPARATOR, KeyPrefix};
 pub use metadata::{Metadata, MetadataExt};
+pub use redact::redact_url;
 pub use registry::{ComponentContext, Factory, Registry};
+pub use settings::{KeyTracker, UnknownKey};

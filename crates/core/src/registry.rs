@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use serde::de::DeserializeOwned;
+
+use crate::settings::{self, KeyTracker};
 use crate::{Error, Metadata, Result};
 
 /// Everything a component constructor gets from configuration.
@@ -17,6 +20,8 @@ pub struct ComponentContext {
     pub kind: String,
     pub metadata: Metadata,
     pub app_id: String,
+    /// The metadata keys that settings structs have read, for reporting the rest.
+    pub keys: KeyTracker,
 }
 
 // Metadata can hold passwords: Debug shows only its keys.
@@ -38,6 +43,14 @@ impl ComponentContext {
     /// "state component 'cache' (redis)": how messages name a component.
     pub fn describe(&self) -> String {
         format!("{} component '{}' ({})", self.api, self.name, self.kind)
+    }
+
+    /// Reads the settings struct `T` from the metadata (see [`settings`]),
+    /// recording which keys it knows.
+    pub fn settings<T: DeserializeOwned>(&self) -> Result<T> {
+        let parsed = settings::parse_tracked::<T>(&self.describe(), &self.metadata)?;
+        self.keys.record(&self.metadata, &parsed);
+        Ok(parsed.value)
     }
 }
 

@@ -1,21 +1,25 @@
 //! The wire side of layotto-rs: protobuf/tonic types generated from
-//! `proto/`, and the tonic services that map them onto the API crates.
+//! `proto/` (compiled by protox, so no `protoc` is needed), the shared API
+//! layer ([`api`]) and the services that convert messages around it
+//! ([`layotto`]; Dapr's later), the request size limit ([`limit`]), and the
+//! AppCallback client ([`pubsub`]).
 //!
 //! This is the only crate that knows both protobuf and the API traits, and
 //! [`status::to_status`] is the one place where error kinds become gRPC codes.
 
-mod lifecycle_service;
+pub mod api;
+pub mod layotto;
+pub mod limit;
 pub mod pb;
 pub mod pubsub;
-mod runtime_service;
 pub mod status;
 
-pub use lifecycle_service::LifecycleService;
+pub use api::Apis;
+pub use layotto::{LifecycleService, RuntimeService};
 pub use pubsub::{AppCallback, PubSubComponent};
-pub use runtime_service::{Components, RuntimeService};
 
 /// Encoded `FileDescriptorSet` of every proto we serve, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/layotto_descriptor.bin"));
 
-/// Largest request the Runtime service accepts by default (grpc-go's default, as Layotto).
+/// Largest request the gRPC services accept by default (grpc-go's default, as Layotto).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;

@@ -178,16 +178,15 @@ pub(crate) struct OpenStream {
 }
 
 pub(crate) async fn open_stream(
-    name: &str,
-    component: &PubSubComponent,
+    pubsubs: &crate::api::PubSubApi,
     initial: pb::SubscribeTopicEventsRequestInitial,
     tx: StreamSender,
-) -> Result<OpenStream> {
-    let key = (name.to_owned(), initial.topic.clone());
+) -> crate::api::ApiResult<OpenStream> {
+    let key = (initial.pubsub_name.clone(), initial.topic.clone());
     let waiting: Waiting = Arc::default();
     let app = Arc::new(StreamApp { tx, waiting: waiting.clone() });
-    let subscription = component
-        .subscribe_app(name, &initial.topic, initial.metadata, initial.dead_letter_topic, app)
+    let subscription = pubsubs
+        .subscribe(&initial.pubsub_name, &initial.topic, initial.metadata, initial.dead_letter_topic, app)
         .await?;
     Ok(OpenStream { subscription, waiting, key })
 }

@@ -28,6 +28,12 @@ pub trait Hello: Send + Sync {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct HelloSettings {
+    #[serde(default)]
+    hello: Option<String>,
+}
+
 /// Answers the configured greeting, followed by `, <name>` when a name is given.
 pub struct HelloWorld {
     greeting: RwLock<String>,
@@ -43,8 +49,8 @@ impl HelloWorld {
     }
 
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn Hello>> {
-        let greeting = ctx.metadata.get(Self::GREETING_KEY).cloned().unwrap_or_else(|| "greeting".to_owned());
-        Ok(Arc::new(Self::new(greeting)))
+        let settings: HelloSettings = ctx.settings()?;
+        Ok(Arc::new(Self::new(settings.hello.unwrap_or_else(|| "greeting".to_owned()))))
     }
 }
 

@@ -32,7 +32,7 @@ impl PrefixedLock {
 
     /// Reads the `keyPrefix` strategy from the component metadata (default `appid`).
     pub fn from_context(inner: Arc<dyn LockStore>, ctx: &ComponentContext) -> Result<Self> {
-        let strategy = KeyPrefix::from_metadata(&ctx.describe(), &ctx.metadata, KeyPrefix::AppId)?;
+        let strategy = KeyPrefix::from_context(ctx, KeyPrefix::AppId)?;
         Ok(Self::new(inner, &ctx.name, strategy.resolve(&ctx.app_id, &ctx.name)))
     }
 
@@ -105,6 +105,7 @@ mod tests {
             kind: "in-memory".into(),
             metadata: Metadata::new(),
             app_id: "app1".into(),
+            ..Default::default()
         };
         let lock = PrefixedLock::from_context(inner.clone(), &ctx).unwrap();
         assert_eq!(lock.prefix.as_deref(), Some("app1"));

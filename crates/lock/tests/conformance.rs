@@ -211,6 +211,7 @@ pub mod cases {
                 kind: "x".into(),
                 metadata,
                 app_id: "app1".into(),
+                ..Default::default()
             };
             let lock = PrefixedLock::from_context(inner.clone(), &ctx).unwrap();
             let a = owner();

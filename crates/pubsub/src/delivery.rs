@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{Error, Metadata, MetadataExt, Result};
+use layotto_core::{Error, Metadata, Result, settings};
+use serde::Deserialize;
 
 use crate::cloudevent::{self, Decoded, TopicEvent};
 use crate::{Handler, Message, PubSub, PublishRequest, SubscribeRequest, Subscription};
@@ -59,39 +60,38 @@ impl Default for DeliveryPolicy {
     }
 }
 
+/// The policy's metadata keys, per component and per subscription.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliverySettings {
+    #[serde(rename = "deliveryMaxRetries", default)]
+    max_retries: Option<u32>,
+    #[serde(rename = "deliveryRetryBackoff", default, deserialize_with = "settings::duration")]
+    backoff: Option<Duration>,
+    #[serde(rename = "deliveryMaxRetryBackoff", default, deserialize_with = "settings::duration")]
+    max_backoff: Option<Duration>,
+    #[serde(rename = "deliveryTimeout", default, deserialize_with = "settings::duration")]
+    timeout: Option<Duration>,
+    #[serde(rename = "deadLetterTopic", default)]
+    dead_letter_topic: Option<String>,
+}
+
 impl DeliveryPolicy {
     /// Reads the policy from component metadata, then subscription metadata.
     pub fn from_metadata(owner: &str, layers: &[&Metadata]) -> Result<Self> {
         let mut policy = Self::default();
         for meta in layers {
-            if let Some(n) = meta.parse_opt::<u32>(owner, "deliveryMaxRetries")? {
-                policy.max_retries = n;
-            }
-            if let Some(d) = duration(owner, meta, "deliveryRetryBackoff")? {
-                policy.backoff = d;
-            }
-            if let Some(d) = duration(owner, meta, "deliveryMaxRetryBackoff")? {
-                policy.max_backoff = d;
-            }
-            if let Some(d) = duration(owner, meta, "deliveryTimeout")? {
-                policy.timeout = d;
-            }
-            if let Some(topic) = meta.get("deadLetterTopic").map(|t| t.trim()).filter(|t| !t.is_empty()) {
-                policy.dead_letter_topic = Some(topic.to_owned());
+            let layer: DeliverySettings = settings::parse_request(owner, meta)?;
+            policy.max_retries = layer.max_retries.unwrap_or(policy.max_retries);
+            policy.backoff = layer.backoff.unwrap_or(policy.backoff);
+            policy.max_backoff = layer.max_backoff.unwrap_or(policy.max_backoff);
+            policy.timeout = layer.timeout.unwrap_or(policy.timeout);
+            if let Some(topic) =
+                layer.dead_letter_topic.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+            {
+                policy.dead_letter_topic = Some(topic);
             }
         }
         Ok(policy)
-    }
-}
-
-fn duration(owner: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
-    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
-            Error::invalid_argument(format!(
-                "{owner}: metadata '{key}' must be a duration such as 5s, got '{raw}'"
-            ))
-        }),
     }
 }
 

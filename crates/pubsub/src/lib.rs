@@ -143,19 +143,11 @@ pub trait PubSub: Send + Sync {
 /// Every pub/sub component type this build has, keyed by Layotto's type names.
 pub fn registry() -> Registry<dyn PubSub> {
     let mut registry: Registry<dyn PubSub> = Registry::new("pub_subs");
-    registry.register(components::memory::MemoryPubSub::TYPE, |ctx| async move {
-        Ok(Arc::new(components::memory::MemoryPubSub::new(&ctx.name, &ctx.metadata)?) as Arc<dyn PubSub>)
-    });
+    registry.register(components::memory::MemoryPubSub::TYPE, components::memory::MemoryPubSub::build);
     #[cfg(feature = "redis")]
-    registry.register(components::redis::RedisStreams::TYPE, |ctx| async move {
-        Ok(Arc::new(components::redis::RedisStreams::connect(&ctx.name, &ctx.metadata).await?)
-            as Arc<dyn PubSub>)
-    });
+    registry.register(components::redis::RedisStreams::TYPE, components::redis::RedisStreams::build);
     #[cfg(feature = "rabbitmq")]
-    registry.register(components::rabbitmq::RabbitMq::TYPE, |ctx| async move {
-        Ok(Arc::new(components::rabbitmq::RabbitMq::connect(&ctx.name, &ctx.metadata).await?)
-            as Arc<dyn PubSub>)
-    });
+    registry.register(components::rabbitmq::RabbitMq::TYPE, components::rabbitmq::RabbitMq::build);
     registry
 }
 

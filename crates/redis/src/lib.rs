@@ -2,19 +2,44 @@
 //! Redis (state, lock, sequencer, pub/sub), so they all accept Layotto's
 //! metadata keys, reconnect the same way and report an outage the same way.
 //!
-//! Metadata: `redisHost` (`host:port` or a `redis://` URL, default
-//! `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB` (alias
-//! `db`), `enableTLS`, `dialTimeout` and `timeout` (durations such as `5s`),
-//! `maxRetryBackoff`, `poolSize`.
+//! Settings ([`RedisSettings`]): `redisHost` (`host:port` or a `redis://` URL,
+//! default `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB`
+//! (alias `db`), `enableTLS`, `dialTimeout` and `timeout` (durations such as
+//! `5s`), `maxRetryBackoff`, `poolSize`.
 
 use std::time::Duration;
 
 use fred::prelude::{
     ClientLike, Config, Error as FredError, ErrorKind as FredKind, ReconnectPolicy, ServerConfig,
 };
-use layotto_core::{Error, ErrorKind, Health, Metadata, MetadataExt, Result};
+use layotto_core::{Error, ErrorKind, Health, Result, redact_url, settings};
+use serde::Deserialize;
 
 pub use fred;
+
+/// Layotto's Redis metadata keys, shared by every Redis component.
+#[derive(Debug, Default, Deserialize)]
+pub struct RedisSettings {
+    /// `host:port` or a `redis://` URL.
+    #[serde(rename = "redisHost", alias = "host", default)]
+    pub host: Option<String>,
+    #[serde(rename = "redisUsername", default)]
+    pub username: Option<String>,
+    #[serde(rename = "redisPassword", default)]
+    pub password: Option<String>,
+    #[serde(rename = "redisDB", alias = "db", default)]
+    pub db: Option<u8>,
+    #[serde(rename = "enableTLS", default)]
+    pub enable_tls: bool,
+    #[serde(rename = "dialTimeout", default, deserialize_with = "settings::duration")]
+    pub dial_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "settings::duration")]
+    pub timeout: Option<Duration>,
+    #[serde(rename = "maxRetryBackoff", default, deserialize_with = "settings::duration")]
+    pub max_retry_backoff: Option<Duration>,
+    #[serde(rename = "poolSize", default)]
+    pub pool_size: Option<usize>,
+}
 
 /// A pool of connections that reconnects forever and fails fast while down.
 pub struct RedisConn {
@@ -26,15 +51,16 @@ pub struct RedisConn {
 }
 
 impl RedisConn {
-    /// Connects with Layotto's metadata keys. `default_pool` is the pool size
+    /// Connects with Layotto's settings. `default_pool` is the pool size
     /// when `poolSize` is absent.
-    pub async fn connect(component: &str, metadata: &Metadata, default_pool: usize) -> Result<Self> {
-        let host = metadata.get_any("redisHost", &["host"]).unwrap_or("localhost:6379").to_owned();
+    pub async fn connect(component: &str, redis: &RedisSettings, default_pool: usize) -> Result<Self> {
+        let host =
+            redis.host.clone().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost:6379".into());
         let mut config = if host.contains("://") {
             Config::from_url(&host).map_err(|_| {
                 Error::config(format!(
                     "{component}: metadata 'redisHost' is not a valid Redis URL: {}",
-                    redact(&host)
+                    redact_url(&host)
                 ))
             })?
         } else {
@@ -51,27 +77,25 @@ impl RedisConn {
             };
             Config { server: ServerConfig::new_centralized(h, port), ..Default::default() }
         };
-        if let Some(user) = metadata.get("redisUsername").filter(|u| !u.is_empty()) {
-            config.username = Some(user.clone());
+        if let Some(user) = redis.username.clone().filter(|u| !u.is_empty()) {
+            config.username = Some(user);
         }
-        if let Some(password) = metadata.get("redisPassword").filter(|p| !p.is_empty()) {
-            config.password = Some(password.clone());
+        if let Some(password) = redis.password.clone().filter(|p| !p.is_empty()) {
+            config.password = Some(password);
         }
-        let db_key = if metadata.contains_key("redisDB") { "redisDB" } else { "db" };
-        if let Some(db) = metadata.parse_opt::<u8>(component, db_key)? {
+        if let Some(db) = redis.db {
             config.database = Some(db);
         }
-        if metadata.flag(component, "enableTLS", false)? {
+        if redis.enable_tls {
             let connector = fred::types::config::TlsConnector::default_rustls()
                 .map_err(|e| Error::config(format!("{component}: cannot set up TLS: {e}")))?;
             config.tls = Some(connector.into());
         }
         config.fail_fast = true;
-        let dial_timeout = duration(component, metadata, "dialTimeout")?.unwrap_or(Duration::from_secs(5));
-        let command_timeout = duration(component, metadata, "timeout")?.unwrap_or(Duration::from_secs(5));
-        let max_backoff = duration(component, metadata, "maxRetryBackoff")?.unwrap_or(Duration::from_secs(2));
-        let pool_size =
-            metadata.parse_opt::<usize>(component, "poolSize")?.unwrap_or(default_pool).clamp(1, 256);
+        let dial_timeout = redis.dial_timeout.unwrap_or(Duration::from_secs(5));
+        let command_timeout = redis.timeout.unwrap_or(Duration::from_secs(5));
+        let max_backoff = redis.max_retry_backoff.unwrap_or(Duration::from_secs(2));
+        let pool_size = redis.pool_size.unwrap_or(default_pool).clamp(1, 256);
 
         let pool = fred::types::Builder::from_config(config)
             .with_connection_config(|c| {
@@ -88,9 +112,9 @@ impl RedisConn {
             .build_pool(pool_size)
             .map_err(|e| Error::config(format!("{component}: {e}")))?;
         pool.init().await.map_err(|e| {
-            Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact(&host)))
+            Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact_url(&host)))
         })?;
-        Ok(Self { component: component.to_owned(), host: redact(&host), pool })
+        Ok(Self { component: component.to_owned(), host: redact_url(&host), pool })
     }
 
     /// The address, without credentials.
@@ -150,27 +174,9 @@ pub fn script_error(e: &FredError) -> &str {
     e.details().trim_start_matches("ERR ")
 }
 
-/// `host` for messages: a `redis://user:password@host` URL loses its credentials.
-pub fn redact(host: &str) -> String {
-    match (host.find("://"), host.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &host[..scheme + 3], &host[at..]),
-        _ => host.to_owned(),
-    }
-}
-
-/// A duration in metadata, such as `5s` or `500ms`.
-pub fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
-    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
-            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{error_kind, redact};
+    use super::error_kind;
     use fred::prelude::{Error as FredError, ErrorKind as FredKind};
     use layotto_core::ErrorKind;
 
@@ -181,12 +187,5 @@ mod tests {
         assert_eq!(error_kind(&FredError::new(FredKind::Routing, "x")), ErrorKind::Unavailable);
         assert_eq!(error_kind(&FredError::new(FredKind::IO, "reset")), ErrorKind::Unavailable);
         assert_eq!(error_kind(&FredError::new(FredKind::Unknown, "WRONGTYPE")), ErrorKind::Internal);
-    }
-
-    #[test]
-    fn credentials_never_reach_messages() {
-        assert_eq!(redact("redis://user:s3cret@10.0.0.1:6379/0"), "redis://***@10.0.0.1:6379/0");
-        assert_eq!(redact("localhost:6379"), "localhost:6379");
-        assert_eq!(redact("redis://10.0.0.1:6379"), "redis://10.0.0.1:6379");
     }
 }

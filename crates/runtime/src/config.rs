@@ -12,29 +12,30 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use layotto_core::Metadata;
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// The whole runtime configuration. Unknown keys are errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+use crate::apis::{Api, Options, Registries};
+
+/// The whole runtime configuration: `app`, `server`, and one section of
+/// named components per API (`[state.<name>]`, `[pub_subs.<name>]`, …; the
+/// sections are the APIs' in [`crate::apis`]). Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
-    #[serde(default)]
     pub app: AppConfig,
-    #[serde(default)]
     pub server: ServerConfig,
-    /// `SayHello` components by name.
-    #[serde(default)]
-    pub hellos: BTreeMap<String, ComponentConfig>,
-    /// State stores by name.
-    #[serde(default)]
-    pub state: BTreeMap<String, ComponentConfig>,
-    /// Pub/sub brokers by name (Layotto's `pub_subs`).
-    #[serde(default)]
-    pub pub_subs: BTreeMap<String, ComponentConfig>,
-    /// Lock stores by name.
-    #[serde(default)]
-    pub lock: BTreeMap<String, ComponentConfig>,
-    /// Sequencers by name; only these take `bigger_than`.
-    #[serde(default)]
-    pub sequencer: BTreeMap<String, ComponentConfig>,
+    /// Components by API section, then by the name clients use.
+    #[serde(flatten)]
+    pub components: BTreeMap<String, BTreeMap<String, ComponentConfig>>,
+    /// What a metadata key no component knows does: an error in our TOML,
+    /// a warning in Layotto's JSON (whose shipped files carry such keys).
+    #[serde(skip)]
+    pub unknown_keys: UnknownKeys,
+}
+
+/// How unknown metadata keys and component options are reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownKeys {
+    #[default]
+    Deny,
+    Warn,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,9 +54,9 @@ pub struct AppConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// gRPC listen address (Layotto's port 34904).
+    /// gRPC listen address (Layotto's port 34904), or `unix:/path/to.sock`.
     #[serde(default = "default_grpc")]
-    pub grpc: SocketAddr,
+    pub grpc: ListenAddr,
     /// Actuator HTTP listen address (Layotto's port 34999).
     #[serde(default = "default_actuator")]
     pub actuator: SocketAddr,
@@ -64,17 +65,17 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
 }
 
-/// One component: its type and its metadata, as in Layotto.
+/// One component: its type, its metadata, and options of its API (such as
+/// the sequencer's `bigger_than`), as in Layotto.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, deserialize_with = "scalar_map")]
     pub metadata: Metadata,
-    /// Sequencers only: ids of each key start above this (Layotto's `biggerThan`).
-    #[serde(default, alias = "biggerThan", skip_serializing_if = "BTreeMap::is_empty")]
-    pub bigger_than: BTreeMap<String, i64>,
+    /// Keys beside `type` and `metadata`; the API checks them.
+    #[serde(flatten)]
+    pub options: Options,
 }
 
 // Metadata can hold passwords: Debug shows only the keys.
@@ -88,11 +89,17 @@ impl fmt::Debug for ComponentConfig {
 
 impl ComponentConfig {
     pub fn new(kind: impl Into<String>) -> Self {
-        Self { kind: kind.into(), metadata: Metadata::new(), bigger_than: BTreeMap::new() }
+        Self { kind: kind.into(), metadata: Metadata::new(), options: Options::new() }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.metadata.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets an option of the component's API, e.g. `bigger_than`.
+    pub fn option(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.options.insert(key.to_owned(), value);
         self
     }
 }
@@ -100,8 +107,62 @@ impl ComponentConfig {
 fn default_callback_host() -> String {
     "127.0.0.1".to_owned()
 }
-fn default_grpc() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 34904))
+fn default_grpc() -> ListenAddr {
+    ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 34904)))
+}
+
+/// Where a listener listens: `host:port`, or a Unix-domain socket written
+/// `unix:/path` (Layotto's `"network": "unix"` listeners).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl ListenAddr {
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Tcp(addr) => Some(addr.port()),
+            Self::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!("'{s}' names no socket path"));
+            }
+            return Ok(Self::Unix(path.into()));
+        }
+        s.parse().map(Self::Tcp).map_err(|_| format!("'{s}' is neither host:port nor unix:/path"))
+    }
+}
+
+impl Serialize for ListenAddr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
 }
 fn default_actuator() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 34999))
@@ -132,11 +193,8 @@ impl Config {
         Self {
             app: AppConfig::default(),
             server: ServerConfig::default(),
-            hellos: BTreeMap::new(),
-            state: BTreeMap::new(),
-            pub_subs: BTreeMap::new(),
-            lock: BTreeMap::new(),
-            sequencer: BTreeMap::new(),
+            components: BTreeMap::new(),
+            unknown_keys: UnknownKeys::Deny,
         }
     }
 
@@ -145,13 +203,23 @@ impl Config {
     pub fn embedded_defaults() -> Self {
         let mut config = Self::empty();
         config
-            .hellos
+            .section_mut("hellos")
             .insert("quick_start_demo".into(), ComponentConfig::new("helloworld").with("hello", "greeting"));
-        config.state.insert("state_demo".into(), ComponentConfig::new("in-memory"));
-        config.pub_subs.insert("pub_subs_demo".into(), ComponentConfig::new("in-memory"));
-        config.lock.insert("lock_demo".into(), ComponentConfig::new("in-memory"));
-        config.sequencer.insert("sequencer_demo".into(), ComponentConfig::new("in-memory"));
+        config.section_mut("state").insert("state_demo".into(), ComponentConfig::new("in-memory"));
+        config.section_mut("pub_subs").insert("pub_subs_demo".into(), ComponentConfig::new("in-memory"));
+        config.section_mut("lock").insert("lock_demo".into(), ComponentConfig::new("in-memory"));
+        config.section_mut("sequencer").insert("sequencer_demo".into(), ComponentConfig::new("in-memory"));
         config
+    }
+
+    /// The components of one API section (empty when there are none).
+    pub fn section(&self, section: &str) -> impl Iterator<Item = (&String, &ComponentConfig)> {
+        self.components.get(section).into_iter().flatten()
+    }
+
+    /// The components of one API section, for adding some.
+    pub fn section_mut(&mut self, section: &str) -> &mut BTreeMap<String, ComponentConfig> {
+        self.components.entry(section.to_owned()).or_default()
     }
 
     /// Loads `path` (TOML, or Layotto JSON), or the embedded defaults when
@@ -161,22 +229,88 @@ impl Config {
     }
 
     fn load_with_env(path: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let apis = Registries::builtin();
+        let mut unknown_keys = UnknownKeys::Deny;
         let base = match path {
             None => Figment::from(Serialized::defaults(Self::embedded_defaults())),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
                 if is_json(path, &text) {
-                    let config = crate::layotto_json::parse(&text)
+                    let config = crate::layotto_json::parse(&text, &apis)
                         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+                    unknown_keys = UnknownKeys::Warn;
                     Figment::from(Serialized::defaults(config))
                 } else {
                     Figment::from(Toml::string(&text))
                 }
             }
         };
-        base.merge(env_overrides(env)).extract().map_err(|e| ConfigError(describe(path, e)))
+        let source = path.map_or_else(|| "embedded defaults".to_owned(), |p| p.display().to_string());
+        let figment = base.merge(env_overrides(env));
+        let root: figment::value::Dict =
+            figment.extract().map_err(|e| ConfigError(describe(&source, &[], e)))?;
+        let mut config = Self::empty();
+        config.unknown_keys = unknown_keys;
+        for (key, value) in root {
+            match key.as_str() {
+                "app" => {
+                    config.app =
+                        value.deserialize().map_err(|e| ConfigError(describe(&source, &["app"], e)))?
+                }
+                "server" => {
+                    config.server =
+                        value.deserialize().map_err(|e| ConfigError(describe(&source, &["server"], e)))?
+                }
+                section => {
+                    let Some(api) = apis.find(section) else {
+                        let known: Vec<&str> = ["app", "server"]
+                            .into_iter()
+                            .chain(apis.apis.iter().map(|api| api.section()))
+                            .collect();
+                        return Err(ConfigError(format!(
+                            "invalid configuration in {source}: unknown section '{section}'; expected one of: {}",
+                            known.join(", ")
+                        )));
+                    };
+                    let components: BTreeMap<String, ComponentConfig> =
+                        value.deserialize().map_err(|e| ConfigError(describe(&source, &[section], e)))?;
+                    for (name, mut component) in components {
+                        check_options(api, section, &name, &mut component, unknown_keys)
+                            .map_err(|e| ConfigError(format!("invalid configuration in {source}: {e}")))?;
+                        config.section_mut(section).insert(name, component);
+                    }
+                }
+            }
+        }
+        Ok(config)
     }
+}
+
+/// Keys beside `type` and `metadata` must be options of the component's API.
+fn check_options(
+    api: &dyn Api,
+    section: &str,
+    name: &str,
+    component: &mut ComponentConfig,
+    unknown_keys: UnknownKeys,
+) -> Result<(), String> {
+    let known = api.option_keys();
+    let unknown: Vec<String> =
+        component.options.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+    for key in unknown {
+        let takes = ["type", "metadata"].iter().chain(known).copied().collect::<Vec<_>>().join(", ");
+        let message =
+            format!("unknown key '{key}' at '{section}.{name}'; {section} components take: {takes}");
+        match unknown_keys {
+            UnknownKeys::Deny => return Err(message),
+            UnknownKeys::Warn => {
+                tracing::warn!("{message}; ignored");
+                component.options.remove(&key);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_json(path: &Path, text: &str) -> bool {
@@ -211,11 +345,11 @@ fn env_overrides(env: Env) -> Env {
         .lowercase(false)
 }
 
-fn describe(path: Option<&Path>, err: figment::Error) -> String {
-    let source = path.map_or_else(|| "embedded defaults".to_owned(), |p| p.display().to_string());
+fn describe(source: &str, within: &[&str], err: figment::Error) -> String {
     let mut messages = Vec::new();
     for e in err {
-        let at = if e.path.is_empty() { String::new() } else { format!(" at '{}'", e.path.join(".")) };
+        let path: Vec<&str> = within.iter().copied().chain(e.path.iter().map(String::as_str)).collect();
+        let at = if path.is_empty() { String::new() } else { format!(" at '{}'", path.join(".")) };
         messages.push(format!("{}{at}", e.kind));
     }
     format!("invalid configuration in {source}: {}", messages.join("; "))
@@ -278,10 +412,10 @@ mod tests {
     #[test]
     fn defaults_without_file() {
         let config = Config::load_with_env(None, no_env()).unwrap();
-        assert_eq!(config.server.grpc.port(), 34904);
+        assert_eq!(config.server.grpc.port(), Some(34904));
         assert_eq!(config.server.actuator.port(), 34999);
-        assert_eq!(config.state["state_demo"].kind, "in-memory");
-        assert_eq!(config.hellos["quick_start_demo"].metadata["hello"], "greeting");
+        assert_eq!(config.components["state"]["state_demo"].kind, "in-memory");
+        assert_eq!(config.components["hellos"]["quick_start_demo"].metadata["hello"], "greeting");
     }
 
     #[test]
@@ -300,11 +434,11 @@ mod tests {
         );
         let config = Config::load_with_env(Some(f.path()), no_env()).unwrap();
         assert_eq!(config.app.id, "app1");
-        assert_eq!(config.server.grpc.port(), 5000);
-        let cache = &config.state["cache"];
+        assert_eq!(config.server.grpc.port(), Some(5000));
+        let cache = &config.components["state"]["cache"];
         assert_eq!(cache.metadata["redisDB"], "2");
         assert_eq!(cache.metadata["enableTLS"], "false");
-        assert!(config.hellos.is_empty());
+        assert!(config.section("hellos").next().is_none());
     }
 
     #[test]
@@ -343,10 +477,10 @@ mod tests {
             jail.set_env("LAYOTTO_CFGTEST_APP__ID", "from-env");
             jail.set_env("LAYOTTO_CFGTEST_NO_SEPARATOR", "ignored");
             let config = Config::load_with_env(None, Env::prefixed("LAYOTTO_CFGTEST_")).unwrap();
-            assert_eq!(config.server.grpc.port(), 7000);
+            assert_eq!(config.server.grpc.port(), Some(7000));
             assert_eq!(config.app.id, "from-env");
-            assert_eq!(config.state["state_demo"].metadata["keyPrefix"], "appid");
-            assert_eq!(config.state["state_demo"].kind, "in-memory");
+            assert_eq!(config.components["state"]["state_demo"].metadata["keyPrefix"], "appid");
+            assert_eq!(config.components["state"]["state_demo"].kind, "in-memory");
             jail.set_env("LAYOTTO_CFGTEST_SERVR__GRPC", "127.0.0.1:7000");
             let err = Config::load_with_env(None, Env::prefixed("LAYOTTO_CFGTEST_")).unwrap_err().to_string();
             assert!(err.contains("servr"), "{err}");

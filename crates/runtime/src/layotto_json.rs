@@ -2,7 +2,8 @@
 //! `grpc_config` of a `grpc` network filter, reference §3.1) into [`Config`].
 //!
 //! Like Go's `encoding/json`, `grpc_config` keys match case-insensitively.
-//! Sections of APIs this build does not serve yet are skipped with a warning
+//! Each API says which `grpc_config` key is its section ([`crate::apis`]);
+//! sections of APIs this build does not serve are skipped with a warning
 //! naming each component, so Layotto's shipped configs load as they are.
 
 use std::net::SocketAddr;
@@ -10,25 +11,10 @@ use std::net::SocketAddr;
 use layotto_core::Metadata;
 use serde_json::{Map, Value};
 
-use crate::config::{ComponentConfig, Config};
+use crate::apis::{Options, Registries};
+use crate::config::{ComponentConfig, Config, ListenAddr};
 
-/// `grpc_config` sections Layotto knows that this build does not serve yet.
-const NOT_YET_SERVED: &[&str] = &[
-    "config_store",
-    "rpcs",
-    "file",
-    "oss",
-    "bindings",
-    "secret_store",
-    "custom_component",
-    "cryption",
-    "email",
-    "phone",
-    "sms",
-    "extends",
-];
-
-pub fn parse(text: &str) -> Result<Config, String> {
+pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
     let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let listeners: Vec<&Value> = root
         .get("servers")
@@ -54,7 +40,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
                 && filter.pointer("/config/server_name").and_then(Value::as_str) == Some("runtime");
             if is_runtime {
                 runtime = filter.pointer("/config/grpc_config").and_then(Value::as_object);
-                config.server.grpc = listener_address(listener)?;
+                config.server.grpc = grpc_address(listener)?;
             }
         }
         let has_actuator = listener.get("stream_filters").and_then(Value::as_array).is_some_and(|f| {
@@ -68,67 +54,51 @@ pub fn parse(text: &str) -> Result<Config, String> {
         runtime.ok_or("no listener has a 'grpc' filter with server_name 'runtime' and a 'grpc_config'")?;
 
     for (key, value) in runtime {
-        let section = key.to_ascii_lowercase();
-        match section.as_str() {
-            "app" => {
-                config.app.id = str_field(value, "app_id").unwrap_or_default();
-                if let Some(host) = str_field(value, "grpc_callback_host").filter(|h| !h.is_empty()) {
-                    config.app.callback_host = host;
-                }
-                config.app.callback_port = field(value, "grpc_callback_port")
-                    .and_then(Value::as_u64)
-                    .map(u16::try_from)
-                    .transpose()
-                    .map_err(|_| "app.grpc_callback_port is not a port number")?
-                    .unwrap_or(0);
+        if key.eq_ignore_ascii_case("app") {
+            config.app.id = str_field(value, "app_id").unwrap_or_default();
+            if let Some(host) = str_field(value, "grpc_callback_host").filter(|h| !h.is_empty()) {
+                config.app.callback_host = host;
             }
-            "hellos" => {
-                for (name, entry) in components(key, value)? {
-                    let mut component = component(key, &name, entry)?;
-                    if let Some(greeting) = str_field(entry, "hello") {
-                        component.metadata.insert("hello".into(), greeting);
-                    }
-                    config.hellos.insert(name, component);
-                }
-            }
-            "state" | "pub_subs" | "lock" => {
-                let target = match section.as_str() {
-                    "state" => &mut config.state,
-                    "pub_subs" => &mut config.pub_subs,
-                    _ => &mut config.lock,
-                };
-                for (name, entry) in components(key, value)? {
-                    target.insert(name.clone(), component(key, &name, entry)?);
-                }
-            }
-            "sequencer" => {
-                for (name, entry) in components(key, value)? {
-                    let mut c = component(key, &name, entry)?;
-                    if let Some(map) = field(entry, "biggerThan").and_then(Value::as_object) {
-                        for (k, v) in map {
-                            let min = v.as_i64().ok_or_else(|| {
-                                format!("sequencer '{name}': biggerThan.{k} must be an integer, got {v}")
-                            })?;
-                            c.bigger_than.insert(k.clone(), min);
-                        }
-                    }
-                    config.sequencer.insert(name, c);
-                }
-            }
-            s if NOT_YET_SERVED.contains(&s) => {
-                let names: Vec<&String> = value.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-                tracing::warn!(section = s, components = ?names, "skipping config section: this API is not implemented in this build");
-            }
-            other => tracing::warn!(section = other, "ignoring unknown grpc_config key"),
+            config.app.callback_port = field(value, "grpc_callback_port")
+                .and_then(Value::as_u64)
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|_| "app.grpc_callback_port is not a port number")?
+                .unwrap_or(0);
+            continue;
+        }
+        let api = apis.apis.iter().find(|api| api.layotto_keys().iter().any(|k| k.eq_ignore_ascii_case(key)));
+        let Some(api) = api else {
+            let names: Vec<&String> = value.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+            tracing::warn!(section = %key, components = ?names, "skipping config section: this build does not serve it");
+            continue;
+        };
+        for (name, entry) in components(key, value)? {
+            let component = component(key, &name, entry)?;
+            config.section_mut(api.section()).insert(name, component);
         }
     }
     Ok(config)
 }
 
+/// The runtime's listener: TCP, or a Unix socket (`"network": "unix"`, as configs/config_uds.json).
+fn grpc_address(listener: &Value) -> Result<ListenAddr, String> {
+    if listener.get("network").and_then(Value::as_str) == Some("unix") {
+        let name = listener.get("name").and_then(Value::as_str).unwrap_or("?");
+        let path = listener
+            .get("address")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .ok_or(format!("listener '{name}' has no socket path in 'address'"))?;
+        return Ok(ListenAddr::Unix(path.into()));
+    }
+    listener_address(listener).map(ListenAddr::Tcp)
+}
+
 fn listener_address(listener: &Value) -> Result<SocketAddr, String> {
     let name = listener.get("name").and_then(Value::as_str).unwrap_or("?");
     if listener.get("network").and_then(Value::as_str) == Some("unix") {
-        return Err(format!("listener '{name}': unix socket listeners are not supported yet"));
+        return Err(format!("listener '{name}': only the runtime's gRPC listener can be a unix socket"));
     }
     let address =
         listener.get("address").and_then(Value::as_str).ok_or(format!("listener '{name}' has no address"))?;
@@ -150,8 +120,16 @@ fn components<'a>(section: &str, value: &'a Value) -> Result<Vec<(String, &'a Va
     Ok(map.iter().map(|(k, v)| (k.clone(), v)).collect())
 }
 
+/// `type`, `metadata`, and every other key as an option of the API.
 fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig, String> {
     let kind = str_field(entry, "type").ok_or(format!("{section} component '{name}' has no 'type'"))?;
+    let options: Options = entry
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("type") && !k.eq_ignore_ascii_case("metadata"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut metadata = Metadata::new();
     if let Some(meta) = field(entry, "metadata") {
         let meta =
@@ -165,7 +143,7 @@ fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig
             metadata.insert(k.clone(), v);
         }
     }
-    Ok(ComponentConfig { kind, metadata, bigger_than: Default::default() })
+    Ok(ComponentConfig { kind, metadata, options })
 }
 
 #[cfg(test)]
@@ -192,6 +170,10 @@ mod tests {
       }]
     }"#;
 
+    fn parse(text: &str) -> Result<Config, String> {
+        super::parse(text, &Registries::builtin())
+    }
+
     #[test]
     fn reads_redis_config() {
         let config = parse(REDIS).unwrap();
@@ -199,11 +181,12 @@ mod tests {
         assert_eq!(config.server.actuator.to_string(), "127.0.0.1:34999");
         assert_eq!(config.app.id, "app1");
         assert_eq!(config.app.callback_port, 9999);
-        assert_eq!(config.hellos["quick_start_demo"].metadata["hello"], "greeting");
-        assert_eq!(config.lock["redis"].kind, "redis");
-        assert_eq!(config.sequencer["redis"].bigger_than["order"], 1000);
-        assert_eq!(config.pub_subs["redis"].metadata["redisHost"], "localhost:6380");
-        let redis = &config.state["redis"];
+        let c = &config.components;
+        assert_eq!(c["hellos"]["quick_start_demo"].options["hello"], "greeting");
+        assert_eq!(c["lock"]["redis"].kind, "redis");
+        assert_eq!(c["sequencer"]["redis"].options["biggerThan"]["order"], 1000);
+        assert_eq!(c["pub_subs"]["redis"].metadata["redisHost"], "localhost:6380");
+        let redis = &c["state"]["redis"];
         assert_eq!(redis.kind, "redis");
         assert_eq!(redis.metadata["redisHost"], "localhost:6380");
         assert_eq!(redis.metadata["redisDB"], "0");

@@ -1,33 +1,25 @@
-//! Startup and shutdown: components first (fail fast, naming the one that
-//! failed), then the gRPC and actuator listeners.
+//! Startup and shutdown: components first, walking the API list (fail fast,
+//! naming the one that failed), then the gRPC and actuator listeners behind
+//! the layer stack of [`crate::stack`].
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use layotto_core::{ComponentContext, KeyPrefix};
+use layotto_actuator::{Actuator, ComponentProbe, Startup};
+use layotto_core::{ComponentContext, Metadata};
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
-use layotto_grpc::{
-    AppCallback, Components, FILE_DESCRIPTOR_SET, LifecycleService, PubSubComponent, RuntimeService,
-};
-use layotto_lock::{LockStore, PrefixedLock};
-use layotto_sequencer::SequencerService;
-use layotto_state::{PrefixedStore, StateStore};
+use layotto_grpc::{Apis, AppCallback, FILE_DESCRIPTOR_SET, LifecycleService, RuntimeService};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::Registries;
-use crate::actuator::{self, Actuator};
-use crate::config::{ComponentConfig, Config};
-use crate::health::{self, ComponentProbe, Startup};
-
-/// The consumer group of pub/sub components when neither `consumerID` nor an app id is set.
-pub const DEFAULT_CONSUMER_ID: &str = "layotto";
+use crate::apis::Registries;
+use crate::config::{ComponentConfig, Config, ListenAddr, UnknownKeys};
 
 /// Why the runtime did not start; the message names the component or listener.
 #[derive(Debug)]
@@ -43,7 +35,7 @@ impl std::error::Error for StartError {}
 
 /// A started runtime. Dropping it does not stop it; call [`Running::shutdown`].
 pub struct Running {
-    grpc_addr: SocketAddr,
+    grpc_listen: ListenAddr,
     actuator_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -51,8 +43,17 @@ pub struct Running {
 }
 
 impl Running {
+    /// The TCP address of the gRPC listener (unspecified for a Unix socket).
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        match &self.grpc_listen {
+            ListenAddr::Tcp(addr) => *addr,
+            ListenAddr::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+
+    /// Where the gRPC listener is, TCP or Unix socket.
+    pub fn grpc_listen(&self) -> &ListenAddr {
+        &self.grpc_listen
     }
 
     pub fn actuator_addr(&self) -> SocketAddr {
@@ -69,117 +70,19 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        if let ListenAddr::Unix(path) = &self.grpc_listen {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
 /// Builds every component of `config` and starts serving.
 pub async fn start(config: Config, registries: Registries) -> Result<Running, StartError> {
-    // Check every type before connecting to anything, so a typo fails at once.
-    for (name, c) in &config.hellos {
-        registries.hellos.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
-    }
-    for (name, c) in &config.state {
-        registries.state.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
-    }
-    for (name, c) in &config.pub_subs {
-        registries.pub_subs.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
-    }
-    for (name, c) in &config.lock {
-        registries.lock.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
-    }
-    for (name, c) in &config.sequencer {
-        registries.sequencer.check(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
-    }
-    let sections = [
-        ("hellos", &config.hellos),
-        ("state", &config.state),
-        ("pub_subs", &config.pub_subs),
-        ("lock", &config.lock),
-    ];
-    for (api, section) in sections {
-        if let Some((name, _)) = section.iter().find(|(_, c)| !c.bigger_than.is_empty()) {
-            return Err(StartError(format!(
-                "{api} component '{name}': only sequencer components take bigger_than"
-            )));
-        }
-    }
+    let (apis, probes) = build_components(&config, &registries).await?;
 
-    let mut components = Components::default();
-    let mut probes = Vec::new();
-    for (name, c) in &config.hellos {
-        let hello = registries
-            .hellos
-            .build(context("hellos", name, c, &config))
-            .await
-            .map_err(failed("hellos", name, c))?;
-        started("hellos", name, c);
-        probes.push(ComponentProbe::always_up("hellos", name, &c.kind));
-        components.hellos.insert(name.clone(), hello);
-    }
-    for (name, c) in &config.state {
-        let store = build_state(&registries, &config, name, c).await.map_err(failed("state", name, c))?;
-        started("state", name, c);
-        probes.push(ComponentProbe::state(name, &c.kind, store.clone()));
-        components.state.insert(name.clone(), store);
-    }
-    for (name, c) in &config.pub_subs {
-        let mut ctx = context("pub_subs", name, c, &config);
-        // As Layotto: runtimes of one app id share the messages of a topic.
-        let consumer = ctx.metadata.entry("consumerID".to_owned()).or_default();
-        if consumer.trim().is_empty() {
-            *consumer =
-                if config.app.id.is_empty() { DEFAULT_CONSUMER_ID.to_owned() } else { config.app.id.clone() };
-        }
-        let metadata = ctx.metadata.clone();
-        let pubsub = registries.pub_subs.build(ctx).await.map_err(failed("pub_subs", name, c))?;
-        started("pub_subs", name, c);
-        probes.push(ComponentProbe::new("pub_subs", name, &c.kind, {
-            let pubsub = pubsub.clone();
-            move || {
-                let pubsub = pubsub.clone();
-                Box::pin(async move { pubsub.health().await })
-            }
-        }));
-        components.pubsubs.insert(name.clone(), PubSubComponent { component: pubsub, metadata });
-    }
-    for (name, c) in &config.lock {
-        let ctx = context("lock", name, c, &config);
-        let build = async {
-            let inner = registries.lock.build(ctx.clone()).await?;
-            PrefixedLock::from_context(inner, &ctx)
-        };
-        let lock: Arc<dyn LockStore> = Arc::new(build.await.map_err(failed("lock", name, c))?);
-        started("lock", name, c);
-        probes.push(ComponentProbe::new("lock", name, &c.kind, {
-            let lock = lock.clone();
-            move || {
-                let lock = lock.clone();
-                Box::pin(async move { lock.health().await })
-            }
-        }));
-        components.locks.insert(name.clone(), lock);
-    }
-    for (name, c) in &config.sequencer {
-        let ctx = context("sequencer", name, c, &config);
-        let build = async {
-            let inner = registries.sequencer.build(ctx.clone()).await?;
-            SequencerService::new(inner, &ctx, &c.bigger_than).await
-        };
-        let sequencer = Arc::new(build.await.map_err(failed("sequencer", name, c))?);
-        started("sequencer", name, c);
-        probes.push(ComponentProbe::new("sequencer", name, &c.kind, {
-            let sequencer = sequencer.clone();
-            move || {
-                let sequencer = sequencer.clone();
-                Box::pin(async move { sequencer.health().await })
-            }
-        }));
-        components.sequencers.insert(name.clone(), sequencer);
-    }
-
-    let grpc_listener = bind("gRPC", config.server.grpc).await?;
+    let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;
     let actuator_listener = bind("actuator", config.server.actuator).await?;
-    let grpc_addr = local_addr("gRPC", &grpc_listener)?;
+    let grpc_listen = grpc_listener.local()?;
     let actuator_addr = local_addr("actuator", &actuator_listener)?;
 
     let startup = Arc::new(Startup::default());
@@ -187,66 +90,48 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let components = Arc::new(components);
+    let apis = Arc::new(apis);
     let subscriptions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    if config.app.callback_port != 0 && !components.pubsubs.is_empty() {
+    if config.app.callback_port != 0 && !apis.pubsub.components.is_empty() {
         let app = AppCallback::new(&config.app.callback_host, config.app.callback_port)
             .map_err(|e| StartError(e.to_string()))?;
         tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
             app,
-            components.clone(),
+            apis.clone(),
             subscriptions.clone(),
             shutdown_rx.clone(),
         )));
     }
-    let lifecycle = LifecycleService::new(components.clone());
-    let runtime = RuntimeService::new(components, config.server.max_request_bytes);
-    // Let slightly oversized requests through to the service, which names the store and key.
-    let decode_limit = config.server.max_request_bytes.saturating_mul(2);
+
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter.set_serving::<RuntimeServer<RuntimeService>>().await;
-    reporter.set_serving::<LifecycleServer<LifecycleService>>().await;
-    // Advertise what we serve; AppCallback is in our protos but served by the app.
-    let reflection = |b: tonic_reflection::server::Builder<'static>, reflection_service: &str| {
-        b.register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("spec.proto.runtime.v1.Runtime")
-            .with_service_name("spec.proto.runtime.v1.Lifecycle")
-            .with_service_name("grpc.health.v1.Health")
-            .with_service_name(reflection_service)
-    };
-    let reflection_v1 =
-        reflection(tonic_reflection::server::Builder::configure(), "grpc.reflection.v1.ServerReflection")
-            .build_v1()
-            .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
-    let reflection_v1alpha = reflection(
-        tonic_reflection::server::Builder::configure(),
-        "grpc.reflection.v1alpha.ServerReflection",
-    )
-    .build_v1alpha()
-    .map_err(|e| StartError(format!("gRPC reflection: {e}")))?;
-    let grpc = tonic::transport::Server::builder()
-        .add_service(RuntimeServer::new(runtime).max_decoding_message_size(decode_limit))
-        .add_service(LifecycleServer::new(lifecycle))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-            wait_for(shutdown_rx.clone()),
-        );
+    let mut services = Services::default();
+    services.add(RuntimeServer::new(RuntimeService::new(apis.clone())));
+    services.add(LifecycleServer::new(LifecycleService::new(apis.clone())));
+    for name in services.names.clone() {
+        reporter.set_service_status(name, ServingStatus::Serving).await;
+    }
+    services.add(health_service);
+    let routes = services.finish().map_err(StartError)?;
+    let server = crate::stack::grpc_server(&config.server).add_routes(routes);
+    let stop = wait_for(shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = grpc.await {
+        let served = match grpc_listener {
+            GrpcListener::Tcp(listener) => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                server.serve_with_incoming_shutdown(incoming, stop).await
+            }
+            GrpcListener::Unix(listener, _) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+                server.serve_with_incoming_shutdown(incoming, stop).await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "gRPC server stopped");
         }
     }));
 
-    let actuator = Arc::new(Actuator {
-        startup: startup.clone(),
-        probes: probes.clone(),
-        started_at: SystemTime::now(),
-    });
-    let http = axum::serve(actuator_listener, actuator::router(actuator))
+    let actuator = Arc::new(Actuator { startup: startup.clone(), probes: probes.clone() });
+    let http = axum::serve(actuator_listener, crate::stack::http(layotto_actuator::router(actuator)))
         .with_graceful_shutdown(wait_for(shutdown_rx.clone()));
     tasks.push(tokio::spawn(async move {
         if let Err(e) = http.await {
@@ -257,8 +142,112 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     tasks.push(tokio::spawn(report_grpc_health(reporter, startup.clone(), probes, shutdown_rx)));
 
     startup.mark_started();
-    tracing::info!(grpc = %grpc_addr, actuator = %actuator_addr, "layotto-rs is ready");
-    Ok(Running { grpc_addr, actuator_addr, shutdown, tasks, subscriptions })
+    tracing::info!(grpc = %grpc_listen, actuator = %actuator_addr, "layotto-rs is ready");
+    Ok(Running { grpc_listen, actuator_addr, shutdown, tasks, subscriptions })
+}
+
+/// Walks the API list: checks every type first (so a typo fails before
+/// anything connects), then builds each component, failing fast with a
+/// message naming it, and reports metadata keys no setting of it knows.
+async fn build_components(
+    config: &Config,
+    registries: &Registries,
+) -> Result<(Apis, Vec<ComponentProbe>), StartError> {
+    for section in config.components.keys() {
+        if registries.find(section).is_none() {
+            return Err(StartError(format!(
+                "config section '{section}' names an API this build does not serve"
+            )));
+        }
+    }
+    for api in &registries.apis {
+        for (name, c) in config.section(api.section()) {
+            api.check_type(name, &c.kind).map_err(|e| StartError(e.to_string()))?;
+        }
+    }
+    let mut apis = Apis::default();
+    let mut probes = Vec::new();
+    for api in &registries.apis {
+        let section = api.section();
+        for (name, c) in config.section(section) {
+            let ctx = context(section, name, c, config);
+            let built = api.build(ctx.clone(), &c.options).await;
+            let unknown = ctx.keys.unknown(&ctx.metadata);
+            let built = match built {
+                Ok(built) => built,
+                Err(e) => {
+                    let hints: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+                    let hint =
+                        if hints.is_empty() { String::new() } else { format!(" ({})", hints.join("; ")) };
+                    return Err(failed(section, name, c, format!("{e}{hint}")));
+                }
+            };
+            for key in &unknown {
+                match config.unknown_keys {
+                    UnknownKeys::Deny => return Err(failed(section, name, c, key.to_string())),
+                    UnknownKeys::Warn => {
+                        tracing::warn!(api = section, name, r#type = %c.kind, "{key}; ignored")
+                    }
+                }
+            }
+            tracing::info!(api = section, name, r#type = %c.kind, "component ok");
+            (built.install)(&mut apis);
+            probes.push(built.probe);
+        }
+    }
+    Ok((apis, probes))
+}
+
+/// The gRPC services to mount, and their names for health and reflection.
+#[derive(Default)]
+struct Services {
+    routes: tonic::service::RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    fn add<S>(&mut self, service: S)
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+    }
+
+    /// Adds reflection (v1 and v1alpha) advertising exactly what is mounted.
+    fn finish(mut self) -> Result<tonic::service::Routes, String> {
+        let reflection = |reflection_service: &'static str| {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            for name in &self.names {
+                builder = builder.with_service_name(*name);
+            }
+            builder.with_service_name(reflection_service)
+        };
+        let v1 = reflection("grpc.reflection.v1.ServerReflection")
+            .build_v1()
+            .map_err(|e| format!("gRPC reflection: {e}"))?;
+        let v1alpha = reflection("grpc.reflection.v1alpha.ServerReflection")
+            .build_v1alpha()
+            .map_err(|e| format!("gRPC reflection: {e}"))?;
+        self.routes.add_service(v1);
+        self.routes.add_service(v1alpha);
+        Ok(self.routes.routes())
+    }
+}
+
+/// Component metadata passes here on its way to every component: the one
+/// place where secret references will resolve.
+fn resolve_metadata(metadata: &Metadata) -> Metadata {
+    metadata.clone()
 }
 
 fn context(api: &str, name: &str, c: &ComponentConfig, config: &Config) -> ComponentContext {
@@ -266,35 +255,47 @@ fn context(api: &str, name: &str, c: &ComponentConfig, config: &Config) -> Compo
         api: api.to_owned(),
         name: name.to_owned(),
         kind: c.kind.clone(),
-        metadata: c.metadata.clone(),
+        metadata: resolve_metadata(&c.metadata),
         app_id: config.app.id.clone(),
+        ..Default::default()
     }
 }
 
-async fn build_state(
-    registries: &Registries,
-    config: &Config,
-    name: &str,
-    c: &ComponentConfig,
-) -> layotto_core::Result<Arc<dyn StateStore>> {
-    let label = format!("state component '{name}' ({})", c.kind);
-    let prefix = KeyPrefix::from_metadata(&label, &c.metadata, KeyPrefix::None)?;
-    let inner = registries.state.build(context("state", name, c, config)).await?;
-    Ok(Arc::new(PrefixedStore::new(name, prefix.resolve(&config.app.id, name), inner)))
+fn failed(api: &str, name: &str, c: &ComponentConfig, reason: String) -> StartError {
+    tracing::error!(api, name, r#type = %c.kind, reason = %reason, "component failed");
+    StartError(format!("{api} component '{name}' ({}) failed to start: {reason}", c.kind))
 }
 
-fn started(api: &str, name: &str, c: &ComponentConfig) {
-    tracing::info!(api, name, r#type = %c.kind, "component ok");
+enum GrpcListener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
 }
 
-fn failed<'a>(
-    api: &'a str,
-    name: &'a str,
-    c: &'a ComponentConfig,
-) -> impl FnOnce(layotto_core::Error) -> StartError + 'a {
-    move |e| {
-        tracing::error!(api, name, r#type = %c.kind, reason = %e, "component failed");
-        StartError(format!("{api} component '{name}' ({}) failed to start: {e}", c.kind))
+impl GrpcListener {
+    async fn bind(listen: &ListenAddr) -> Result<Self, StartError> {
+        match listen {
+            ListenAddr::Tcp(addr) => Ok(Self::Tcp(bind("gRPC", *addr).await?)),
+            ListenAddr::Unix(path) => {
+                // A socket file left by an earlier run would refuse the bind.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    m.file_type().is_socket()
+                }) {
+                    let _ = std::fs::remove_file(path);
+                }
+                let listener = tokio::net::UnixListener::bind(path).map_err(|e| {
+                    StartError(format!("cannot listen for gRPC on unix socket {}: {e}", path.display()))
+                })?;
+                Ok(Self::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    fn local(&self) -> Result<ListenAddr, StartError> {
+        match self {
+            Self::Tcp(listener) => local_addr("gRPC", listener).map(ListenAddr::Tcp),
+            Self::Unix(_, path) => Ok(ListenAddr::Unix(path.clone())),
+        }
     }
 }
 
@@ -319,7 +320,7 @@ async fn report_grpc_health(
 ) {
     let mut last = None;
     loop {
-        let status = if health::readiness(&startup, &probes).await.is_up() {
+        let status = if layotto_actuator::readiness(&startup, &probes).await.is_up() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use layotto_grpc::{AppCallback, Components};
+use layotto_grpc::{Apis, AppCallback};
 use layotto_pubsub::{App, Subscription};
 use tokio::sync::watch;
 
@@ -16,7 +16,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub async fn subscribe_app(
     app: AppCallback,
-    components: Arc<Components>,
+    apis: Arc<Apis>,
     subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -47,7 +47,7 @@ pub async fn subscribe_app(
     tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
     let app: Arc<dyn App> = Arc::new(app);
     for wanted in listed {
-        let Some(pubsub) = components.pubsubs.get(&wanted.pubsub_name).cloned() else {
+        let Ok(pubsub) = apis.pubsub.components.get(&wanted.pubsub_name).cloned() else {
             tracing::warn!(
                 pubsub = %wanted.pubsub_name, topic = %wanted.topic,
                 "the app subscribes to a pubsub that is not configured; ignored"

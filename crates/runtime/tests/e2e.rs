@@ -34,12 +34,18 @@ fn base_config() -> Config {
 
 fn full_config() -> Config {
     let mut config = base_config();
-    config.state.insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
-    config.state.insert("by_app".into(), ComponentConfig::new("in-memory").with("keyPrefix", "appid"));
-    config.hellos.insert(
+    config
+        .section_mut("state")
+        .insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
+    config
+        .section_mut("state")
+        .insert("by_app".into(), ComponentConfig::new("in-memory").with("keyPrefix", "appid"));
+    config.section_mut("hellos").insert(
         "secretive".into(),
         ComponentConfig::new("helloworld").with("hello", "hi").with("apiToken", "hunter2-do-not-leak"),
     );
+    // `apiToken` is no setting of helloworld: a warning, as for a Layotto JSON file.
+    config.unknown_keys = layotto_runtime::UnknownKeys::Warn;
     config
 }
 
@@ -328,7 +334,7 @@ async fn apis_not_built_yet_answer_unimplemented() {
 #[tokio::test]
 async fn no_state_store_configured_is_failed_precondition() {
     let mut config = base_config();
-    config.state.clear();
+    config.section_mut("state").clear();
     let (running, mut c) = start(config).await;
     assert_eq!(get(&mut c, "any", "k").await.unwrap_err().code(), Code::FailedPrecondition);
     running.shutdown().await;
@@ -464,7 +470,7 @@ async fn redis_outage_gives_unavailable_then_recovers_without_losing_writes() {
     let mut config = base_config();
     let host = format!("127.0.0.1:{}", redis.port);
     config
-        .state
+        .section_mut("state")
         .insert("flaky".into(), ComponentConfig::new("redis").with("redisHost", &host).with("timeout", "1s"));
     let (running, mut c) = start(config).await;
     let actuator = running.actuator_addr();
@@ -531,14 +537,16 @@ async fn redis_outage_gives_unavailable_then_recovers_without_losing_writes() {
 #[tokio::test]
 async fn startup_fails_naming_the_component() {
     let mut config = base_config();
-    config.state.insert("cache".into(), ComponentConfig::new("mongodb"));
+    config.section_mut("state").insert("cache".into(), ComponentConfig::new("mongodb"));
     let err = layotto_runtime::start(config, registries()).await.err().expect("unknown type fails");
     let msg = err.to_string();
     assert!(msg.contains("state") && msg.contains("cache") && msg.contains("mongodb"), "{msg}");
     assert!(msg.contains("in-memory") && msg.contains("redis"), "lists the types we have: {msg}");
 
     let mut config = base_config();
-    config.state.insert("cache".into(), ComponentConfig::new("redis").with("redisHost", "127.0.0.1:1"));
+    config
+        .section_mut("state")
+        .insert("cache".into(), ComponentConfig::new("redis").with("redisHost", "127.0.0.1:1"));
     let msg = layotto_runtime::start(config, registries()).await.err().expect("dead redis fails").to_string();
     assert!(msg.contains("cache") && msg.contains("127.0.0.1:1"), "{msg}");
 }

@@ -38,17 +38,23 @@ fn config(app_id: &str) -> Config {
     config.server.grpc = "127.0.0.1:0".parse().unwrap();
     config.server.actuator = "127.0.0.1:0".parse().unwrap();
     config.app.id = app_id.into();
-    config.lock.insert("mem".into(), ComponentConfig::new("in-memory"));
-    config.lock.insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
+    config.section_mut("lock").insert("mem".into(), ComponentConfig::new("in-memory"));
     config
-        .lock
-        .insert("pg".into(), ComponentConfig::new("postgresql").with("connectionString", &postgres_url()));
-    config.sequencer.insert("mem".into(), ComponentConfig::new("in-memory"));
-    config.sequencer.insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
+        .section_mut("lock")
+        .insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
     config
-        .sequencer
+        .section_mut("lock")
         .insert("pg".into(), ComponentConfig::new("postgresql").with("connectionString", &postgres_url()));
-    config.sequencer.insert("mysql".into(), ComponentConfig::new("mysql").with("mysqlUrl", &mysql_url()));
+    config.section_mut("sequencer").insert("mem".into(), ComponentConfig::new("in-memory"));
+    config
+        .section_mut("sequencer")
+        .insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
+    config
+        .section_mut("sequencer")
+        .insert("pg".into(), ComponentConfig::new("postgresql").with("connectionString", &postgres_url()));
+    config
+        .section_mut("sequencer")
+        .insert("mysql".into(), ComponentConfig::new("mysql").with("mysqlUrl", &mysql_url()));
     config
 }
 
@@ -140,8 +146,8 @@ async fn lock_bad_input_names_store_and_field() {
     running.shutdown().await;
 
     let mut bare = config("app1");
-    bare.lock.clear();
-    bare.sequencer.clear();
+    bare.section_mut("lock").clear();
+    bare.section_mut("sequencer").clear();
     let (running, mut c) = start(bare).await;
     let err = c.try_lock(try_lock("mem", "r", "o", 5)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -213,7 +219,8 @@ async fn bigger_than_and_restart() {
     let key = unique("order");
     let mut cfg = config(&app);
     for store in ["mem", "redis", "pg", "mysql"] {
-        cfg.sequencer.get_mut(store).unwrap().bigger_than.insert(key.clone(), 1000);
+        let c = cfg.section_mut("sequencer").get_mut(store).unwrap();
+        c.options.insert("bigger_than".into(), serde_json::json!({ key.clone(): 1000 }));
     }
     let (running, mut c) = start(cfg.clone()).await;
     let mut before = HashMap::new();

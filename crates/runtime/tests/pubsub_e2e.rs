@@ -161,13 +161,13 @@ fn config(app_id: &str, callback_port: u16) -> Config {
             .with("deliveryMaxRetryBackoff", "50ms")
             .with("redeliverInterval", "300ms")
     };
-    config.pub_subs.insert("mem".into(), fast(ComponentConfig::new("in-memory")));
-    config.pub_subs.insert(
+    config.section_mut("pub_subs").insert("mem".into(), fast(ComponentConfig::new("in-memory")));
+    config.section_mut("pub_subs").insert(
         "redis".into(),
         fast(ComponentConfig::new("redis").with("redisHost", &redis_url()).with("processingTimeout", "1s")),
     );
     config
-        .pub_subs
+        .section_mut("pub_subs")
         .insert("rabbit".into(), fast(ComponentConfig::new("rabbitmq").with("host", &rabbitmq_url())));
     config
 }
@@ -285,7 +285,7 @@ async fn retry_errors_drop_and_dead_letter() {
     );
     let port = app.serve().await;
     let mut config = config(&unique("app"), port);
-    let redis = config.pub_subs.get_mut("redis").unwrap();
+    let redis = config.section_mut("pub_subs").get_mut("redis").unwrap();
     redis.metadata.insert("deadLetterTopic".into(), dlq.clone());
     redis.metadata.insert("deliveryMaxRetries".into(), "4".into());
     let (running, mut c) = start(config).await;
@@ -528,7 +528,7 @@ async fn broker_down_is_unavailable() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server on PATH");
-    cfg.pub_subs.insert(
+    cfg.section_mut("pub_subs").insert(
         "private".into(),
         ComponentConfig::new("redis").with("redisHost", &format!("127.0.0.1:{port}")),
     );

@@ -18,13 +18,27 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use layotto_core::{ComponentContext, Error, Health, KEY_SEPARATOR, KeyPrefix, MetadataExt, Result};
+use layotto_core::{ComponentContext, Error, Health, KEY_SEPARATOR, KeyPrefix, Result};
 use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
 
 use crate::{Increment, Sequencer, sequencer_key};
 
 /// Layotto's segment size.
 const DEFAULT_SEGMENT_STEP: u32 = 10_000;
+
+/// The cache's metadata keys (Layotto documents them; here they work).
+#[derive(Debug, Deserialize)]
+struct CacheSettings {
+    #[serde(rename = "segmentCacheEnable", default = "enabled")]
+    enabled: bool,
+    #[serde(rename = "segmentStep", default)]
+    step: Option<u32>,
+}
+
+fn enabled() -> bool {
+    true
+}
 
 /// Validates, prefixes and caches for one configured sequencer.
 pub struct SequencerService {
@@ -45,9 +59,10 @@ impl SequencerService {
         bigger_than: &BTreeMap<String, i64>,
     ) -> Result<Self> {
         let component = ctx.describe();
-        let strategy = KeyPrefix::from_metadata(&component, &ctx.metadata, KeyPrefix::AppId)?;
-        let cache_enabled = ctx.metadata.flag(&component, "segmentCacheEnable", true)?;
-        let step = ctx.metadata.parse_opt::<u32>(&component, "segmentStep")?.unwrap_or(DEFAULT_SEGMENT_STEP);
+        let strategy = KeyPrefix::from_context(ctx, KeyPrefix::AppId)?;
+        let cache: CacheSettings = ctx.settings()?;
+        let cache_enabled = cache.enabled;
+        let step = cache.step.unwrap_or(DEFAULT_SEGMENT_STEP);
         if step == 0 {
             return Err(Error::config(format!("{component}: metadata 'segmentStep' must be greater than 0")));
         }

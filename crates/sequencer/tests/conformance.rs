@@ -47,6 +47,7 @@ fn ctx(name: &str, pairs: &[(&str, &str)]) -> ComponentContext {
         kind: "test".into(),
         metadata: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         app_id: "app1".into(),
+        ..Default::default()
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use layotto_core::{Error, ErrorKind, Health, Metadata, Result};
+use layotto_core::{Error, ErrorKind, Health, Metadata, Result, settings};
+use serde::Deserialize;
+use sqlx::ConnectOptions;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_CONNS: u32 = 10;
@@ -61,9 +63,41 @@ pub async fn health(backend: &str, ping: impl Future<Output = sqlx::Result<()>>)
     }
 }
 
+/// The settings every SQL component takes.
+#[derive(Debug, Default, Deserialize)]
+pub struct PoolSettings {
+    #[serde(rename = "tableName", default)]
+    pub table_name: Option<String>,
+    /// Acquiring a connection and answering, default 5s.
+    #[serde(default, deserialize_with = "settings::duration")]
+    pub timeout: Option<Duration>,
+    #[serde(rename = "maxConns", default)]
+    pub max_conns: Option<u32>,
+}
+
+impl PoolSettings {
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn max_conns(&self) -> u32 {
+        self.max_conns.unwrap_or(DEFAULT_MAX_CONNS).clamp(1, 1000)
+    }
+
+    /// `tableName` (or `default`), checked to be an SQL identifier.
+    pub fn table(&self, component: &str, default: &str) -> Result<String> {
+        let table = self.table_name.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or(default);
+        check_table_name(component, table)?;
+        Ok(table.to_owned())
+    }
+}
+
 /// `tableName`: an SQL identifier (letters, digits, `_`), optionally `schema.table`.
 pub fn table_name(component: &str, metadata: &Metadata, default: &str) -> Result<String> {
-    let table = metadata.get("tableName").map(|t| t.trim()).filter(|t| !t.is_empty()).unwrap_or(default);
+    settings::parse::<PoolSettings>(component, metadata)?.table(component, default)
+}
+
+fn check_table_name(component: &str, table: &str) -> Result<()> {
     let valid_part = |p: &str| {
         !p.is_empty()
             && p.len() <= 63
@@ -77,17 +111,52 @@ pub fn table_name(component: &str, metadata: &Metadata, default: &str) -> Result
              optionally schema.table), got '{table}'"
         )));
     }
-    Ok(table.to_owned())
+    Ok(())
 }
 
-/// A duration in metadata, such as `5s` or `500ms`.
-pub fn duration(component: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
-    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
-            Error::config(format!("{component}: metadata '{key}' must be a duration such as 5s, got '{raw}'"))
-        }),
+/// A pool that connects lazily, after one direct connection has shown that
+/// the database answers, so a misconfigured or unreachable database fails
+/// the build now with its real cause instead of a pool timeout later.
+pub async fn open_pool<DB: sqlx::Database>(
+    component: &str,
+    backend: &str,
+    options: <DB::Connection as sqlx::Connection>::Options,
+    pool: &PoolSettings,
+) -> Result<sqlx::Pool<DB>> {
+    let timeout = pool.timeout();
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(Ok(conn)) => drop(conn),
+        Ok(Err(e)) => return Err(connect_error(component, backend, e)),
+        Err(_) => {
+            return Err(Error::unavailable(format!(
+                "{component}: cannot connect to {backend}: no answer within {timeout:?}"
+            )));
+        }
     }
+    Ok(sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(pool.max_conns())
+        .acquire_timeout(timeout)
+        .connect_lazy_with(options))
+}
+
+/// Runs a `CREATE TABLE IF NOT EXISTS`, tolerating another runtime that
+/// creates the same table at the same moment (PostgreSQL's IF NOT EXISTS races).
+pub async fn create_table(
+    component: &str,
+    table: &str,
+    timeout: Duration,
+    create: impl Future<Output = sqlx::Result<()>>,
+) -> Result<()> {
+    let what = format!("create table '{table}'");
+    run(component, &what, timeout, async {
+        match create.await {
+            Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("23505" | "42P07")) => {
+                Ok(())
+            }
+            other => other,
+        }
+    })
+    .await
 }
 
 #[cfg(feature = "postgres")]

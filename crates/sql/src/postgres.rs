@@ -2,13 +2,22 @@
 
 use std::str::FromStr;
 
-use layotto_core::{Error, Metadata, Result};
+use layotto_core::{Error, Result};
+use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
+/// Dapr's PostgreSQL connection key.
+#[derive(Debug, Default, Deserialize)]
+pub struct PostgresSettings {
+    #[serde(rename = "connectionString", default)]
+    pub connection_string: Option<String>,
+}
+
 /// `connectionString` as a URL or libpq key/value string.
-pub fn connect_options(component: &str, metadata: &Metadata) -> Result<PgConnectOptions> {
-    let raw = metadata
-        .get("connectionString")
+pub fn connect_options(component: &str, settings: &PostgresSettings) -> Result<PgConnectOptions> {
+    let raw = settings
+        .connection_string
+        .as_deref()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Error::config(format!("{component}: metadata 'connectionString' is required")))?;
@@ -58,7 +67,7 @@ mod tests {
         assert_eq!((opts.get_host(), opts.get_port(), opts.get_username()), ("db", 5433, "u"));
         assert_eq!(opts.get_database(), Some("x"));
         assert!(key_value_options("c", "hots=db").unwrap_err().to_string().contains("hots"));
-        let err = connect_options("c", &Metadata::new()).unwrap_err();
+        let err = connect_options("c", &PostgresSettings::default()).unwrap_err();
         assert!(err.to_string().contains("connectionString"), "{err}");
     }
 }

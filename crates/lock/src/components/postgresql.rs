@@ -30,16 +30,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, MetadataExt, Result};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqlSafeStr, SqlStr};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
+use layotto_sql::PoolSettings;
+use layotto_sql::postgres::PostgresSettings;
+use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
 use crate::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
 
 const DEFAULT_TABLE: &str = "layotto_lock";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_MAX_CONNS: u32 = 10;
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Statements {
     try_lock: SqlStr,
@@ -94,60 +93,32 @@ impl PostgresLock {
 
     /// The registry constructor.
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn LockStore>> {
-        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.settings()?, &ctx.settings()?).await?))
     }
 
     /// Connects (failing with `Unavailable` naming the component when the
     /// database cannot be reached) and creates the table if it is missing.
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("lock store '{name}' (postgresql)");
-        let table = layotto_sql::table_name(&component, metadata, DEFAULT_TABLE)?;
-        let options = layotto_sql::postgres::connect_options(&component, metadata)?;
-        let timeout = layotto_sql::duration(&component, metadata, "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
-        let max_conns =
-            metadata.parse_opt::<u32>(&component, "maxConns")?.unwrap_or(DEFAULT_MAX_CONNS).clamp(1, 1000);
+        let pool = settings::parse(&component, metadata)?;
+        Self::with_settings(name, &pool, &settings::parse(&component, metadata)?).await
+    }
 
-        // One direct connection first, so an unreachable or misconfigured
-        // database fails now with its real cause instead of a pool timeout.
-        let probe = tokio::time::timeout(timeout, options.connect()).await;
-        match probe {
-            Ok(Ok(conn)) => drop(conn),
-            Ok(Err(e)) => {
-                let kind = if matches!(e, sqlx::Error::Database(_)) {
-                    ErrorKind::Config
-                } else {
-                    ErrorKind::Unavailable
-                };
-                return Err(Error::new(kind, format!("{component}: cannot connect to PostgreSQL: {e}")));
-            }
-            Err(_) => {
-                return Err(Error::unavailable(format!(
-                    "{component}: cannot connect to PostgreSQL: no answer within {timeout:?}"
-                )));
-            }
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_conns)
-            .acquire_timeout(timeout)
-            .connect_lazy_with(options);
-        let this = Self { component, pool, timeout, sql: Statements::new(&table) };
+    async fn with_settings(name: &str, pool: &PoolSettings, pg: &PostgresSettings) -> Result<Self> {
+        let component = format!("lock store '{name}' (postgresql)");
+        let table = pool.table(&component, DEFAULT_TABLE)?;
+        let options = layotto_sql::postgres::connect_options(&component, pg)?;
+        let timeout = pool.timeout();
+        let pool = layotto_sql::open_pool(&component, "PostgreSQL", options, pool).await?;
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (\
                lock_key TEXT NOT NULL PRIMARY KEY, \
                lock_owner TEXT NOT NULL, \
                expires_at TIMESTAMPTZ NOT NULL)"
         );
-        let created = this.run("create table", async {
-            match sqlx::raw_sql(AssertSqlSafe(create)).execute(&this.pool).await {
-                // Another runtime created it at the same moment (IF NOT EXISTS races).
-                Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("23505" | "42P07")) => {
-                    Ok(())
-                }
-                other => other.map(drop),
-            }
-        });
-        created.await.map_err(|e| e.context(format!("table '{table}'")))?;
-        Ok(this)
+        let run = sqlx::raw_sql(AssertSqlSafe(create)).execute(&pool);
+        layotto_sql::create_table(&component, &table, timeout, async { run.await.map(drop) }).await?;
+        Ok(Self { component, pool, timeout, sql: Statements::new(&table) })
     }
 
     /// Runs one database call within the timeout, mapping its errors.
@@ -201,11 +172,9 @@ impl LockStore for PostgresLock {
     }
 
     async fn health(&self) -> Health {
-        let ping = sqlx::query("SELECT 1").execute(&self.pool);
-        match tokio::time::timeout(HEALTH_TIMEOUT, ping).await {
-            Ok(Ok(_)) => Health::up(),
-            Ok(Err(e)) => Health::down(format!("SELECT 1 on PostgreSQL failed: {e}")),
-            Err(_) => Health::down(format!("SELECT 1 on PostgreSQL timed out after {HEALTH_TIMEOUT:?}")),
-        }
+        layotto_sql::health("PostgreSQL", async {
+            sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+        })
+        .await
     }
 }

@@ -21,8 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::{Error as FredError, Expiration, KeysInterface, SetOptions, Value};
 use fred::types::scripts::Script;
-use layotto_core::{ComponentContext, Error, Health, Metadata, Result};
-use layotto_redis::{RedisConn, fred};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
+use layotto_redis::{RedisConn, RedisSettings, fred};
 
 use crate::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
 
@@ -58,12 +58,17 @@ impl RedisLock {
     /// The registry constructor: connects, failing with a message naming the
     /// component and the address when Redis cannot be reached.
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn LockStore>> {
-        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.settings()?).await?))
     }
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("lock store '{name}' (redis)");
-        let conn = RedisConn::connect(&component, metadata, DEFAULT_POOL_SIZE).await?;
+        Self::with_settings(name, &settings::parse(&component, metadata)?).await
+    }
+
+    async fn with_settings(name: &str, redis: &RedisSettings) -> Result<Self> {
+        let component = format!("lock store '{name}' (redis)");
+        let conn = RedisConn::connect(&component, redis, DEFAULT_POOL_SIZE).await?;
         Ok(Self {
             component,
             conn,

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{Error, Metadata, MetadataExt, Result};
+use layotto_core::{ComponentContext, Error, Metadata, Result, settings};
 use parking_lot::Mutex;
+use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -39,12 +40,32 @@ struct Group {
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Message>>,
 }
 
+/// Per component, and (but for `maxBacklog`) overridden per subscription.
+#[derive(Debug, Default, Deserialize)]
+struct MemorySettings {
+    #[serde(rename = "consumerID", default)]
+    _consumer_id: Option<String>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(rename = "redeliverInterval", default, deserialize_with = "settings::duration")]
+    redeliver_interval: Option<Duration>,
+    #[serde(rename = "maxBacklog", default)]
+    max_backlog: Option<usize>,
+}
+
 impl MemoryPubSub {
     pub const TYPE: &'static str = "in-memory";
 
+    /// The registry constructor.
+    pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn PubSub>> {
+        ctx.settings::<MemorySettings>()?;
+        Ok(Arc::new(Self::new(&ctx.name, &ctx.metadata)?))
+    }
+
     pub fn new(name: &str, metadata: &Metadata) -> Result<Self> {
         let owner = format!("pubsub '{name}' (in-memory)");
-        let max_backlog = metadata.parse_opt::<usize>(&owner, "maxBacklog")?.unwrap_or(10_000);
+        let settings: MemorySettings = settings::parse(&owner, metadata)?;
+        let max_backlog = settings.max_backlog.unwrap_or(10_000);
         Ok(Self { name: name.to_owned(), metadata: metadata.clone(), max_backlog, topics: Mutex::default() })
     }
 
@@ -97,15 +118,12 @@ impl PubSub for MemoryPubSub {
         let mut concurrency = 16;
         let mut redeliver = Duration::from_secs(1);
         for meta in layers {
-            if let Some(n) = meta.parse_opt::<usize>(&owner, "concurrency")? {
+            let layer: MemorySettings = settings::parse_request(&owner, meta)?;
+            if let Some(n) = layer.concurrency {
                 concurrency = n.max(1);
             }
-            if let Some(raw) = meta.get("redeliverInterval") {
-                redeliver = humantime::parse_duration(raw.trim()).map_err(|_| {
-                    Error::invalid_argument(format!(
-                        "{owner}: metadata 'redeliverInterval' must be a duration"
-                    ))
-                })?;
+            if let Some(d) = layer.redeliver_interval {
+                redeliver = d;
             }
         }
         let group_name =

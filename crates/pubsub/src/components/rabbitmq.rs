@@ -29,8 +29,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use layotto_core::{Error, ErrorKind, Health, Metadata, MetadataExt, Result};
+use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, Result, redact_url, settings};
 use parking_lot::Mutex;
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Handler, Message, PubSub, PublishRequest, SubscribeRequest, Subscription, consumer_group};
@@ -55,16 +56,35 @@ pub struct RabbitMq {
     declared: Mutex<HashSet<String>>,
 }
 
-/// The URI for messages: `amqp://user:password@host` loses its credentials.
-fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &uri[..scheme + 3], &uri[at..]),
-        _ => uri.to_owned(),
-    }
+/// Dapr's RabbitMQ keys, per component and overridden per subscription.
+#[derive(Debug, Default, Deserialize)]
+struct RabbitSettings {
+    #[serde(alias = "connectionString", default)]
+    host: Option<String>,
+    #[serde(rename = "consumerID", default)]
+    _consumer_id: Option<String>,
+    #[serde(default)]
+    durable: Option<bool>,
+    #[serde(rename = "deletedWhenUnused", default)]
+    deleted_when_unused: Option<bool>,
+    #[serde(rename = "requeueInFailure", default)]
+    requeue_in_failure: Option<bool>,
+    #[serde(rename = "deliveryMode", default)]
+    delivery_mode: Option<u8>,
+    #[serde(rename = "prefetchCount", default)]
+    prefetch_count: Option<u16>,
+    #[serde(rename = "redeliverInterval", default, deserialize_with = "settings::duration")]
+    redeliver_interval: Option<Duration>,
 }
 
 impl RabbitMq {
     pub const TYPE: &'static str = "rabbitmq";
+
+    /// The registry constructor.
+    pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn crate::PubSub>> {
+        ctx.settings::<RabbitSettings>()?;
+        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+    }
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let owner = format!("pubsub '{name}' (rabbitmq)");
@@ -92,13 +112,14 @@ impl RabbitMq {
             redeliver: Duration::from_secs(1),
         };
         for meta in [component, subscription] {
-            if let Some(uri) = meta.get_any("host", &["connectionString"]).filter(|u| !u.trim().is_empty()) {
+            let layer: RabbitSettings = settings::parse_request(owner, meta)?;
+            if let Some(uri) = layer.host.filter(|u| !u.trim().is_empty()) {
                 o.uri = uri.trim().to_owned();
             }
-            o.durable = meta.flag(owner, "durable", o.durable)?;
-            o.auto_delete = meta.flag(owner, "deletedWhenUnused", o.auto_delete)?;
-            o.requeue = meta.flag(owner, "requeueInFailure", o.requeue)?;
-            if let Some(mode) = meta.parse_opt::<u8>(owner, "deliveryMode")? {
+            o.durable = layer.durable.unwrap_or(o.durable);
+            o.auto_delete = layer.deleted_when_unused.unwrap_or(o.auto_delete);
+            o.requeue = layer.requeue_in_failure.unwrap_or(o.requeue);
+            if let Some(mode) = layer.delivery_mode {
                 if !(1..=2).contains(&mode) {
                     return Err(Error::invalid_argument(format!(
                         "{owner}: metadata 'deliveryMode' must be 1 or 2, got {mode}"
@@ -106,10 +127,10 @@ impl RabbitMq {
                 }
                 o.delivery_mode = mode;
             }
-            if let Some(n) = meta.parse_opt::<u16>(owner, "prefetchCount")? {
+            if let Some(n) = layer.prefetch_count {
                 o.prefetch = n.max(1);
             }
-            if let Some(d) = duration(owner, meta, "redeliverInterval")? {
+            if let Some(d) = layer.redeliver_interval {
                 o.redeliver = d;
             }
         }
@@ -119,7 +140,7 @@ impl RabbitMq {
     fn error(&self, what: &str, e: lapin::Error) -> Error {
         Error::new(
             ErrorKind::Unavailable,
-            format!("pubsub '{}' (rabbitmq) at {}: {what}: {e}", self.name, redact(&self.options.uri)),
+            format!("pubsub '{}' (rabbitmq) at {}: {what}: {e}", self.name, redact_url(&self.options.uri)),
         )
     }
 
@@ -181,18 +202,6 @@ impl RabbitMq {
     }
 }
 
-/// `redeliverInterval` and friends: a duration such as `1s`.
-fn duration(owner: &str, metadata: &Metadata, key: &str) -> Result<Option<Duration>> {
-    match metadata.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(raw) => humantime::parse_duration(raw).map(Some).map_err(|_| {
-            Error::invalid_argument(format!(
-                "{owner}: metadata '{key}' must be a duration such as 5s, got '{raw}'"
-            ))
-        }),
-    }
-}
-
 async fn declare_exchange(channel: &Channel, topic: &str, o: &Options) -> lapin::Result<()> {
     channel
         .exchange_declare(
@@ -228,8 +237,14 @@ impl PubSub for RabbitMq {
         let group = consumer_group(&self.metadata, &req.metadata)
             .ok_or_else(|| Error::invalid_argument(format!("{owner}: metadata 'consumerID' is required")))?;
         let queue = format!("{group}-{}", req.topic);
-        let consumer =
-            Consumer { owner, uri_shown: redact(&options.uri), topic: req.topic, queue, options, handler };
+        let consumer = Consumer {
+            owner,
+            uri_shown: redact_url(&options.uri),
+            topic: req.topic,
+            queue,
+            options,
+            handler,
+        };
         // The first connection is made here so that a broker that is down
         // fails the subscription with a clear error.
         let stream = consumer.open().await?;
@@ -243,7 +258,7 @@ impl PubSub for RabbitMq {
             Ok(Ok(_)) => Health::up(),
             Ok(Err(e)) => Health::down(e.to_string()),
             Err(_) => {
-                Health::down(format!("connecting to RabbitMQ at {} timed out", redact(&self.options.uri)))
+                Health::down(format!("connecting to RabbitMQ at {} timed out", redact_url(&self.options.uri)))
             }
         }
     }

@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{Error, Health, Metadata, MetadataExt, Result};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
 use layotto_redis::fred::prelude::{ClientLike, StreamsInterface};
 use layotto_redis::fred::types::streams::XReadResponse;
-use layotto_redis::{RedisConn, duration, fred};
+use layotto_redis::{RedisConn, RedisSettings, fred};
 use parking_lot::Mutex;
+use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -43,10 +44,29 @@ pub struct RedisStreams {
 impl RedisStreams {
     pub const TYPE: &'static str = "redis";
 
+    /// The registry constructor.
+    pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn PubSub>> {
+        let redis: RedisSettings = ctx.settings()?;
+        let streams: StreamSettings = ctx.settings()?;
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.metadata, &redis, &streams).await?))
+    }
+
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let owner = format!("pubsub '{name}' (redis)");
-        let conn = RedisConn::connect(&owner, metadata, 1).await?;
-        let max_len = metadata.parse_opt::<i64>(&owner, "maxLenApprox")?.filter(|n| *n > 0);
+        let redis = settings::parse(&owner, metadata)?;
+        let streams = settings::parse(&owner, metadata)?;
+        Self::with_settings(name, metadata, &redis, &streams).await
+    }
+
+    async fn with_settings(
+        name: &str,
+        metadata: &Metadata,
+        redis: &RedisSettings,
+        streams: &StreamSettings,
+    ) -> Result<Self> {
+        let owner = format!("pubsub '{name}' (redis)");
+        let conn = RedisConn::connect(&owner, redis, 1).await?;
+        let max_len = streams.max_len_approx.filter(|n| *n > 0);
         Ok(Self { name: name.to_owned(), metadata: metadata.clone(), conn: Arc::new(conn), max_len })
     }
 
@@ -61,6 +81,22 @@ struct Settings {
     redeliver_interval: Duration,
 }
 
+/// Stream settings, per component and overridden per subscription.
+#[derive(Debug, Default, Deserialize)]
+struct StreamSettings {
+    #[serde(rename = "consumerID", default)]
+    _consumer_id: Option<String>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(rename = "processingTimeout", default, deserialize_with = "settings::duration")]
+    processing_timeout: Option<Duration>,
+    /// `0` turns reclaiming off.
+    #[serde(rename = "redeliverInterval", default, deserialize_with = "settings::seconds")]
+    redeliver_interval: Option<Duration>,
+    #[serde(rename = "maxLenApprox", default)]
+    max_len_approx: Option<i64>,
+}
+
 fn settings(owner: &str, layers: [&Metadata; 2]) -> Result<Settings> {
     let mut s = Settings {
         concurrency: 16,
@@ -68,15 +104,14 @@ fn settings(owner: &str, layers: [&Metadata; 2]) -> Result<Settings> {
         redeliver_interval: Duration::from_secs(15),
     };
     for meta in layers {
-        if let Some(n) = meta.parse_opt::<usize>(owner, "concurrency")? {
+        let layer: StreamSettings = settings::parse_request(owner, meta)?;
+        if let Some(n) = layer.concurrency {
             s.concurrency = n.max(1);
         }
-        if let Some(d) = duration(owner, meta, "processingTimeout")? {
+        if let Some(d) = layer.processing_timeout {
             s.processing_timeout = d;
         }
-        if meta.get("redeliverInterval").is_some_and(|v| v.trim() == "0") {
-            s.redeliver_interval = Duration::ZERO;
-        } else if let Some(d) = duration(owner, meta, "redeliverInterval")? {
+        if let Some(d) = layer.redeliver_interval {
             s.redeliver_interval = d;
         }
     }

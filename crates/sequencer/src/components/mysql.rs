@@ -27,11 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Error, Health, Metadata, MetadataExt, Result};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, SqlSafeStr, SqlStr};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
+use layotto_sql::PoolSettings;
+use serde::Deserialize;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use super::sql::{self, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT};
+use super::sql;
 use crate::Sequencer;
 
 /// `sequencer_key VARCHAR(255)`, counted in characters.
@@ -50,32 +52,23 @@ impl MySqlSequencer {
 
     /// The registry constructor.
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn Sequencer>> {
-        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.settings()?, &ctx.settings()?).await?))
     }
 
     /// Connects (failing with `Unavailable` naming the component when the
     /// database cannot be reached) and creates the table if it is missing.
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("sequencer store '{name}' (mysql)");
-        let table = sql::table_name(&component, metadata)?;
-        let options = connect_options(&component, metadata)?;
-        let timeout = sql::duration(&component, metadata, "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
-        let max_conns =
-            metadata.parse_opt::<u32>(&component, "maxConns")?.unwrap_or(DEFAULT_MAX_CONNS).clamp(1, 1000);
+        let pool = settings::parse(&component, metadata)?;
+        Self::with_settings(name, &pool, &settings::parse(&component, metadata)?).await
+    }
 
-        match tokio::time::timeout(timeout, options.connect()).await {
-            Ok(Ok(conn)) => drop(conn),
-            Ok(Err(e)) => return Err(sql::connect_error(&component, "MySQL", e)),
-            Err(_) => {
-                return Err(Error::unavailable(format!(
-                    "{component}: cannot connect to MySQL: no answer within {timeout:?}"
-                )));
-            }
-        }
-        let pool = MySqlPoolOptions::new()
-            .max_connections(max_conns)
-            .acquire_timeout(timeout)
-            .connect_lazy_with(options);
+    async fn with_settings(name: &str, pool: &PoolSettings, mysql: &MySqlSettings) -> Result<Self> {
+        let component = format!("sequencer store '{name}' (mysql)");
+        let table = pool.table(&component, sql::DEFAULT_TABLE)?;
+        let options = connect_options(&component, mysql)?;
+        let timeout = pool.timeout();
+        let pool = layotto_sql::open_pool(&component, "MySQL", options, pool).await?;
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (\
                sequencer_key VARCHAR({MAX_KEY_CHARS}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
@@ -83,8 +76,8 @@ impl MySqlSequencer {
                version BIGINT NOT NULL DEFAULT 1, \
                PRIMARY KEY (sequencer_key))"
         );
-        let what = format!("create table '{table}'");
-        sql::run(&component, &what, timeout, sqlx::raw_sql(AssertSqlSafe(create)).execute(&pool)).await?;
+        let run = sqlx::raw_sql(AssertSqlSafe(create)).execute(&pool);
+        layotto_sql::create_table(&component, &table, timeout, async { run.await.map(drop) }).await?;
         let stmt = |s: String| AssertSqlSafe(s).into_sql_str();
         Ok(Self {
             add: stmt(format!(
@@ -154,11 +147,25 @@ impl Sequencer for MySqlSequencer {
     }
 }
 
+/// Layotto's MySQL connection keys.
+#[derive(Debug, Default, Deserialize)]
+struct MySqlSettings {
+    #[serde(rename = "mysqlUrl", alias = "connectionString", default)]
+    url: Option<String>,
+    #[serde(rename = "userName", default)]
+    user_name: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(rename = "dataBaseName", default)]
+    database_name: Option<String>,
+}
+
 /// Layotto's metadata keys as connection options.
-fn connect_options(component: &str, metadata: &Metadata) -> Result<MySqlConnectOptions> {
+fn connect_options(component: &str, settings: &MySqlSettings) -> Result<MySqlConnectOptions> {
     let bad = |what: String| Error::config(format!("{component}: {what}"));
-    let raw = metadata
-        .get_any("mysqlUrl", &["connectionString"])
+    let raw = settings
+        .url
+        .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad("metadata 'mysqlUrl' (or 'connectionString') is required".to_owned()))?;
@@ -180,13 +187,13 @@ fn connect_options(component: &str, metadata: &Metadata) -> Result<MySqlConnectO
     } else {
         host_port(MySqlConnectOptions::new(), raw).map_err(bad)?
     };
-    if let Some(user) = metadata.get("userName").filter(|u| !u.is_empty()) {
+    if let Some(user) = settings.user_name.as_deref().filter(|u| !u.is_empty()) {
         options = options.username(user);
     }
-    if let Some(password) = metadata.get("password").filter(|p| !p.is_empty()) {
+    if let Some(password) = settings.password.as_deref().filter(|p| !p.is_empty()) {
         options = options.password(password);
     }
-    if let Some(database) = metadata.get("dataBaseName").filter(|d| !d.is_empty()) {
+    if let Some(database) = settings.database_name.as_deref().filter(|d| !d.is_empty()) {
         options = options.database(database);
     }
     if options.get_database().is_none() {
@@ -238,8 +245,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn meta(pairs: &[(&str, &str)]) -> Metadata {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    fn meta(pairs: &[(&str, &str)]) -> MySqlSettings {
+        let metadata: Metadata = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        settings::parse("c", &metadata).unwrap()
     }
 
     #[test]
@@ -264,7 +272,7 @@ mod tests {
         );
         let err = connect_options("c", &meta(&[("mysqlUrl", "localhost")])).unwrap_err();
         assert!(err.to_string().contains("dataBaseName"), "{err}");
-        let err = connect_options("c", &Metadata::new()).unwrap_err();
+        let err = connect_options("c", &MySqlSettings::default()).unwrap_err();
         assert!(err.to_string().contains("mysqlUrl"), "{err}");
         let err = connect_options("c", &meta(&[("mysqlUrl", "h:port"), ("dataBaseName", "x")])).unwrap_err();
         assert!(err.to_string().contains("port"), "{err}");

@@ -20,11 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Error, Health, Metadata, MetadataExt, Result};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Row, SqlSafeStr, SqlStr};
+use layotto_core::{ComponentContext, Health, Metadata, Result, settings};
+use layotto_sql::PoolSettings;
+use layotto_sql::postgres::PostgresSettings;
+use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr, SqlStr};
 
-use super::sql::{self, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT};
+use super::sql;
 use crate::Sequencer;
 
 pub struct PostgresSequencer {
@@ -40,51 +42,31 @@ impl PostgresSequencer {
 
     /// The registry constructor.
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn Sequencer>> {
-        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.settings()?, &ctx.settings()?).await?))
     }
 
     /// Connects (failing with `Unavailable` naming the component when the
     /// database cannot be reached) and creates the table if it is missing.
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("sequencer store '{name}' (postgresql)");
-        let table = sql::table_name(&component, metadata)?;
-        let options = layotto_sql::postgres::connect_options(&component, metadata)?;
-        let timeout = sql::duration(&component, metadata, "timeout")?.unwrap_or(DEFAULT_TIMEOUT);
-        let max_conns =
-            metadata.parse_opt::<u32>(&component, "maxConns")?.unwrap_or(DEFAULT_MAX_CONNS).clamp(1, 1000);
+        let pool = settings::parse(&component, metadata)?;
+        Self::with_settings(name, &pool, &settings::parse(&component, metadata)?).await
+    }
 
-        // One direct connection first, so an unreachable database fails now
-        // with its real cause instead of a pool timeout.
-        match tokio::time::timeout(timeout, options.connect()).await {
-            Ok(Ok(conn)) => drop(conn),
-            Ok(Err(e)) => return Err(sql::connect_error(&component, "PostgreSQL", e)),
-            Err(_) => {
-                return Err(Error::unavailable(format!(
-                    "{component}: cannot connect to PostgreSQL: no answer within {timeout:?}"
-                )));
-            }
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_conns)
-            .acquire_timeout(timeout)
-            .connect_lazy_with(options);
+    async fn with_settings(name: &str, pool: &PoolSettings, pg: &PostgresSettings) -> Result<Self> {
+        let component = format!("sequencer store '{name}' (postgresql)");
+        let table = pool.table(&component, sql::DEFAULT_TABLE)?;
+        let options = layotto_sql::postgres::connect_options(&component, pg)?;
+        let timeout = pool.timeout();
+        let pool = layotto_sql::open_pool(&component, "PostgreSQL", options, pool).await?;
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (\
                sequencer_key TEXT NOT NULL PRIMARY KEY, \
                sequencer_value BIGINT NOT NULL, \
                version BIGINT NOT NULL DEFAULT 1)"
         );
-        let what = format!("create table '{table}'");
-        let created = sql::run(&component, &what, timeout, async {
-            match sqlx::raw_sql(AssertSqlSafe(create)).execute(&pool).await {
-                // Another runtime created it at the same moment (IF NOT EXISTS races).
-                Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("23505" | "42P07")) => {
-                    Ok(())
-                }
-                other => other.map(drop),
-            }
-        });
-        created.await?;
+        let run = sqlx::raw_sql(AssertSqlSafe(create)).execute(&pool);
+        layotto_sql::create_table(&component, &table, timeout, async { run.await.map(drop) }).await?;
         let stmt = |s: String| AssertSqlSafe(s).into_sql_str();
         Ok(Self {
             add: stmt(format!(

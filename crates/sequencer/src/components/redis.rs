@@ -19,8 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fred::prelude::{Error as FredError, KeysInterface, Value};
 use fred::types::scripts::Script;
-use layotto_core::{ComponentContext, Error, Health, Metadata, Result};
-use layotto_redis::{RedisConn, fred};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
+use layotto_redis::{RedisConn, RedisSettings, fred};
 
 use crate::Sequencer;
 
@@ -45,12 +45,17 @@ impl RedisSequencer {
     /// The registry constructor: connects, failing with a message naming the
     /// component and the address when Redis cannot be reached.
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn Sequencer>> {
-        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.settings()?).await?))
     }
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("sequencer store '{name}' (redis)");
-        let conn = RedisConn::connect(&component, metadata, DEFAULT_POOL_SIZE).await?;
+        Self::with_settings(name, &settings::parse(&component, metadata)?).await
+    }
+
+    async fn with_settings(name: &str, redis: &RedisSettings) -> Result<Self> {
+        let component = format!("sequencer store '{name}' (redis)");
+        let conn = RedisConn::connect(&component, redis, DEFAULT_POOL_SIZE).await?;
         Ok(Self { conn, ensure_script: Script::from_lua(ENSURE_SCRIPT) })
     }
 

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use fred::prelude::{Error as FredError, Value};
 use fred::types::scripts::Script;
-use layotto_core::{ComponentContext, Error, Health, Metadata, Result};
-use layotto_redis::{RedisConn, fred, script_error};
+use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
+use layotto_redis::{RedisConn, RedisSettings, fred, script_error};
 
 use crate::{
     BulkGetItem, Concurrency, DeleteRequest, Features, GetRequest, Operation, SetRequest, StateStore,
@@ -113,12 +113,17 @@ impl RedisStore {
     /// The registry constructor: connects, failing with a message naming the
     /// component and the address when Redis cannot be reached.
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn StateStore>> {
-        Ok(Arc::new(Self::connect(&ctx.name, &ctx.metadata).await?))
+        Ok(Arc::new(Self::with_settings(&ctx.name, &ctx.settings()?).await?))
     }
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
         let component = format!("state store '{name}' (redis)");
-        let conn = RedisConn::connect(&component, metadata, DEFAULT_POOL_SIZE).await?;
+        Self::with_settings(name, &settings::parse(&component, metadata)?).await
+    }
+
+    async fn with_settings(name: &str, redis: &RedisSettings) -> Result<Self> {
+        let component = format!("state store '{name}' (redis)");
+        let conn = RedisConn::connect(&component, redis, DEFAULT_POOL_SIZE).await?;
         Ok(Self {
             name: name.to_owned(),
             conn,

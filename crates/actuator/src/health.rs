@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::{BoxFuture, join_all};
 use layotto_core::{Health, HealthStatus};
-use layotto_state::StateStore;
 use serde::Serialize;
 
 /// Asks one component how it is.
@@ -20,14 +19,6 @@ pub struct ComponentProbe {
 }
 
 impl ComponentProbe {
-    pub fn state(name: &str, kind: &str, store: Arc<dyn StateStore>) -> Self {
-        let probe: Probe = Arc::new(move || {
-            let store = store.clone();
-            Box::pin(async move { store.health().await })
-        });
-        Self { api: "state", name: name.to_owned(), kind: kind.to_owned(), probe }
-    }
-
     pub fn new<F>(api: &'static str, name: &str, kind: &str, probe: F) -> Self
     where
         F: Fn() -> BoxFuture<'static, Health> + Send + Sync + 'static,

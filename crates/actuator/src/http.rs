@@ -3,7 +3,6 @@
 //! answers 503, as Layotto's docs and Kubernetes probes expect.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,7 +16,6 @@ use crate::health::{self, ComponentProbe, Report, Startup};
 pub struct Actuator {
     pub startup: Arc<Startup>,
     pub probes: Arc<Vec<ComponentProbe>>,
-    pub started_at: SystemTime,
 }
 
 pub fn router(actuator: Arc<Actuator>) -> Router {
@@ -53,7 +51,7 @@ async fn info(State(actuator): State<Arc<Actuator>>) -> Response {
         "app": {
             "name": "Layotto",
             "version": env!("CARGO_PKG_VERSION"),
-            "compiled": humantime::format_rfc3339_seconds(actuator.started_at).to_string(),
+            "compiled": crate::COMPILED,
         },
         "components": components,
     }))

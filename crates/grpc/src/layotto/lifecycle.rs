@@ -5,19 +5,19 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::Components;
+use crate::api::{ApiError, Apis};
 use crate::pb::runtime as pb;
 use crate::pb::runtime::lifecycle_server::Lifecycle;
 use crate::status::to_status;
 
 #[derive(Clone)]
 pub struct LifecycleService {
-    components: Arc<Components>,
+    apis: Arc<Apis>,
 }
 
 impl LifecycleService {
-    pub fn new(components: Arc<Components>) -> Self {
-        Self { components }
+    pub fn new(apis: Arc<Apis>) -> Self {
+        Self { apis }
     }
 }
 
@@ -43,11 +43,14 @@ impl Lifecycle for LifecycleService {
                 config.kind, config.name
             ))
         };
-        let component = match config.kind.as_str() {
-            "hellos" => self.components.hellos.get(&config.name).ok_or_else(not_found)?,
+        let applied = match config.kind.as_str() {
+            "hellos" => self.apis.hello.apply_config(&config.name, config.metadata.clone()).await,
             _ => return Err(not_found()),
         };
-        component.apply_config(config.metadata).await.map_err(to_status)?;
-        Ok(Response::new(pb::ApplyConfigurationResponse {}))
+        match applied {
+            Ok(()) => Ok(Response::new(pb::ApplyConfigurationResponse {})),
+            Err(ApiError::Lookup(_)) => Err(not_found()),
+            Err(ApiError::Call(e)) => Err(to_status(e)),
+        }
     }
 }

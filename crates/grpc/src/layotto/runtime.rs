@@ -1,115 +1,74 @@
-//! `spec.proto.runtime.v1.Runtime`: validates requests, maps protobuf to the
-//! API crates' plain types and back. APIs not built yet answer UNIMPLEMENTED.
+//! `spec.proto.runtime.v1.Runtime`: message conversions and Layotto's
+//! wording of errors around the shared API layer ([`crate::api`]). APIs not
+//! built yet answer UNIMPLEMENTED naming the API.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use layotto_hello::{Hello, HelloRequest};
-use layotto_lock::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
-use layotto_pubsub::PublishRequest;
-use layotto_pubsub::cloudevent::{PublishInput, envelope};
-use layotto_sequencer::{Increment, SequencerService};
-use layotto_state::{Concurrency, Consistency, DeleteRequest, GetRequest, Operation, SetRequest, StateStore};
-use prost::Message;
+use layotto_hello::HelloRequest;
+use layotto_lock::{KeepAliveRequest, LockStatus, TryLockRequest, UnlockRequest};
+use layotto_sequencer::Increment;
+use layotto_state::{Concurrency, Consistency, DeleteRequest, GetRequest, Operation, SetRequest};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::pubsub::Publish;
+use crate::api::{ApiError, Apis, Lookup};
 use crate::pb::runtime as pb;
 use crate::pb::runtime::runtime_server::Runtime;
-use crate::pubsub::{ActiveStreams, PubSubComponent, open_stream, serve_stream};
+use crate::pubsub::{ActiveStreams, open_stream, serve_stream};
 use crate::status::to_status;
 
 type Reply<T> = Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The components the Runtime service serves, by the names clients use.
-#[derive(Clone, Default)]
-pub struct Components {
-    pub hellos: HashMap<String, Arc<dyn Hello>>,
-    pub state: HashMap<String, Arc<dyn StateStore>>,
-    pub pubsubs: HashMap<String, PubSubComponent>,
-    /// Lock stores, already behind Layotto's key prefix and validation.
-    pub locks: HashMap<String, Arc<dyn LockStore>>,
-    pub sequencers: HashMap<String, Arc<SequencerService>>,
-}
-
 #[derive(Clone)]
 pub struct RuntimeService {
-    components: Arc<Components>,
-    max_request_bytes: usize,
+    apis: Arc<Apis>,
     streams: Arc<ActiveStreams>,
 }
 
 impl RuntimeService {
-    pub fn new(components: Arc<Components>, max_request_bytes: usize) -> Self {
-        Self { components, max_request_bytes, streams: Arc::default() }
+    pub fn new(apis: Arc<Apis>) -> Self {
+        Self { apis, streams: Arc::default() }
     }
+}
 
-    fn lock_store(&self, name: &str) -> Result<&Arc<dyn LockStore>, Status> {
-        if self.components.locks.is_empty() {
-            return Err(Status::failed_precondition("lock store is not configured"));
-        }
-        self.components
-            .locks
-            .get(name)
-            .ok_or_else(|| Status::invalid_argument(format!("lock store {name} not found")))
+/// Layotto's words for a call that found no component, per API.
+fn wording(api: &'static str) -> impl Fn(ApiError) -> Status {
+    move |e| match e {
+        ApiError::Call(e) => to_status(e),
+        ApiError::Lookup(lookup) => lookup_status(api, lookup),
     }
+}
 
-    fn sequencer(&self, name: &str) -> Result<&Arc<SequencerService>, Status> {
-        if self.components.sequencers.is_empty() {
-            return Err(Status::failed_precondition("Sequencer store is not configured"));
+fn lookup_status(api: &str, lookup: Lookup) -> Status {
+    let name = match &lookup {
+        Lookup::NotFound { name, .. } => name.clone(),
+        _ => String::new(),
+    };
+    match (api, lookup) {
+        ("hello", _) => {
+            Status::unknown(format!("no instance found: hello service '{name}' is not configured"))
         }
-        self.components
-            .sequencers
-            .get(name)
-            .ok_or_else(|| Status::invalid_argument(format!("Sequencer store {name} not found")))
-    }
-
-    fn pubsub(&self, name: &str, topic: &str) -> Result<&PubSubComponent, Status> {
-        if name.is_empty() {
-            return Err(Status::invalid_argument("pubsub name is empty"));
+        ("state", Lookup::NotConfigured) => Status::failed_precondition("state store is not configured"),
+        ("state", Lookup::NoName) => Status::invalid_argument("state store name is empty"),
+        ("state", Lookup::NotFound { known, .. }) => Status::invalid_argument(format!(
+            "state store {name} is not found; configured: {}",
+            known.join(", ")
+        )),
+        ("lock", Lookup::NotConfigured) => Status::failed_precondition("lock store is not configured"),
+        ("lock", _) => Status::invalid_argument(format!("lock store {name} not found")),
+        ("sequencer", Lookup::NotConfigured) => {
+            Status::failed_precondition("Sequencer store is not configured")
         }
-        if topic.is_empty() {
-            return Err(Status::invalid_argument(format!("topic is empty in pubsub {name}")));
-        }
-        self.components.pubsubs.get(name).ok_or_else(|| {
-            let mut known: Vec<&str> = self.components.pubsubs.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            Status::invalid_argument(format!(
-                "pubsub {name} is not found; configured: {}",
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-            ))
-        })
-    }
-
-    fn state_store(&self, name: &str) -> Result<&Arc<dyn StateStore>, Status> {
-        if self.components.state.is_empty() {
-            return Err(Status::failed_precondition("state store is not configured"));
-        }
-        if name.is_empty() {
-            return Err(Status::invalid_argument("state store name is empty"));
-        }
-        self.components.state.get(name).ok_or_else(|| {
-            let mut known: Vec<&str> = self.components.state.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            Status::invalid_argument(format!(
-                "state store {name} is not found; configured: {}",
-                known.join(", ")
-            ))
-        })
-    }
-
-    /// Rejects a request over the size limit with a message naming the store and key.
-    fn check_size(&self, req: &impl Message, store: &str, key: &str) -> Result<(), Status> {
-        let len = req.encoded_len();
-        if len > self.max_request_bytes {
-            return Err(Status::resource_exhausted(format!(
-                "state store '{store}': key '{key}': request of {len} bytes exceeds the limit of {} bytes",
-                self.max_request_bytes
-            )));
-        }
-        Ok(())
+        ("sequencer", _) => Status::invalid_argument(format!("Sequencer store {name} not found")),
+        (_, Lookup::NoName) => Status::invalid_argument("pubsub name is empty"),
+        (_, Lookup::NotFound { known, .. }) => Status::invalid_argument(format!(
+            "pubsub {name} is not found; configured: {}",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        )),
+        (_, Lookup::NotConfigured) => Status::invalid_argument(format!("pubsub {name} is not found")),
     }
 }
 
@@ -161,30 +120,28 @@ fn expire(seconds: i32) -> std::time::Duration {
     std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
-fn first_key(states: &[pb::StateItem]) -> &str {
-    states.first().map_or("", |s| s.key.as_str())
-}
-
 #[tonic::async_trait]
 impl Runtime for RuntimeService {
     async fn say_hello(&self, request: Request<pb::SayHelloRequest>) -> Reply<pb::SayHelloResponse> {
         let req = request.into_inner();
-        let hello = self.components.hellos.get(&req.service_name).ok_or_else(|| {
-            Status::unknown(format!(
-                "no instance found: hello service '{}' is not configured",
-                req.service_name
-            ))
-        })?;
-        let reply = hello.say_hello(HelloRequest { name: req.name }).await.map_err(to_status)?;
+        let reply = match self.apis.hello.say_hello(&req.service_name, HelloRequest { name: req.name }).await
+        {
+            Err(ApiError::Lookup(_)) => {
+                return Err(lookup_status(
+                    "hello",
+                    Lookup::NotFound { name: req.service_name, known: Vec::new() },
+                ));
+            }
+            other => other.map_err(wording("hello"))?,
+        };
         Ok(Response::new(pb::SayHelloResponse { hello: reply.hello, data: req.data }))
     }
 
     async fn get_state(&self, request: Request<pb::GetStateRequest>) -> Reply<pb::GetStateResponse> {
         let req = request.into_inner();
-        let store = self.state_store(&req.store_name)?;
         let get =
             GetRequest { key: req.key, consistency: consistency(req.consistency), metadata: req.metadata };
-        let value = store.get(get).await.map_err(to_status)?;
+        let value = self.apis.state.get(&req.store_name, get).await.map_err(wording("state"))?;
         Ok(Response::new(value.map_or_else(pb::GetStateResponse::default, |v| pb::GetStateResponse {
             data: v.data,
             etag: v.etag.unwrap_or_default(),
@@ -197,11 +154,12 @@ impl Runtime for RuntimeService {
         request: Request<pb::GetBulkStateRequest>,
     ) -> Reply<pb::GetBulkStateResponse> {
         let req = request.into_inner();
-        let store = self.state_store(&req.store_name)?;
-        if req.keys.is_empty() {
-            return Ok(Response::new(pb::GetBulkStateResponse::default()));
-        }
-        let items = store.bulk_get(req.keys, req.metadata).await.map_err(to_status)?;
+        let items = self
+            .apis
+            .state
+            .bulk_get(&req.store_name, req.keys, req.metadata)
+            .await
+            .map_err(wording("state"))?;
         let items = items
             .into_iter()
             .map(|item| {
@@ -220,19 +178,13 @@ impl Runtime for RuntimeService {
 
     async fn save_state(&self, request: Request<pb::SaveStateRequest>) -> Reply<()> {
         let req = request.into_inner();
-        let store = self.state_store(&req.store_name)?;
-        self.check_size(&req, &req.store_name, first_key(&req.states))?;
-        if req.states.is_empty() {
-            return Ok(Response::new(()));
-        }
         let sets = req.states.into_iter().map(set_request).collect();
-        store.bulk_set(sets).await.map_err(to_status)?;
+        self.apis.state.bulk_set(&req.store_name, sets).await.map_err(wording("state"))?;
         Ok(Response::new(()))
     }
 
     async fn delete_state(&self, request: Request<pb::DeleteStateRequest>) -> Reply<()> {
         let req = request.into_inner();
-        let store = self.state_store(&req.store_name)?;
         let options = req.options.unwrap_or_default();
         let delete = DeleteRequest {
             key: req.key,
@@ -241,18 +193,14 @@ impl Runtime for RuntimeService {
             concurrency: concurrency(options.concurrency),
             consistency: consistency(options.consistency),
         };
-        store.delete(delete).await.map_err(to_status)?;
+        self.apis.state.delete(&req.store_name, delete).await.map_err(wording("state"))?;
         Ok(Response::new(()))
     }
 
     async fn delete_bulk_state(&self, request: Request<pb::DeleteBulkStateRequest>) -> Reply<()> {
         let req = request.into_inner();
-        let store = self.state_store(&req.store_name)?;
-        if req.states.is_empty() {
-            return Ok(Response::new(()));
-        }
         let deletes = req.states.into_iter().map(delete_request).collect();
-        store.bulk_delete(deletes).await.map_err(to_status)?;
+        self.apis.state.bulk_delete(&req.store_name, deletes).await.map_err(wording("state"))?;
         Ok(Response::new(()))
     }
 
@@ -261,15 +209,6 @@ impl Runtime for RuntimeService {
         request: Request<pb::ExecuteStateTransactionRequest>,
     ) -> Reply<()> {
         let req = request.into_inner();
-        let store = self.state_store(&req.store_name)?;
-        let first = req.operations.first().and_then(|o| o.request.as_ref()).map_or("", |r| r.key.as_str());
-        self.check_size(&req, &req.store_name, first)?;
-        if !store.features().transactions {
-            return Err(Status::unimplemented(format!(
-                "state store '{}' does not support transactions",
-                req.store_name
-            )));
-        }
         let mut ops = Vec::with_capacity(req.operations.len());
         for op in req.operations {
             // Layotto skips operations without a request.
@@ -285,7 +224,7 @@ impl Runtime for RuntimeService {
                 }
             });
         }
-        store.transact(ops, req.metadata).await.map_err(to_status)?;
+        self.apis.state.transact(&req.store_name, ops, req.metadata).await.map_err(wording("state"))?;
         Ok(Response::new(()))
     }
 
@@ -319,22 +258,20 @@ impl Runtime for RuntimeService {
 
     async fn try_lock(&self, request: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
         let req = request.into_inner();
-        let store = self.lock_store(&req.store_name)?;
         let try_lock = TryLockRequest {
             resource_id: req.resource_id,
             lock_owner: req.lock_owner,
             expire: expire(req.expire),
         };
-        let success = store.try_lock(try_lock).await.map_err(to_status)?;
+        let success = self.apis.lock.try_lock(&req.store_name, try_lock).await.map_err(wording("lock"))?;
         Ok(Response::new(pb::TryLockResponse { success }))
     }
 
     async fn unlock(&self, request: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
         use pb::unlock_response::Status as S;
         let req = request.into_inner();
-        let store = self.lock_store(&req.store_name)?;
         let unlock = UnlockRequest { resource_id: req.resource_id, lock_owner: req.lock_owner };
-        let status = match store.unlock(unlock).await.map_err(to_status)? {
+        let status = match self.apis.lock.unlock(&req.store_name, unlock).await.map_err(wording("lock"))? {
             LockStatus::Success => S::Success,
             LockStatus::LockUnexist => S::LockUnexist,
             LockStatus::LockBelongToOthers => S::LockBelongToOthers,
@@ -348,27 +285,31 @@ impl Runtime for RuntimeService {
     ) -> Reply<pb::LockKeepAliveResponse> {
         use pb::lock_keep_alive_response::Status as S;
         let req = request.into_inner();
-        let store = self.lock_store(&req.store_name)?;
         let keep_alive = KeepAliveRequest {
             resource_id: req.resource_id,
             lock_owner: req.lock_owner,
             expire: expire(req.expire),
         };
-        let status = match store.keep_alive(keep_alive).await.map_err(to_status)? {
-            LockStatus::Success => S::Success,
-            LockStatus::LockUnexist => S::LockUnexist,
-            LockStatus::LockBelongToOthers => S::LockBelongToOthers,
-        };
+        let status =
+            match self.apis.lock.keep_alive(&req.store_name, keep_alive).await.map_err(wording("lock"))? {
+                LockStatus::Success => S::Success,
+                LockStatus::LockUnexist => S::LockUnexist,
+                LockStatus::LockBelongToOthers => S::LockBelongToOthers,
+            };
         Ok(Response::new(pb::LockKeepAliveResponse { status: status.into() }))
     }
 
     async fn get_next_id(&self, request: Request<pb::GetNextIdRequest>) -> Reply<pb::GetNextIdResponse> {
         let req = request.into_inner();
-        let sequencer = self.sequencer(&req.store_name)?;
         let strong =
             req.options.is_some_and(|o| o.increment == pb::sequencer_options::AutoIncrement::Strong as i32);
         let increment = if strong { Increment::Strong } else { Increment::Weak };
-        let next_id = sequencer.next_id(&req.key, increment).await.map_err(to_status)?;
+        let next_id = self
+            .apis
+            .sequencer
+            .next_id(&req.store_name, &req.key, increment)
+            .await
+            .map_err(wording("sequencer"))?;
         Ok(Response::new(pb::GetNextIdResponse { next_id }))
     }
 
@@ -376,19 +317,15 @@ impl Runtime for RuntimeService {
         let traceparent =
             request.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let req = request.into_inner();
-        let pubsub = self.pubsub(&req.pubsub_name, &req.topic)?;
-        let input = PublishInput {
+        let publish = Publish {
             pubsub_name: req.pubsub_name,
             topic: req.topic,
             data: req.data,
-            content_type: req.data_content_type,
+            data_content_type: req.data_content_type,
             metadata: req.metadata,
             traceparent,
-            broker_ttl: pubsub.component.features().message_ttl,
         };
-        let data = envelope(&input).map_err(to_status)?;
-        let publish = PublishRequest { topic: input.topic, data, metadata: input.metadata };
-        pubsub.component.publish(publish).await.map_err(to_status)?;
+        self.apis.pubsub.publish(publish).await.map_err(wording("pubsub"))?;
         Ok(Response::new(()))
     }
 
@@ -413,12 +350,9 @@ impl Runtime for RuntimeService {
             return Err(Status::invalid_argument("topic is required"));
         }
         let name = initial.pubsub_name.clone();
-        let component = self
-            .components
-            .pubsubs
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| Status::invalid_argument(format!("pubsub {name} is not initialized.")))?;
+        if self.apis.pubsub.components.get(&name).is_err() {
+            return Err(Status::invalid_argument(format!("pubsub {name} is not initialized.")));
+        }
         if !self.streams.claim(&name, &initial.topic) {
             return Err(Status::already_exists(format!(
                 "already subscribed to pubsub \"{name}\" topic \"{}\"",
@@ -427,11 +361,11 @@ impl Runtime for RuntimeService {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let topic = initial.topic.clone();
-        let open = match open_stream(&name, &component, initial, tx.clone()).await {
+        let open = match open_stream(&self.apis.pubsub, initial, tx.clone()).await {
             Ok(open) => open,
             Err(e) => {
                 self.streams.release(&name, &topic);
-                return Err(to_status(e));
+                return Err(wording("pubsub")(e));
             }
         };
         let first = pb::SubscribeTopicEventsResponse {
@@ -486,30 +420,40 @@ impl Runtime for RuntimeService {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use layotto_state::components::memory::MemoryStore;
 
     fn service() -> RuntimeService {
-        let mut components = Components::default();
-        components.state.insert("mem".into(), Arc::new(MemoryStore::new("mem")));
-        RuntimeService::new(Arc::new(components), 1024)
+        let mut apis = Apis::default();
+        apis.state.components.insert("mem".into(), Arc::new(MemoryStore::new("mem")));
+        RuntimeService::new(Arc::new(apis))
     }
 
     #[tokio::test]
-    async fn unknown_store_and_oversized_request() {
+    async fn layotto_wording_of_missing_components() {
         let svc = service();
         let err = svc
             .get_state(Request::new(pb::GetStateRequest { store_name: "nope".into(), ..Default::default() }))
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        assert!(err.message().contains("nope"));
-        let big = pb::StateItem { key: "k".into(), value: vec![0; 2048], ..Default::default() };
+        assert_eq!(err.message(), "state store nope is not found; configured: mem");
+        let err = svc.try_lock(Request::new(pb::TryLockRequest::default())).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (tonic::Code::FailedPrecondition, "lock store is not configured")
+        );
+        let err = svc.get_next_id(Request::new(pb::GetNextIdRequest::default())).await.unwrap_err();
+        assert_eq!(err.message(), "Sequencer store is not configured");
         let err = svc
-            .save_state(Request::new(pb::SaveStateRequest { store_name: "mem".into(), states: vec![big] }))
+            .say_hello(Request::new(pb::SayHelloRequest { service_name: "x".into(), ..Default::default() }))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        assert!(err.message().contains("'mem'") && err.message().contains("'k'"), "{}", err.message());
+        assert_eq!(err.message(), "no instance found: hello service 'x' is not configured");
+        let publish =
+            pb::PublishEventRequest { pubsub_name: "p".into(), topic: "t".into(), ..Default::default() };
+        let err = svc.publish_event(Request::new(publish)).await.unwrap_err();
+        assert_eq!(err.message(), "pubsub p is not found; configured: none");
     }
 }

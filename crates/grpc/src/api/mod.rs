@@ -1,0 +1,104 @@
+//! The API layer every gRPC service shares, free of protobuf: per API, find
+//! the named component, validate the request and call it. A missing
+//! component is a [`Lookup`] error, which each service words its own way
+//! (Layotto's "state store is not configured", Dapr's later), so Layotto's
+//! `Runtime` service, its extensions and Dapr's service stay conversions.
+
+pub mod hello;
+pub mod lock;
+pub mod pubsub;
+pub mod sequencer;
+pub mod state;
+
+use std::collections::BTreeMap;
+
+pub use hello::HelloApi;
+pub use lock::LockApi;
+pub use pubsub::PubSubApi;
+pub use sequencer::SequencerApi;
+pub use state::StateApi;
+
+/// Every API's components, by the names clients use.
+#[derive(Default)]
+pub struct Apis {
+    pub hello: HelloApi,
+    pub state: StateApi,
+    pub pubsub: PubSubApi,
+    pub lock: LockApi,
+    pub sequencer: SequencerApi,
+}
+
+/// Why no component answered a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The API has no component at all.
+    NotConfigured,
+    /// The request names no component.
+    NoName,
+    /// No component has this name; `known` lists the configured ones.
+    NotFound { name: String, known: Vec<String> },
+}
+
+/// A call that failed in the API layer or in the component.
+#[derive(Debug)]
+pub enum ApiError {
+    Lookup(Lookup),
+    Call(layotto_core::Error),
+}
+
+impl From<layotto_core::Error> for ApiError {
+    fn from(e: layotto_core::Error) -> Self {
+        Self::Call(e)
+    }
+}
+
+impl From<Lookup> for ApiError {
+    fn from(e: Lookup) -> Self {
+        Self::Lookup(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The components of one API, by name.
+pub struct Named<H> {
+    components: BTreeMap<String, H>,
+}
+
+impl<H> Default for Named<H> {
+    fn default() -> Self {
+        Self { components: BTreeMap::new() }
+    }
+}
+
+impl<H> Named<H> {
+    pub fn insert(&mut self, name: String, component: H) {
+        self.components.insert(name, component);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.components.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.components.keys().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &H)> {
+        self.components.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The component called `name`, or why there is none.
+    pub fn get(&self, name: &str) -> Result<&H, Lookup> {
+        if self.components.is_empty() {
+            return Err(Lookup::NotConfigured);
+        }
+        if name.is_empty() {
+            return Err(Lookup::NoName);
+        }
+        self.components.get(name).ok_or_else(|| Lookup::NotFound {
+            name: name.to_owned(),
+            known: self.components.keys().cloned().collect(),
+        })
+    }
+}

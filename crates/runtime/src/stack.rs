@@ -1,0 +1,25 @@
+//! The one layer stack around every listener. Cross-cutting concerns plug
+//! in here, in this order, so every service (Layotto's, its extensions',
+//! Dapr's later) and the actuator get them alike:
+//! 1. request size limit (every gRPC method; RESOURCE_EXHAUSTED naming the method and the limit);
+//! 2. API token (later issue);
+//! 3. metrics and tracing (later issue);
+//! 4. rate limits (later issue).
+
+use layotto_grpc::limit::RequestSizeLimitLayer;
+use tonic::transport::Server;
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+
+use crate::config::ServerConfig;
+
+/// The gRPC server with the stack applied; services are added by the caller.
+pub fn grpc_server(server: &ServerConfig) -> Server<Stack<RequestSizeLimitLayer, Identity>> {
+    Server::builder().layer(RequestSizeLimitLayer::new(server.max_request_bytes))
+}
+
+/// The actuator's router with the stack applied.
+pub fn http(router: axum::Router) -> axum::Router {
+    // The actuator takes no request bodies; axum's own limit bounds them anyway.
+    router.layer(ServiceBuilder::new().layer(axum::extract::DefaultBodyLimit::max(64 * 1024)))
+}

@@ -1,0 +1,248 @@
+//! What every API gets from the core: typed settings that name an unknown
+//! metadata key and its nearest known key (an error in our TOML, a warning
+//! in Layotto's JSON), the request size limit on every unary rpc, and the
+//! Unix-domain-socket listener.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use layotto_grpc::pb::runtime as pb;
+use layotto_grpc::pb::runtime::lifecycle_client::LifecycleClient;
+use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
+use layotto_runtime::{Config, ListenAddr, Registries};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// One in-memory component per API with a misspelled key, and the key it meant.
+const TYPOS: &[(&str, &str, &str, &str)] = &[
+    ("hellos", "helloworld", "helo", "hello"),
+    ("state", "in-memory", "keyPrefx", "keyPrefix"),
+    ("pub_subs", "in-memory", "maxBacklg", "maxBacklog"),
+    ("lock", "in-memory", "keyPrefixx", "keyPrefix"),
+    ("sequencer", "in-memory", "segmentStpe", "segmentStep"),
+];
+
+fn file(ext: &str, text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(ext).tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn free_ports(config: &mut Config) {
+    config.server.grpc = "127.0.0.1:0".parse().unwrap();
+    config.server.actuator = "127.0.0.1:0".parse().unwrap();
+}
+
+#[tokio::test]
+async fn unknown_metadata_key_in_toml_fails_startup_with_a_suggestion() {
+    for (section, kind, typo, meant) in TYPOS {
+        let toml = format!("[{section}.c1]\ntype = \"{kind}\"\nmetadata = {{ {typo} = \"1\" }}\n");
+        let f = file(".toml", &toml);
+        let mut config = Config::load(Some(f.path())).unwrap();
+        free_ports(&mut config);
+        let err =
+            layotto_runtime::start(config, Registries::builtin()).await.err().expect("must fail").to_string();
+        assert!(err.contains(&format!("'{typo}'")), "{section}: {err}");
+        assert!(err.contains(&format!("did you mean {meant}?")), "{section}: {err}");
+        assert!(err.contains(&format!("{section} component 'c1'")), "{section}: {err}");
+    }
+}
+
+/// A tracing writer the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unknown_metadata_key_in_layotto_json_warns_and_starts() {
+    let mut grpc_config = serde_json::Map::new();
+    for (section, kind, typo, _) in TYPOS {
+        grpc_config.insert(
+            (*section).to_owned(),
+            serde_json::json!({ "c1": { "type": kind, "metadata": { *typo: "1" } } }),
+        );
+    }
+    let json = serde_json::json!({"servers": [{"listeners": [{
+        "name": "grpc", "address": "127.0.0.1:0",
+        "filter_chains": [{"filters": [{"type": "grpc", "config": {
+            "server_name": "runtime", "grpc_config": grpc_config}}]}]
+    }]}]});
+    let f = file(".json", &json.to_string());
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut config = Config::load(Some(f.path())).unwrap();
+    free_ports(&mut config);
+    let running = layotto_runtime::start(config, Registries::builtin()).await.expect("starts with warnings");
+    running.shutdown().await;
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for (section, _, typo, meant) in TYPOS {
+        let line = logs
+            .lines()
+            .find(|l| l.contains(&format!("'{typo}'")))
+            .unwrap_or_else(|| panic!("{section}: no warning for {typo} in:\n{logs}"));
+        assert!(line.contains("WARN") && line.contains(&format!("did you mean {meant}?")), "{line}");
+    }
+}
+
+async fn limited_runtime(limit: usize) -> (layotto_runtime::Running, Channel) {
+    let mut config = Config::embedded_defaults();
+    free_ports(&mut config);
+    config.server.max_request_bytes = limit;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let channel =
+        Channel::from_shared(format!("http://{}", running.grpc_addr())).unwrap().connect().await.unwrap();
+    (running, channel)
+}
+
+#[tokio::test]
+async fn oversized_request_to_every_unary_rpc_is_resource_exhausted() {
+    let (running, channel) = limited_runtime(1024).await;
+    let mut c = RuntimeClient::new(channel.clone());
+    let big = "x".repeat(2048);
+    let item = || pb::StateItem { key: "k".into(), value: big.clone().into_bytes(), ..Default::default() };
+    let mut results: Vec<(&str, Result<(), tonic::Status>)> = Vec::new();
+    macro_rules! call {
+        ($rpc:literal, $call:expr) => {
+            results.push(($rpc, $call.await.map(drop)));
+        };
+    }
+    call!("SayHello", c.say_hello(pb::SayHelloRequest { service_name: big.clone(), ..Default::default() }));
+    call!(
+        "InvokeService",
+        c.invoke_service(pb::InvokeServiceRequest { id: big.clone(), ..Default::default() })
+    );
+    call!(
+        "GetConfiguration",
+        c.get_configuration(pb::GetConfigurationRequest { app_id: big.clone(), ..Default::default() })
+    );
+    call!(
+        "SaveConfiguration",
+        c.save_configuration(pb::SaveConfigurationRequest { app_id: big.clone(), ..Default::default() })
+    );
+    call!(
+        "DeleteConfiguration",
+        c.delete_configuration(pb::DeleteConfigurationRequest { app_id: big.clone(), ..Default::default() })
+    );
+    call!("GetState", c.get_state(pb::GetStateRequest { key: big.clone(), ..Default::default() }));
+    call!(
+        "GetBulkState",
+        c.get_bulk_state(pb::GetBulkStateRequest { keys: vec![big.clone()], ..Default::default() })
+    );
+    call!(
+        "SaveState",
+        c.save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![item()] })
+    );
+    call!("DeleteState", c.delete_state(pb::DeleteStateRequest { key: big.clone(), ..Default::default() }));
+    call!(
+        "DeleteBulkState",
+        c.delete_bulk_state(pb::DeleteBulkStateRequest { states: vec![item()], ..Default::default() })
+    );
+    let op = pb::TransactionalStateOperation { operation_type: "upsert".into(), request: Some(item()) };
+    call!(
+        "ExecuteStateTransaction",
+        c.execute_state_transaction(pb::ExecuteStateTransactionRequest {
+            operations: vec![op],
+            ..Default::default()
+        })
+    );
+    call!(
+        "PublishEvent",
+        c.publish_event(pb::PublishEventRequest { data: big.clone().into_bytes(), ..Default::default() })
+    );
+    call!("GetFile", c.get_file(pb::GetFileRequest { name: big.clone(), ..Default::default() }));
+    let file = || Some(pb::FileRequest { name: big.clone(), ..Default::default() });
+    call!("ListFile", c.list_file(pb::ListFileRequest { request: file(), ..Default::default() }));
+    call!("DelFile", c.del_file(pb::DelFileRequest { request: file() }));
+    call!("GetFileMeta", c.get_file_meta(pb::GetFileMetaRequest { request: file() }));
+    call!(
+        "InvokeBinding",
+        c.invoke_binding(pb::InvokeBindingRequest { name: big.clone(), ..Default::default() })
+    );
+    call!("GetSecret", c.get_secret(pb::GetSecretRequest { key: big.clone(), ..Default::default() }));
+    call!(
+        "GetBulkSecret",
+        c.get_bulk_secret(pb::GetBulkSecretRequest { store_name: big.clone(), ..Default::default() })
+    );
+    call!("TryLock", c.try_lock(pb::TryLockRequest { resource_id: big.clone(), ..Default::default() }));
+    call!("Unlock", c.unlock(pb::UnlockRequest { resource_id: big.clone(), ..Default::default() }));
+    call!(
+        "LockKeepAlive",
+        c.lock_keep_alive(pb::LockKeepAliveRequest { resource_id: big.clone(), ..Default::default() })
+    );
+    call!("GetNextId", c.get_next_id(pb::GetNextIdRequest { key: big.clone(), ..Default::default() }));
+    let mut lifecycle = LifecycleClient::new(channel);
+    let component = pb::ComponentConfig { name: big.clone(), ..Default::default() };
+    call!(
+        "ApplyConfiguration",
+        lifecycle.apply_configuration(pb::DynamicConfiguration { component_config: Some(component) })
+    );
+    for (rpc, result) in results {
+        let err = result.expect_err(rpc);
+        assert_eq!(err.code(), Code::ResourceExhausted, "{rpc}: {err:?}");
+        assert!(err.message().starts_with(&format!("{rpc}: request of ")), "{rpc}: {}", err.message());
+        assert!(err.message().contains("limit of 1024 bytes"), "{rpc}: {}", err.message());
+        assert!(err.message().len() < 400, "{rpc}: the message echoes too much: {}", err.message());
+    }
+    // Within the limit, calls go through on the same connection.
+    c.save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![] }).await.unwrap();
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_over_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layotto.sock");
+    let toml = format!(
+        "[server]\ngrpc = \"unix:{}\"\nactuator = \"127.0.0.1:0\"\n[hellos.quick_start_demo]\ntype = \"helloworld\"\n",
+        path.display()
+    );
+    let f = file(".toml", &toml);
+    let config = Config::load(Some(f.path())).unwrap();
+    assert_eq!(config.server.grpc, ListenAddr::Unix(path.clone()));
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let socket = path.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    let reply = RuntimeClient::new(channel)
+        .say_hello(pb::SayHelloRequest {
+            service_name: "quick_start_demo".into(),
+            name: "uds".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().hello, "greeting, uds");
+    running.shutdown().await;
+    assert!(!path.exists(), "the socket file is removed at shutdown");
+}
+
+#[test]
+fn layotto_uds_listener_loads() {
+    let json = r#"{"servers": [{"listeners": [{"name": "grpc", "address": "/tmp/layotto-test.sock", "network": "unix",
+        "filter_chains": [{"filters": [{"type": "grpc", "config": {"server_name": "runtime", "grpc_config": {}}}]}]}]}]}"#;
+    let f = file(".json", json);
+    let config = Config::load(Some(f.path())).unwrap();
+    assert_eq!(config.server.grpc, ListenAddr::Unix("/tmp/layotto-test.sock".into()));
+}
