@@ -148,9 +148,7 @@ pub fn seconds<'de, D: Deserializer<'de>>(
     match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => match s.parse::<f64>() {
-            Ok(secs) if (0.0..1e12).contains(&secs) => {
-                Ok(Some(Duration::from_secs_f64(secs)))
-            }
+            Ok(secs) if (0.0..1e12).contains(&secs) => Ok(Some(Duration::from_secs_f64(secs))),
             Ok(_) => Err(de::Error::custom(format!("must be a non-negative number of seconds, got '{s}'"))),
             Err(_) => parse_duration(s).map(Some).map_err(de::Error::custom),
         },
