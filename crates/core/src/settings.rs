@@ -22,17 +22,17 @@ use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, MapAcces
 
 use crate::{Error, Metadata, Result};
 
-/// Parses `T` from component metadata; `owner` names the component in
+/// Parses `T` from component metadata; `component` names the component in
 /// errors, which are configuration errors. Unknown keys are ignored here
 /// (see [`KeyTracker`] for reporting them).
-pub fn parse<T: DeserializeOwned>(owner: &str, metadata: &Metadata) -> Result<T> {
-    parse_tracked(owner, metadata).map(|parsed| parsed.value)
+pub fn parse<T: DeserializeOwned>(component: &str, metadata: &Metadata) -> Result<T> {
+    parse_tracked(component, metadata).map(|parsed| parsed.value)
 }
 
 /// Like [`parse`], for metadata that came with a request (or a
 /// subscription): a bad value is the caller's invalid argument.
-pub fn parse_request<T: DeserializeOwned>(owner: &str, metadata: &Metadata) -> Result<T> {
-    parse(owner, metadata).map_err(|e| Error::invalid_argument(e.message().to_owned()))
+pub fn parse_request<T: DeserializeOwned>(component: &str, metadata: &Metadata) -> Result<T> {
+    parse(component, metadata).map_err(|e| Error::invalid_argument(e.message().to_owned()))
 }
 
 pub(crate) struct Parsed<T> {
@@ -43,14 +43,14 @@ pub(crate) struct Parsed<T> {
     pub known: &'static [&'static str],
 }
 
-pub(crate) fn parse_tracked<T: DeserializeOwned>(owner: &str, metadata: &Metadata) -> Result<Parsed<T>> {
+pub(crate) fn parse_tracked<T: DeserializeOwned>(component: &str, metadata: &Metadata) -> Result<Parsed<T>> {
     let mut entries: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     entries.sort_unstable();
     let ignored = std::cell::RefCell::new(BTreeSet::new());
     let known = std::cell::Cell::new(&[][..]);
     let deserializer = MetadataDeserializer { entries: &entries, ignored: &ignored, known: &known };
     let value = T::deserialize(deserializer)
-        .map_err(|e: SettingsError| Error::config(format!("{owner}: metadata {}", e.0)))?;
+        .map_err(|e: SettingsError| Error::config(format!("{component}: metadata {}", e.0)))?;
     Ok(Parsed { value, ignored: ignored.into_inner(), known: known.get() })
 }
 

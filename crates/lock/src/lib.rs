@@ -74,11 +74,25 @@ pub enum LockStatus {
     LockBelongToOthers,
 }
 
+/// What a lock component can do, so callers (and the conformance suite) can
+/// ask instead of finding out by failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `keep_alive` really extends a lease.
+    pub keep_alive: bool,
+    /// Locks survive a restart of the runtime (the backend holds them).
+    pub durable: bool,
+}
+
 /// A lock store component. Keys it receives are already prefixed and
 /// validated (see [`PrefixedLock`]). Locks are not reentrant: a second
 /// `try_lock` by the same owner while the lock is held answers `false`.
 #[async_trait]
 pub trait LockStore: Send + Sync {
+    fn features(&self) -> Features {
+        Features { keep_alive: true, durable: true }
+    }
+
     /// true = acquired; false = held by another owner (not an error)
     async fn try_lock(&self, req: TryLockRequest) -> Result<bool>;
 

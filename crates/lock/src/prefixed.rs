@@ -64,6 +64,10 @@ impl PrefixedLock {
 
 #[async_trait]
 impl LockStore for PrefixedLock {
+    fn features(&self) -> crate::Features {
+        self.inner.features()
+    }
+
     async fn try_lock(&self, mut req: TryLockRequest) -> Result<bool> {
         req.resource_id = self.key(&req.resource_id, &req.lock_owner, Some(req.expire))?;
         self.inner.try_lock(req).await

@@ -38,226 +38,218 @@ fn keep_req(resource_id: &str, lock_owner: &str, expire: Duration) -> KeepAliveR
 
 const LONG: Duration = Duration::from_secs(30);
 
-pub mod cases {
-    use super::*;
+/// What a case's lock store needs kept alive until it ends (a table to drop).
+type Guard = Option<Box<dyn Send + Sync>>;
 
-    pub async fn acquire_and_second_owner_fails(lock: Arc<dyn LockStore>) {
-        let (res, a, b) = (resource(), owner(), owner());
-        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "free lock is acquired");
-        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held lock is not acquired");
-        assert!(!lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "locks are not reentrant");
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
-        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "released lock is acquired");
-        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+layotto_testkit::conformance! {
+    subject: (Arc<dyn LockStore>, Guard);
+    components {
+        in_memory: memory(), ["raw", "keep-alive"];
+        /// The whole suite again through the layer the runtime puts on every store.
+        in_memory_prefixed: memory_prefixed(), ["keep-alive"];
+        #[cfg(feature = "redis")]
+        redis: redis_backend::redis(), ["raw", "keep-alive"];
+        #[cfg(feature = "postgresql")]
+        postgresql: postgresql_backend::postgresql(), ["raw", "keep-alive"];
     }
+    cases {
 
-    pub async fn unlock_statuses(lock: Arc<dyn LockStore>) {
-        let (res, a, b) = (resource(), owner(), owner());
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist);
-        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
-        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
-        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "a refused unlock releases nothing");
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist);
-    }
-
-    pub async fn expiry_frees_the_lock(lock: Arc<dyn LockStore>) {
-        let (res, a, b) = (resource(), owner(), owner());
-        let short = Duration::from_millis(300);
-        let start = Instant::now();
-        assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
-        if start.elapsed() < Duration::from_millis(200) {
-            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held before expiry");
+        async fn acquire_and_second_owner_fails((lock, _guard)) {
+            let (res, a, b) = (resource(), owner(), owner());
+            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "free lock is acquired");
+            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held lock is not acquired");
+            assert!(!lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "locks are not reentrant");
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+            assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "released lock is acquired");
+            assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
         }
-        tokio::time::sleep(Duration::from_millis(450)).await;
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist, "expired");
-        assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(450)).await;
-        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "an expired lock is taken over");
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockBelongToOthers);
-        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
-    }
 
-    pub async fn keep_alive_extends_the_lease(lock: Arc<dyn LockStore>) {
-        let (res, a, b) = (resource(), owner(), owner());
-        let lease = Duration::from_millis(600);
-        assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
-        assert!(lock.try_lock(try_req(&res, &a, lease)).await.unwrap());
-        // Renew every 200 ms for 1.4 s: well past the first lease's end.
-        for _ in 0..7 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::Success);
+        async fn unlock_statuses((lock, _guard)) {
+            let (res, a, b) = (resource(), owner(), owner());
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist);
+            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+            assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
+            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "a refused unlock releases nothing");
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist);
         }
-        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "renewed lease still held");
-        assert_eq!(lock.keep_alive(keep_req(&res, &b, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
-        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "lease ended without renewal");
-        assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
-        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
-    }
 
-    /// 32 tasks contend for one lock; at most one holds it at any time.
-    pub async fn mutual_exclusion(lock: Arc<dyn LockStore>) {
-        const TASKS: usize = 32;
-        const ROUNDS: usize = 4;
-        let res = resource();
-        let holders = Arc::new(AtomicUsize::new(0));
-        let acquisitions = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let (lock, res, holders, acquisitions) =
-                    (lock.clone(), res.clone(), holders.clone(), acquisitions.clone());
-                tokio::spawn(async move {
-                    for _ in 0..ROUNDS {
-                        let me = owner();
-                        let deadline = Instant::now() + Duration::from_secs(60);
-                        while !lock.try_lock(try_req(&res, &me, LONG)).await.unwrap() {
-                            assert!(Instant::now() < deadline, "starved for 60 s");
-                            tokio::time::sleep(Duration::from_millis(3)).await;
+        async fn expiry_frees_the_lock((lock, _guard)) {
+            let (res, a, b) = (resource(), owner(), owner());
+            let short = Duration::from_millis(300);
+            let start = Instant::now();
+            assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
+            if start.elapsed() < Duration::from_millis(200) {
+                assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held before expiry");
+            }
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist, "expired");
+            assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "an expired lock is taken over");
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockBelongToOthers);
+            assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+        }
+
+        #[needs("keep-alive")]
+        async fn keep_alive_extends_the_lease((lock, _guard)) {
+            let (res, a, b) = (resource(), owner(), owner());
+            let lease = Duration::from_millis(600);
+            assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
+            assert!(lock.try_lock(try_req(&res, &a, lease)).await.unwrap());
+            // Renew every 200 ms for 1.4 s: well past the first lease's end.
+            for _ in 0..7 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::Success);
+            }
+            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "renewed lease still held");
+            assert_eq!(lock.keep_alive(keep_req(&res, &b, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
+            assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "lease ended without renewal");
+            assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
+            assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+        }
+
+        /// 32 tasks contend for one lock; at most one holds it at any time.
+        async fn mutual_exclusion((lock, _guard)) {
+            const TASKS: usize = 32;
+            const ROUNDS: usize = 4;
+            let res = resource();
+            let holders = Arc::new(AtomicUsize::new(0));
+            let acquisitions = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let (lock, res, holders, acquisitions) =
+                        (lock.clone(), res.clone(), holders.clone(), acquisitions.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..ROUNDS {
+                            let me = owner();
+                            let deadline = Instant::now() + Duration::from_secs(60);
+                            while !lock.try_lock(try_req(&res, &me, LONG)).await.unwrap() {
+                                assert!(Instant::now() < deadline, "starved for 60 s");
+                                tokio::time::sleep(Duration::from_millis(3)).await;
+                            }
+                            let before = holders.fetch_add(1, Ordering::SeqCst);
+                            assert_eq!(before, 0, "two owners held the lock at once");
+                            acquisitions.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            holders.fetch_sub(1, Ordering::SeqCst);
+                            assert_eq!(lock.unlock(unlock_req(&res, &me)).await.unwrap(), LockStatus::Success);
                         }
-                        let before = holders.fetch_add(1, Ordering::SeqCst);
-                        assert_eq!(before, 0, "two owners held the lock at once");
-                        acquisitions.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                        holders.fetch_sub(1, Ordering::SeqCst);
-                        assert_eq!(lock.unlock(unlock_req(&res, &me)).await.unwrap(), LockStatus::Success);
-                    }
+                    })
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert_eq!(acquisitions.load(Ordering::SeqCst), TASKS * ROUNDS);
-    }
-
-    pub async fn odd_resource_ids(lock: Arc<dyn LockStore>) {
-        let base = resource();
-        for suffix in ["ключ-🔑-鍵", "with space", "slash/and:colon", "quote'\"", "|single|pipes|"] {
-            let (res, a, b) = (format!("{base}-{suffix}"), owner(), owner());
-            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "{suffix}");
-            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "{suffix}");
-            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success, "{suffix}");
-        }
-    }
-
-    pub async fn reports_healthy(lock: Arc<dyn LockStore>) {
-        let health = lock.health().await;
-        assert!(health.is_up(), "{health:?}");
-    }
-
-    /// Layotto §3.4: the stored key and the request checks of `PrefixedLock`.
-    pub async fn prefixed_keys_and_validation(inner: Arc<dyn LockStore>) {
-        let (res, a, b) = (resource(), owner(), owner());
-        let lock = PrefixedLock::new(inner.clone(), "locks", Some("app1".into()));
-        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
-        let stored = format!("lock|||app1||{res}");
-        assert!(!inner.try_lock(try_req(&stored, &b, LONG)).await.unwrap(), "held under {stored}");
-        assert_eq!(inner.unlock(unlock_req(&stored, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
-        assert!(inner.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "the bare id is another lock");
-        assert_eq!(inner.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
-        // Another app id is another lock.
-        let other_app = PrefixedLock::new(inner.clone(), "locks", Some("app2".into()));
-        assert!(other_app.try_lock(try_req(&res, &b, LONG)).await.unwrap());
-        assert_eq!(other_app.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
-        let unprefixed = PrefixedLock::new(inner.clone(), "locks", None);
-        assert!(unprefixed.try_lock(try_req(&res, &b, LONG)).await.unwrap());
-        assert!(!inner.try_lock(try_req(&format!("lock|||{res}"), &a, LONG)).await.unwrap());
-        assert_eq!(unprefixed.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
-        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
-
-        let cases = [
-            (try_req("", &a, LONG), "ResourceId is empty in lock store locks"),
-            (try_req(&res, "", LONG), "LockOwner is empty in lock store locks"),
-            (try_req(&res, &a, Duration::ZERO), "Expire is not positive in lock store locks"),
-            (try_req("a||b", &a, LONG), "lock store locks: resource_id 'a||b' must not contain '||'"),
-        ];
-        for (req, message) in cases {
-            let err = lock.try_lock(req).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-            assert_eq!(err.to_string(), message);
-        }
-        let err = lock.unlock(unlock_req("", &a)).await.unwrap_err();
-        assert_eq!(err.to_string(), "ResourceId is empty in lock store locks");
-        let err = lock.unlock(unlock_req(&res, "")).await.unwrap_err();
-        assert_eq!(err.to_string(), "LockOwner is empty in lock store locks");
-        let err = lock.unlock(unlock_req("x||y", &a)).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        let err = lock.keep_alive(keep_req(&res, &a, Duration::ZERO)).await.unwrap_err();
-        assert_eq!(err.to_string(), "Expire is not positive in lock store locks");
-        let err = lock.keep_alive(keep_req("x||y", &a, LONG)).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    }
-
-    /// `keyPrefix` strategies read from component metadata (default: app id).
-    pub async fn prefix_from_context(inner: Arc<dyn LockStore>) {
-        let res = resource();
-        let cases = [
-            (None, format!("lock|||app1||{res}")),
-            (Some("appid"), format!("lock|||app1||{res}")),
-            (Some("name"), format!("lock|||locks||{res}")),
-            (Some("none"), format!("lock|||{res}")),
-            (Some("Team"), format!("lock|||team||{res}")),
-        ];
-        for (strategy, stored) in cases {
-            let mut metadata = Metadata::new();
-            if let Some(s) = strategy {
-                metadata.insert("keyPrefix".into(), s.into());
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
             }
-            let ctx = ComponentContext {
-                api: "lock".into(),
-                name: "locks".into(),
-                kind: "x".into(),
-                metadata,
-                app_id: "app1".into(),
-                ..Default::default()
-            };
-            let lock = PrefixedLock::from_context(inner.clone(), &ctx).unwrap();
-            let a = owner();
-            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "{strategy:?}");
-            assert_eq!(
-                inner.unlock(unlock_req(&stored, &a)).await.unwrap(),
-                LockStatus::Success,
-                "{strategy:?} stores {stored}"
-            );
+            assert_eq!(acquisitions.load(Ordering::SeqCst), TASKS * ROUNDS);
+        }
+
+        async fn odd_resource_ids((lock, _guard)) {
+            let base = resource();
+            for suffix in ["ключ-🔑-鍵", "with space", "slash/and:colon", "quote'\"", "|single|pipes|"] {
+                let (res, a, b) = (format!("{base}-{suffix}"), owner(), owner());
+                assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "{suffix}");
+                assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "{suffix}");
+                assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success, "{suffix}");
+            }
+        }
+
+        async fn reports_healthy((lock, _guard)) {
+            let health = lock.health().await;
+            assert!(health.is_up(), "{health:?}");
+        }
+
+        /// Layotto §3.4: the stored key and the request checks of `PrefixedLock`.
+        #[needs("raw")]
+        async fn prefixed_keys_and_validation((inner, _guard)) {
+            let (res, a, b) = (resource(), owner(), owner());
+            let lock = PrefixedLock::new(inner.clone(), "locks", Some("app1".into()));
+            assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+            let stored = format!("lock|||app1||{res}");
+            assert!(!inner.try_lock(try_req(&stored, &b, LONG)).await.unwrap(), "held under {stored}");
+            assert_eq!(inner.unlock(unlock_req(&stored, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
+            assert!(inner.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "the bare id is another lock");
+            assert_eq!(inner.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+            // Another app id is another lock.
+            let other_app = PrefixedLock::new(inner.clone(), "locks", Some("app2".into()));
+            assert!(other_app.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+            assert_eq!(other_app.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+            let unprefixed = PrefixedLock::new(inner.clone(), "locks", None);
+            assert!(unprefixed.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+            assert!(!inner.try_lock(try_req(&format!("lock|||{res}"), &a, LONG)).await.unwrap());
+            assert_eq!(unprefixed.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+
+            let cases = [
+                (try_req("", &a, LONG), "ResourceId is empty in lock store locks"),
+                (try_req(&res, "", LONG), "LockOwner is empty in lock store locks"),
+                (try_req(&res, &a, Duration::ZERO), "Expire is not positive in lock store locks"),
+                (try_req("a||b", &a, LONG), "lock store locks: resource_id 'a||b' must not contain '||'"),
+            ];
+            for (req, message) in cases {
+                let err = lock.try_lock(req).await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+                assert_eq!(err.to_string(), message);
+            }
+            let err = lock.unlock(unlock_req("", &a)).await.unwrap_err();
+            assert_eq!(err.to_string(), "ResourceId is empty in lock store locks");
+            let err = lock.unlock(unlock_req(&res, "")).await.unwrap_err();
+            assert_eq!(err.to_string(), "LockOwner is empty in lock store locks");
+            let err = lock.unlock(unlock_req("x||y", &a)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            let err = lock.keep_alive(keep_req(&res, &a, Duration::ZERO)).await.unwrap_err();
+            assert_eq!(err.to_string(), "Expire is not positive in lock store locks");
+            let err = lock.keep_alive(keep_req("x||y", &a, LONG)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        }
+
+        /// `keyPrefix` strategies read from component metadata (default: app id).
+        #[needs("raw")]
+        async fn prefix_from_context((inner, _guard)) {
+            let res = resource();
+            let cases = [
+                (None, format!("lock|||app1||{res}")),
+                (Some("appid"), format!("lock|||app1||{res}")),
+                (Some("name"), format!("lock|||locks||{res}")),
+                (Some("none"), format!("lock|||{res}")),
+                (Some("Team"), format!("lock|||team||{res}")),
+            ];
+            for (strategy, stored) in cases {
+                let mut metadata = Metadata::new();
+                if let Some(s) = strategy {
+                    metadata.insert("keyPrefix".into(), s.into());
+                }
+                let ctx = ComponentContext {
+                    api: "lock".into(),
+                    name: "locks".into(),
+                    kind: "x".into(),
+                    metadata,
+                    app_id: "app1".into(),
+                    ..Default::default()
+                };
+                let lock = PrefixedLock::from_context(inner.clone(), &ctx).unwrap();
+                let a = owner();
+                assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "{strategy:?}");
+                assert_eq!(
+                    inner.unlock(unlock_req(&stored, &a)).await.unwrap(),
+                    LockStatus::Success,
+                    "{strategy:?} stores {stored}"
+                );
+            }
         }
     }
 }
 
-macro_rules! conformance {
-    ($backend:ident, $make:expr $(, $extra:ident)*) => {
-        mod $backend {
-            use super::*;
-            conformance!(@cases $make; $($extra,)*
-                acquire_and_second_owner_fails, unlock_statuses, expiry_frees_the_lock,
-                keep_alive_extends_the_lease, mutual_exclusion, odd_resource_ids, reports_healthy);
-        }
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                // The guard (a table to drop, or nothing) lives until the case ends.
-                let (lock, _guard) = $make.await;
-                cases::$case(lock).await;
-            }
-        )*
-    };
+async fn memory() -> (Arc<dyn LockStore>, Guard) {
+    (Arc::new(MemoryLock::new()), None)
 }
-
-async fn memory() -> (Arc<dyn LockStore>, ()) {
-    (Arc::new(MemoryLock::new()), ())
-}
-
-conformance!(in_memory, memory(), prefixed_keys_and_validation, prefix_from_context);
 
 /// The whole suite again through the layer the runtime puts on every store.
-async fn memory_prefixed() -> (Arc<dyn LockStore>, ()) {
-    (Arc::new(PrefixedLock::new(Arc::new(MemoryLock::new()), "conformance", Some("app1".into()))), ())
+async fn memory_prefixed() -> (Arc<dyn LockStore>, Guard) {
+    (Arc::new(PrefixedLock::new(Arc::new(MemoryLock::new()), "conformance", Some("app1".into()))), None)
 }
-
-conformance!(in_memory_prefixed, memory_prefixed());
 
 #[test]
 fn registry_builds_in_memory() {
@@ -292,11 +284,9 @@ mod redis_backend {
             .unwrap_or_else(|e| panic!("Redis conformance needs a Redis at {}: {e}", url()))
     }
 
-    pub async fn redis() -> (Arc<dyn LockStore>, ()) {
-        (Arc::new(connect("conformance").await), ())
+    pub async fn redis() -> (Arc<dyn LockStore>, Guard) {
+        (Arc::new(connect("conformance").await), None)
     }
-
-    conformance!(redis, redis(), prefixed_keys_and_validation, prefix_from_context);
 
     async fn raw_client(url: &str) -> Client {
         let client = Builder::from_config(Config::from_url(url).unwrap()).build().unwrap();
@@ -419,16 +409,14 @@ mod postgresql_backend {
         Metadata::from([("connectionString".to_owned(), url()), ("tableName".to_owned(), table.to_owned())])
     }
 
-    pub async fn postgresql() -> (Arc<dyn LockStore>, DropTable) {
+    pub async fn postgresql() -> (Arc<dyn LockStore>, Guard) {
         let table = table();
         let guard = DropTable(table.clone());
         let lock = PostgresLock::connect("conformance", &metadata(&table))
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL conformance needs PostgreSQL at {}: {e}", url()));
-        (Arc::new(lock), guard)
+        (Arc::new(lock), Some(Box::new(guard)))
     }
-
-    conformance!(postgresql, postgresql(), prefixed_keys_and_validation, prefix_from_context);
 
     /// Leases live in the table: a new component (a restarted runtime) sees them.
     #[tokio::test]

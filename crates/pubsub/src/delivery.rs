@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{Error, Metadata, Result, settings};
+use layotto_core::{Backoff, Error, Metadata, Result, settings};
 use serde::Deserialize;
 
 use crate::cloudevent::{self, Decoded, TopicEvent};
@@ -77,10 +77,10 @@ pub struct DeliverySettings {
 
 impl DeliveryPolicy {
     /// Reads the policy from component metadata, then subscription metadata.
-    pub fn from_metadata(owner: &str, layers: &[&Metadata]) -> Result<Self> {
+    pub fn from_metadata(component: &str, layers: &[&Metadata]) -> Result<Self> {
         let mut policy = Self::default();
         for meta in layers {
-            let layer: DeliverySettings = settings::parse_request(owner, meta)?;
+            let layer: DeliverySettings = settings::parse_request(component, meta)?;
             policy.max_retries = layer.max_retries.unwrap_or(policy.max_retries);
             policy.backoff = layer.backoff.unwrap_or(policy.backoff);
             policy.max_backoff = layer.max_backoff.unwrap_or(policy.max_backoff);
@@ -142,12 +142,11 @@ impl Deliverer {
                 return Ok(());
             }
         };
-        let mut backoff = self.policy.backoff;
+        let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_backoff);
         let mut last_problem = String::new();
         for attempt in 0..=self.policy.max_retries {
             if attempt > 0 {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.policy.max_backoff);
+                backoff.wait().await;
             }
             match tokio::time::timeout(self.policy.timeout, self.app.on_event(event.clone())).await {
                 Ok(Ok(AppStatus::Success)) => return Ok(()),

@@ -160,338 +160,327 @@ fn numbered(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("m{i:05}").into_bytes()).collect()
 }
 
-pub mod cases {
-    use super::*;
-
-    pub async fn round_trip_and_cloudevent_fields(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        let app = Recorder::ok();
-        let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
-        publish(&*broker, "conf", &topic, br#"{"n":1}"#, "application/json").await;
-        publish(&*broker, "conf", &topic, b"plain", "").await;
-        publish(&*broker, "conf", &topic, &[0, 255, 1], "application/octet-stream").await;
-        wait_until("3 events", Duration::from_secs(10), || app.count() == 3).await;
-        let events = app.handled.lock().clone();
-        for e in &events {
-            assert_eq!(e.topic, topic);
-            assert_eq!(e.pubsub_name, "conf");
-            assert_eq!(e.source, "runtime");
-            assert_eq!(e.r#type, "com.runtime.event.sent");
-            assert_eq!(e.spec_version, "1.0");
-            assert!(uuid::Uuid::parse_str(&e.id).is_ok(), "id {}", e.id);
-        }
-        let by_ct: HashMap<&str, &[u8]> =
-            events.iter().map(|e| (e.data_content_type.as_str(), e.data.as_slice())).collect();
-        assert_eq!(by_ct["application/json"], br#"{"n":1}"#);
-        assert_eq!(by_ct["text/plain"], b"plain");
-        assert_eq!(by_ct["application/octet-stream"], &[0, 255, 1]);
-        sub.close().await;
+layotto_testkit::conformance! {
+    subject: Backend;
+    components {
+        // In-memory keeps nothing across instances, so the crash case is for brokers only.
+        in_memory: async { memory() }, [];
+        #[cfg(feature = "redis")]
+        redis: async { redis_backend::redis() }, ["durable"];
+        #[cfg(feature = "rabbitmq")]
+        rabbitmq: async { rabbitmq_backend::rabbitmq() }, ["durable"];
     }
+    cases {
 
-    pub async fn raw_payload(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        let app = Recorder::ok();
-        let sub = subscribe_app(
-            "conf",
-            broker.clone(),
-            &topic,
-            meta(&[("rawPayload", "true")]),
-            fast_policy(),
-            app.clone(),
-        )
-        .await
-        .unwrap();
-        broker
-            .publish(PublishRequest {
-                topic: topic.clone(),
-                data: b"not an envelope".to_vec(),
-                metadata: meta(&[("rawPayload", "true")]),
-            })
-            .await
-            .unwrap();
-        wait_until("raw event", Duration::from_secs(10), || app.count() == 1).await;
-        assert_eq!(app.handled_data(), vec![b"not an envelope".to_vec()]);
-        sub.close().await;
-    }
-
-    pub async fn topics_reach_their_own_handler(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let (t1, t2) = (unique("a"), unique("b"));
-        let (a1, a2) = (Recorder::ok(), Recorder::ok());
-        let s1 = subscribe(&broker, &t1, fast_policy(), a1.clone()).await;
-        let s2 = subscribe(&broker, &t2, fast_policy(), a2.clone()).await;
-        for i in 0..10 {
-            publish(&*broker, "conf", &t1, format!("a{i}").as_bytes(), "").await;
-            publish(&*broker, "conf", &t2, format!("b{i}").as_bytes(), "").await;
-        }
-        wait_until("10 + 10 events", Duration::from_secs(10), || a1.count() == 10 && a2.count() == 10).await;
-        assert!(a1.handled_data().iter().all(|d| d.starts_with(b"a")));
-        assert!(a2.handled_data().iter().all(|d| d.starts_with(b"b")));
-        assert!(a1.handled.lock().iter().all(|e| e.topic == t1));
-        s1.close().await;
-        s2.close().await;
-    }
-
-    /// RETRY for the first two attempts of every message, and an app error on
-    /// the first attempt of every 5th: all arrive, each handled once.
-    pub async fn at_least_once_with_retries_and_errors(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        let app = Recorder::new(Arc::new(|e: &TopicEvent, attempt| {
-            let n: usize = String::from_utf8_lossy(&e.data[1..]).parse().unwrap_or(0);
-            if n.is_multiple_of(5) && attempt == 1 {
-                return Err(layotto_core::Error::unavailable("app is busy"));
+        async fn round_trip_and_cloudevent_fields(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let app = Recorder::ok();
+            let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
+            publish(&*broker, "conf", &topic, br#"{"n":1}"#, "application/json").await;
+            publish(&*broker, "conf", &topic, b"plain", "").await;
+            publish(&*broker, "conf", &topic, &[0, 255, 1], "application/octet-stream").await;
+            wait_until("3 events", Duration::from_secs(10), || app.count() == 3).await;
+            let events = app.handled.lock().clone();
+            for e in &events {
+                assert_eq!(e.topic, topic);
+                assert_eq!(e.pubsub_name, "conf");
+                assert_eq!(e.source, "runtime");
+                assert_eq!(e.r#type, "com.runtime.event.sent");
+                assert_eq!(e.spec_version, "1.0");
+                assert!(uuid::Uuid::parse_str(&e.id).is_ok(), "id {}", e.id);
             }
-            Ok(if attempt <= 2 { AppStatus::Retry } else { AppStatus::Success })
-        }));
-        let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
-        let sent = numbered(50);
-        for m in &sent {
-            publish(&*broker, "conf", &topic, m, "").await;
+            let by_ct: HashMap<&str, &[u8]> =
+                events.iter().map(|e| (e.data_content_type.as_str(), e.data.as_slice())).collect();
+            assert_eq!(by_ct["application/json"], br#"{"n":1}"#);
+            assert_eq!(by_ct["text/plain"], b"plain");
+            assert_eq!(by_ct["application/octet-stream"], &[0, 255, 1]);
+            sub.close().await;
         }
-        wait_until("50 events", Duration::from_secs(20), || app.count() >= 50).await;
-        assert_eq!(sorted(app.handled_data()), sent);
-        sub.close().await;
-    }
 
-    /// Retries exhausted, no dead-letter topic: the broker delivers it again later.
-    pub async fn exhausted_retries_go_back_to_the_broker(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        // Attempts 1-2 fail (policy allows 1 retry), so the broker must redeliver.
-        let app = Recorder::new(Arc::new(|_, attempt| {
-            Ok(if attempt <= 2 { AppStatus::Retry } else { AppStatus::Success })
-        }));
-        let policy = DeliveryPolicy { max_retries: 1, ..fast_policy() };
-        let sub = subscribe(&broker, &topic, policy, app.clone()).await;
-        publish(&*broker, "conf", &topic, b"stubborn", "").await;
-        wait_until("redelivery by the broker", Duration::from_secs(15), || app.count() == 1).await;
-        assert_eq!(app.attempts.lock()[&b"stubborn".to_vec()], 3);
-        sub.close().await;
-    }
-
-    pub async fn drop_is_not_redelivered(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        let app = Recorder::new(Arc::new(|_, _| Ok(AppStatus::Drop)));
-        let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
-        publish(&*broker, "conf", &topic, b"unwanted", "").await;
-        wait_until("the drop", Duration::from_secs(10), || app.count() == 1).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(app.attempts.lock()[&b"unwanted".to_vec()], 1, "a dropped message came back");
-        sub.close().await;
-    }
-
-    pub async fn dead_letter_gets_dropped_and_exhausted(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let (topic, dlq) = (unique("t"), unique("dlq"));
-        let app = Recorder::new(Arc::new(|e: &TopicEvent, _| {
-            Ok(if e.data == b"drop-me" { AppStatus::Drop } else { AppStatus::Retry })
-        }));
-        let dead = Recorder::ok();
-        let policy = DeliveryPolicy { max_retries: 2, dead_letter_topic: Some(dlq.clone()), ..fast_policy() };
-        let sub = subscribe(&broker, &topic, policy, app.clone()).await;
-        let dead_sub = subscribe(&broker, &dlq, fast_policy(), dead.clone()).await;
-        publish(&*broker, "conf", &topic, b"drop-me", "").await;
-        publish(&*broker, "conf", &topic, b"always-retry", "").await;
-        wait_until("2 dead letters", Duration::from_secs(10), || dead.count() == 2).await;
-        assert_eq!(sorted(dead.handled_data()), vec![b"always-retry".to_vec(), b"drop-me".to_vec()]);
-        // The dead letter keeps its original event id and topic-independent fields.
-        assert!(dead.handled.lock().iter().all(|e| e.source == "runtime"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(app.attempts.lock()[&b"always-retry".to_vec()], 3, "retried exactly max_retries times");
-        sub.close().await;
-        dead_sub.close().await;
-    }
-
-    /// Same consumer group: each message to one of them. Another group: all.
-    pub async fn competing_consumers_and_groups(b: Backend) {
-        let group = unique("g");
-        let first = b.instance(&group).await;
-        let second = if b.shared { b.instance(&group).await } else { first.clone() };
-        let other_group = if b.shared { b.instance(&unique("other")).await } else { first.clone() };
-        let topic = unique("t");
-        let work = Duration::from_millis(5);
-        let a1 = Recorder::slow(Arc::new(|_, _| Ok(AppStatus::Success)), work);
-        let a2 = Recorder::slow(Arc::new(|_, _| Ok(AppStatus::Success)), work);
-        let other = Recorder::ok();
-        let s1 = subscribe(&first, &topic, fast_policy(), a1.clone()).await;
-        let s2 = subscribe(&second, &topic, fast_policy(), a2.clone()).await;
-        let s3 = if b.shared {
-            subscribe(&other_group, &topic, fast_policy(), other.clone()).await
-        } else {
-            subscribe_app(
+        async fn raw_payload(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let app = Recorder::ok();
+            let sub = subscribe_app(
                 "conf",
-                other_group.clone(),
+                broker.clone(),
                 &topic,
-                meta(&[("consumerID", "other")]),
+                meta(&[("rawPayload", "true")]),
                 fast_policy(),
-                other.clone(),
+                app.clone(),
             )
             .await
-            .unwrap()
-        };
-        let sent = numbered(200);
-        for m in &sent {
-            publish(&*first, "conf", &topic, m, "").await;
+            .unwrap();
+            broker
+                .publish(PublishRequest {
+                    topic: topic.clone(),
+                    data: b"not an envelope".to_vec(),
+                    metadata: meta(&[("rawPayload", "true")]),
+                })
+                .await
+                .unwrap();
+            wait_until("raw event", Duration::from_secs(10), || app.count() == 1).await;
+            assert_eq!(app.handled_data(), vec![b"not an envelope".to_vec()]);
+            sub.close().await;
         }
-        wait_until("all in the group and all in the other", Duration::from_secs(20), || {
-            a1.count() + a2.count() >= 200 && other.count() >= 200
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut shared = a1.handled_data();
-        shared.extend(a2.handled_data());
-        assert_eq!(sorted(shared), sent, "each message exactly once within the group");
-        assert!(a1.count() > 0 && a2.count() > 0, "both consumers got work: {} / {}", a1.count(), a2.count());
-        assert_eq!(sorted(other.handled_data()), sent);
-        s1.close().await;
-        s2.close().await;
-        s3.close().await;
-    }
 
-    /// The app is down (errors) while messages are published; they arrive once it is up.
-    pub async fn published_while_app_down(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        let up = Arc::new(AtomicBool::new(false));
-        let app = {
-            let up = up.clone();
-            Recorder::new(Arc::new(move |_, _| {
-                if up.load(Ordering::SeqCst) {
-                    Ok(AppStatus::Success)
-                } else {
-                    Err(layotto_core::Error::unavailable("connection refused"))
-                }
-            }))
-        };
-        let policy = DeliveryPolicy { max_retries: 1, ..fast_policy() };
-        let sub = subscribe(&broker, &topic, policy, app.clone()).await;
-        let sent = numbered(20);
-        for m in &sent {
-            publish(&*broker, "conf", &topic, m, "").await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(app.count(), 0);
-        up.store(true, Ordering::SeqCst);
-        wait_until("all 20 after the app came up", Duration::from_secs(20), || app.count() >= 20).await;
-        assert_eq!(
-            sorted(app.handled_data()).into_iter().collect::<std::collections::BTreeSet<_>>().len(),
-            20
-        );
-        sub.close().await;
-    }
-
-    /// Messages published before anyone subscribed wait for the subscriber.
-    pub async fn published_before_subscribing(b: Backend) {
-        let group = unique("g");
-        let broker = b.instance(&group).await;
-        let topic = unique("t");
-        if b.shared {
-            // A broker keeps messages for a group that existed before: make it exist.
-            let first = subscribe(&broker, &topic, fast_policy(), Recorder::ok()).await;
-            first.close().await;
-        }
-        let sent = numbered(10);
-        for m in &sent {
-            publish(&*broker, "conf", &topic, m, "").await;
-        }
-        let app = Recorder::ok();
-        let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
-        wait_until("the 10 earlier messages", Duration::from_secs(15), || app.count() >= 10).await;
-        assert_eq!(sorted(app.handled_data()), sent);
-        sub.close().await;
-    }
-
-    pub async fn ten_thousand_none_lost(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        let topic = unique("t");
-        let app = Recorder::ok();
-        let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
-        let sent = numbered(10_000);
-        let mut tasks = Vec::new();
-        for chunk in sent.chunks(500) {
-            let (broker, topic, chunk) = (broker.clone(), topic.clone(), chunk.to_vec());
-            tasks.push(tokio::spawn(async move {
-                for m in chunk {
-                    publish(&*broker, "conf", &topic, &m, "").await;
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        wait_until("10 000 events", Duration::from_secs(60), || app.count() >= 10_000).await;
-        let got = sorted(app.handled_data());
-        let mut unique_got = got.clone();
-        unique_got.dedup();
-        assert_eq!(unique_got, sent);
-        sub.close().await;
-    }
-
-    pub async fn reports_healthy(b: Backend) {
-        let broker = b.instance(&unique("g")).await;
-        assert!(broker.health().await.is_up());
-    }
-
-    /// A runtime that dies with messages taken but unacknowledged: another
-    /// runtime of the same group gets them (durable brokers only).
-    pub async fn crashed_consumer_loses_nothing(b: Backend) {
-        let group = unique("g");
-        let topic = unique("t");
-        let dying = b.instance(&group).await;
-        let hang = Recorder::slow(
-            Arc::new(|_, _| Err(layotto_core::Error::unavailable("never answers"))),
-            Duration::from_millis(50),
-        );
-        let policy = DeliveryPolicy { max_retries: 0, ..fast_policy() };
-        let sub = subscribe(&dying, &topic, policy.clone(), hang.clone()).await;
-        let sent = numbered(20);
-        for m in &sent {
-            publish(&*dying, "conf", &topic, m, "").await;
-        }
-        wait_until("the dying consumer took messages", Duration::from_secs(10), || {
-            !hang.attempts.lock().is_empty()
-        })
-        .await;
-        sub.close().await;
-        drop(dying);
-        let survivor = b.instance(&group).await;
-        let app = Recorder::ok();
-        let sub = subscribe(&survivor, &topic, fast_policy(), app.clone()).await;
-        wait_until("all 20 on the survivor", Duration::from_secs(20), || {
-            let mut got = app.handled_data();
-            got.sort();
-            got.dedup();
-            got.len() >= 20
-        })
-        .await;
-        sub.close().await;
-    }
-}
-
-macro_rules! conformance {
-    ($backend:ident, $make:expr $(, $extra:ident)*) => {
-        mod $backend {
-            use super::*;
-            conformance!(@cases $make; $($extra,)*
-                round_trip_and_cloudevent_fields, raw_payload, topics_reach_their_own_handler,
-                at_least_once_with_retries_and_errors, exhausted_retries_go_back_to_the_broker,
-                drop_is_not_redelivered, dead_letter_gets_dropped_and_exhausted,
-                competing_consumers_and_groups, published_while_app_down, published_before_subscribing,
-                ten_thousand_none_lost, reports_healthy);
-        }
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                cases::$case($make).await;
+        async fn topics_reach_their_own_handler(b) {
+            let broker = b.instance(&unique("g")).await;
+            let (t1, t2) = (unique("a"), unique("b"));
+            let (a1, a2) = (Recorder::ok(), Recorder::ok());
+            let s1 = subscribe(&broker, &t1, fast_policy(), a1.clone()).await;
+            let s2 = subscribe(&broker, &t2, fast_policy(), a2.clone()).await;
+            for i in 0..10 {
+                publish(&*broker, "conf", &t1, format!("a{i}").as_bytes(), "").await;
+                publish(&*broker, "conf", &t2, format!("b{i}").as_bytes(), "").await;
             }
-        )*
-    };
+            wait_until("10 + 10 events", Duration::from_secs(10), || a1.count() == 10 && a2.count() == 10).await;
+            assert!(a1.handled_data().iter().all(|d| d.starts_with(b"a")));
+            assert!(a2.handled_data().iter().all(|d| d.starts_with(b"b")));
+            assert!(a1.handled.lock().iter().all(|e| e.topic == t1));
+            s1.close().await;
+            s2.close().await;
+        }
+
+        /// RETRY for the first two attempts of every message, and an app error on
+        /// the first attempt of every 5th: all arrive, each handled once.
+        async fn at_least_once_with_retries_and_errors(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let app = Recorder::new(Arc::new(|e: &TopicEvent, attempt| {
+                let n: usize = String::from_utf8_lossy(&e.data[1..]).parse().unwrap_or(0);
+                if n.is_multiple_of(5) && attempt == 1 {
+                    return Err(layotto_core::Error::unavailable("app is busy"));
+                }
+                Ok(if attempt <= 2 { AppStatus::Retry } else { AppStatus::Success })
+            }));
+            let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
+            let sent = numbered(50);
+            for m in &sent {
+                publish(&*broker, "conf", &topic, m, "").await;
+            }
+            wait_until("50 events", Duration::from_secs(20), || app.count() >= 50).await;
+            assert_eq!(sorted(app.handled_data()), sent);
+            sub.close().await;
+        }
+
+        /// Retries exhausted, no dead-letter topic: the broker delivers it again later.
+        async fn exhausted_retries_go_back_to_the_broker(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            // Attempts 1-2 fail (policy allows 1 retry), so the broker must redeliver.
+            let app = Recorder::new(Arc::new(|_, attempt| {
+                Ok(if attempt <= 2 { AppStatus::Retry } else { AppStatus::Success })
+            }));
+            let policy = DeliveryPolicy { max_retries: 1, ..fast_policy() };
+            let sub = subscribe(&broker, &topic, policy, app.clone()).await;
+            publish(&*broker, "conf", &topic, b"stubborn", "").await;
+            wait_until("redelivery by the broker", Duration::from_secs(15), || app.count() == 1).await;
+            assert_eq!(app.attempts.lock()[&b"stubborn".to_vec()], 3);
+            sub.close().await;
+        }
+
+        async fn drop_is_not_redelivered(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let app = Recorder::new(Arc::new(|_, _| Ok(AppStatus::Drop)));
+            let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
+            publish(&*broker, "conf", &topic, b"unwanted", "").await;
+            wait_until("the drop", Duration::from_secs(10), || app.count() == 1).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(app.attempts.lock()[&b"unwanted".to_vec()], 1, "a dropped message came back");
+            sub.close().await;
+        }
+
+        async fn dead_letter_gets_dropped_and_exhausted(b) {
+            let broker = b.instance(&unique("g")).await;
+            let (topic, dlq) = (unique("t"), unique("dlq"));
+            let app = Recorder::new(Arc::new(|e: &TopicEvent, _| {
+                Ok(if e.data == b"drop-me" { AppStatus::Drop } else { AppStatus::Retry })
+            }));
+            let dead = Recorder::ok();
+            let policy = DeliveryPolicy { max_retries: 2, dead_letter_topic: Some(dlq.clone()), ..fast_policy() };
+            let sub = subscribe(&broker, &topic, policy, app.clone()).await;
+            let dead_sub = subscribe(&broker, &dlq, fast_policy(), dead.clone()).await;
+            publish(&*broker, "conf", &topic, b"drop-me", "").await;
+            publish(&*broker, "conf", &topic, b"always-retry", "").await;
+            wait_until("2 dead letters", Duration::from_secs(10), || dead.count() == 2).await;
+            assert_eq!(sorted(dead.handled_data()), vec![b"always-retry".to_vec(), b"drop-me".to_vec()]);
+            // The dead letter keeps its original event id and topic-independent fields.
+            assert!(dead.handled.lock().iter().all(|e| e.source == "runtime"));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(app.attempts.lock()[&b"always-retry".to_vec()], 3, "retried exactly max_retries times");
+            sub.close().await;
+            dead_sub.close().await;
+        }
+
+        /// Same consumer group: each message to one of them. Another group: all.
+        async fn competing_consumers_and_groups(b) {
+            let group = unique("g");
+            let first = b.instance(&group).await;
+            let second = if b.shared { b.instance(&group).await } else { first.clone() };
+            let other_group = if b.shared { b.instance(&unique("other")).await } else { first.clone() };
+            let topic = unique("t");
+            let work = Duration::from_millis(5);
+            let a1 = Recorder::slow(Arc::new(|_, _| Ok(AppStatus::Success)), work);
+            let a2 = Recorder::slow(Arc::new(|_, _| Ok(AppStatus::Success)), work);
+            let other = Recorder::ok();
+            let s1 = subscribe(&first, &topic, fast_policy(), a1.clone()).await;
+            let s2 = subscribe(&second, &topic, fast_policy(), a2.clone()).await;
+            let s3 = if b.shared {
+                subscribe(&other_group, &topic, fast_policy(), other.clone()).await
+            } else {
+                subscribe_app(
+                    "conf",
+                    other_group.clone(),
+                    &topic,
+                    meta(&[("consumerID", "other")]),
+                    fast_policy(),
+                    other.clone(),
+                )
+                .await
+                .unwrap()
+            };
+            let sent = numbered(200);
+            for m in &sent {
+                publish(&*first, "conf", &topic, m, "").await;
+            }
+            wait_until("all in the group and all in the other", Duration::from_secs(20), || {
+                a1.count() + a2.count() >= 200 && other.count() >= 200
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut shared = a1.handled_data();
+            shared.extend(a2.handled_data());
+            assert_eq!(sorted(shared), sent, "each message exactly once within the group");
+            assert!(a1.count() > 0 && a2.count() > 0, "both consumers got work: {} / {}", a1.count(), a2.count());
+            assert_eq!(sorted(other.handled_data()), sent);
+            s1.close().await;
+            s2.close().await;
+            s3.close().await;
+        }
+
+        /// The app is down (errors) while messages are published; they arrive once it is up.
+        async fn published_while_app_down(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let up = Arc::new(AtomicBool::new(false));
+            let app = {
+                let up = up.clone();
+                Recorder::new(Arc::new(move |_, _| {
+                    if up.load(Ordering::SeqCst) {
+                        Ok(AppStatus::Success)
+                    } else {
+                        Err(layotto_core::Error::unavailable("connection refused"))
+                    }
+                }))
+            };
+            let policy = DeliveryPolicy { max_retries: 1, ..fast_policy() };
+            let sub = subscribe(&broker, &topic, policy, app.clone()).await;
+            let sent = numbered(20);
+            for m in &sent {
+                publish(&*broker, "conf", &topic, m, "").await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(app.count(), 0);
+            up.store(true, Ordering::SeqCst);
+            wait_until("all 20 after the app came up", Duration::from_secs(20), || app.count() >= 20).await;
+            assert_eq!(
+                sorted(app.handled_data()).into_iter().collect::<std::collections::BTreeSet<_>>().len(),
+                20
+            );
+            sub.close().await;
+        }
+
+        /// Messages published before anyone subscribed wait for the subscriber.
+        async fn published_before_subscribing(b) {
+            let group = unique("g");
+            let broker = b.instance(&group).await;
+            let topic = unique("t");
+            if b.shared {
+                // A broker keeps messages for a group that existed before: make it exist.
+                let first = subscribe(&broker, &topic, fast_policy(), Recorder::ok()).await;
+                first.close().await;
+            }
+            let sent = numbered(10);
+            for m in &sent {
+                publish(&*broker, "conf", &topic, m, "").await;
+            }
+            let app = Recorder::ok();
+            let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
+            wait_until("the 10 earlier messages", Duration::from_secs(15), || app.count() >= 10).await;
+            assert_eq!(sorted(app.handled_data()), sent);
+            sub.close().await;
+        }
+
+        async fn ten_thousand_none_lost(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let app = Recorder::ok();
+            let sub = subscribe(&broker, &topic, fast_policy(), app.clone()).await;
+            let sent = numbered(10_000);
+            let mut tasks = Vec::new();
+            for chunk in sent.chunks(500) {
+                let (broker, topic, chunk) = (broker.clone(), topic.clone(), chunk.to_vec());
+                tasks.push(tokio::spawn(async move {
+                    for m in chunk {
+                        publish(&*broker, "conf", &topic, &m, "").await;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            wait_until("10 000 events", Duration::from_secs(60), || app.count() >= 10_000).await;
+            let got = sorted(app.handled_data());
+            let mut unique_got = got.clone();
+            unique_got.dedup();
+            assert_eq!(unique_got, sent);
+            sub.close().await;
+        }
+
+        async fn reports_healthy(b) {
+            let broker = b.instance(&unique("g")).await;
+            assert!(broker.health().await.is_up());
+        }
+
+        /// A runtime that dies with messages taken but unacknowledged: another
+        /// runtime of the same group gets them (durable brokers only).
+        #[needs("durable")]
+        async fn crashed_consumer_loses_nothing(b) {
+            let group = unique("g");
+            let topic = unique("t");
+            let dying = b.instance(&group).await;
+            let hang = Recorder::slow(
+                Arc::new(|_, _| Err(layotto_core::Error::unavailable("never answers"))),
+                Duration::from_millis(50),
+            );
+            let policy = DeliveryPolicy { max_retries: 0, ..fast_policy() };
+            let sub = subscribe(&dying, &topic, policy.clone(), hang.clone()).await;
+            let sent = numbered(20);
+            for m in &sent {
+                publish(&*dying, "conf", &topic, m, "").await;
+            }
+            wait_until("the dying consumer took messages", Duration::from_secs(10), || {
+                !hang.attempts.lock().is_empty()
+            })
+            .await;
+            sub.close().await;
+            drop(dying);
+            let survivor = b.instance(&group).await;
+            let app = Recorder::ok();
+            let sub = subscribe(&survivor, &topic, fast_policy(), app.clone()).await;
+            wait_until("all 20 on the survivor", Duration::from_secs(20), || {
+                let mut got = app.handled_data();
+                got.sort();
+                got.dedup();
+                got.len() >= 20
+            })
+            .await;
+            sub.close().await;
+        }
+    }
 }
 
 fn memory() -> Backend {
@@ -502,9 +491,6 @@ fn memory() -> Backend {
     });
     Backend { make, shared: false }
 }
-
-// In-memory keeps nothing across instances, so the crash case is for brokers only.
-conformance!(in_memory, memory());
 
 #[cfg(feature = "redis")]
 mod redis_backend {
@@ -530,39 +516,12 @@ mod redis_backend {
         Backend { make, shared: true }
     }
 
-    conformance!(redis, redis(), crashed_consumer_loses_nothing);
-
     /// A private Redis is stopped: publish fails with UNAVAILABLE at once,
     /// and delivery resumes by itself when it is back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn outage_is_unavailable_then_resumes() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let start = || {
-            std::process::Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                ])
-                .args([
-                    "--dir",
-                    std::env::temp_dir().to_str().unwrap(),
-                    "--appendfilename",
-                    &format!("ps-{port}.aof"),
-                ])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server on PATH")
-        };
-        let mut server = start();
+        let mut server = layotto_testkit::PrivateRedis::durable();
+        let port = server.port;
         let m = meta(&[
             ("redisHost", &format!("127.0.0.1:{port}")),
             ("consumerID", "outage"),
@@ -582,8 +541,7 @@ mod redis_backend {
         let sub = subscribe(&broker, "outage", fast_policy(), app.clone()).await;
         publish(&*broker, "conf", "outage", b"before", "").await;
         wait_until("first message", Duration::from_secs(10), || app.count() == 1).await;
-        server.kill().unwrap();
-        server.wait().unwrap();
+        server.kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let err = broker
             .publish(PublishRequest {
@@ -596,7 +554,7 @@ mod redis_backend {
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
         assert!(err.to_string().contains("pubsub 'conf' (redis)"), "{err}");
         assert!(!broker.health().await.is_up());
-        let mut server = start();
+        server.restart();
         let start_at = Instant::now();
         loop {
             let ok = broker
@@ -624,8 +582,7 @@ mod redis_backend {
         })
         .await;
         sub.close().await;
-        server.kill().unwrap();
-        let _ = server.wait();
+        server.kill();
         let _ = std::fs::remove_file(std::env::temp_dir().join(format!("ps-{port}.aof")));
     }
 }
@@ -653,8 +610,6 @@ mod rabbitmq_backend {
         });
         Backend { make, shared: true }
     }
-
-    conformance!(rabbitmq, rabbitmq(), crashed_consumer_loses_nothing);
 
     /// The connection to RabbitMQ is cut: publish answers UNAVAILABLE at
     /// once, and when it is back both sides reconnect by themselves and

@@ -43,7 +43,7 @@ pub struct RedisSettings {
 
 /// A pool of connections that reconnects forever and fails fast while down.
 pub struct RedisConn {
-    /// How messages name the owner, e.g. "lock store 'x' (redis)".
+    /// How messages name the component, e.g. "lock store 'x' (redis)".
     component: String,
     /// The address without credentials.
     host: String,

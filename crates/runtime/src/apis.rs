@@ -17,7 +17,7 @@ use layotto_grpc::{Apis, PubSubComponent};
 use layotto_hello::Hello;
 use layotto_lock::{LockStore, PrefixedLock};
 use layotto_pubsub::PubSub;
-use layotto_sequencer::{Sequencer, SequencerService};
+use layotto_sequencer::{PrefixedSequencer, Sequencer};
 use layotto_state::{PrefixedStore, StateStore};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -236,7 +236,7 @@ fn sequencer() -> Box<dyn Api> {
         #[serde(default, alias = "biggerThan")]
         bigger_than: BTreeMap<String, i64>,
     }
-    Box::new(ApiSpec::<dyn Sequencer, SequencerOptions, Arc<SequencerService>> {
+    Box::new(ApiSpec::<dyn Sequencer, SequencerOptions, Arc<PrefixedSequencer>> {
         section: "sequencer",
         layotto_keys: &["sequencer"],
         option_keys: &["bigger_than", "biggerThan"],
@@ -244,7 +244,7 @@ fn sequencer() -> Box<dyn Api> {
         prepare: no_prepare,
         wrap: |sequencer, ctx, options| {
             Box::pin(async move {
-                Ok(Arc::new(SequencerService::new(sequencer, ctx, &options.bigger_than).await?))
+                Ok(Arc::new(PrefixedSequencer::new(sequencer, ctx, &options.bigger_than).await?))
             })
         },
         health: |sequencer| {

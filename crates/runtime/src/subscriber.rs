@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use layotto_core::Backoff;
 use layotto_grpc::{Apis, AppCallback};
 use layotto_pubsub::{App, Subscription};
 use tokio::sync::watch;
@@ -20,15 +21,14 @@ pub async fn subscribe_app(
     subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    let mut attempts = 0u32;
+    let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     let listed = loop {
         let asked = tokio::time::timeout(Duration::from_secs(5), app.list_topic_subscriptions()).await;
         let asked = asked.unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within 5s")));
         match asked {
             Ok(listed) => break listed,
             Err(status) => {
-                attempts += 1;
+                let attempts = backoff.attempts() + 1;
                 // Say it once loudly, then now and then, without flooding the log.
                 if attempts == 1 || attempts.is_multiple_of(20) {
                     tracing::info!(
@@ -39,10 +39,9 @@ pub async fn subscribe_app(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = backoff.wait() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     };
     tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
     let app: Arc<dyn App> = Arc::new(app);
@@ -56,7 +55,7 @@ pub async fn subscribe_app(
         };
         let (app, subscriptions, mut shutdown) = (app.clone(), subscriptions.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
             loop {
                 let result = pubsub
                     .subscribe_app(
@@ -85,10 +84,9 @@ pub async fn subscribe_app(
                     ),
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = backoff.wait() => {}
                     _ = shutdown.wait_for(|stop| *stop) => return,
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         });
     }

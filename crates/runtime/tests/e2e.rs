@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use layotto_grpc::pb::runtime as pb;
@@ -415,58 +414,9 @@ async fn actuator_health_and_info_shapes() {
     running.shutdown().await;
 }
 
-/// A private Redis that this test may stop: appendfsync always, so what it
-/// acknowledged survives its restart.
-struct PrivateRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start_on(port: u16, dir: tempfile::TempDir) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (cargo xtask test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "private redis-server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, dir, child: Some(child) }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(mut self) -> Self {
-        self.kill();
-        let (port, dir) = (self.port, std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
-        Self::start_on(port, dir)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn redis_outage_gives_unavailable_then_recovers_without_losing_writes() {
-    let mut redis = PrivateRedis::start_on(free_port(), tempfile::tempdir().unwrap());
+    let mut redis = layotto_testkit::PrivateRedis::durable();
     let mut config = base_config();
     let host = format!("127.0.0.1:{}", redis.port);
     config
@@ -509,7 +459,7 @@ async fn redis_outage_gives_unavailable_then_recovers_without_losing_writes() {
     let (code, _) = http_get(actuator, "/actuator/health/liveness").await;
     assert_eq!(code, 200, "liveness stays up during a backend outage");
 
-    let _redis = redis.restart();
+    redis.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     while save(&mut c, "flaky", vec![item("after-restart", b"back")]).await.is_err() {
         assert!(Instant::now() < deadline, "no recovery 20 s after Redis came back");

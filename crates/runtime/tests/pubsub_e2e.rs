@@ -518,16 +518,9 @@ async fn publish_bad_input_is_invalid_argument_naming_the_field() {
 #[tokio::test]
 async fn broker_down_is_unavailable() {
     let mut cfg = config(&unique("app"), 0);
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     // Start with a private Redis, then stop it.
-    let mut server = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", ""])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
+    let mut server = layotto_testkit::PrivateRedis::start();
+    let port = server.port;
     cfg.section_mut("pub_subs").insert(
         "private".into(),
         ComponentConfig::new("redis").with("redisHost", &format!("127.0.0.1:{port}")),
@@ -542,8 +535,7 @@ async fn broker_down_is_unavailable() {
     }
     let running = started.expect("runtime with a private redis");
     let mut c = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let err = c
         .publish_event(pb::PublishEventRequest {

@@ -3,7 +3,7 @@
 //! [`Sequencer`] is the one trait every component implements; components
 //! live in [`components`]: `in-memory` is always built, `redis`,
 //! `postgresql` and `mysql` behind features of the same names.
-//! [`SequencerService`] is what the runtime (or an embedding program) calls:
+//! [`PrefixedSequencer`] is what the runtime (or an embedding program) calls:
 //! it validates keys, stores them under Layotto's key
 //! (`sequencer|||<prefix>||<key>`, reference §3.4), applies `biggerThan`, and
 //! serves `WEAK` requests from a Leaf-style segment cache so most ids cost no
@@ -15,11 +15,11 @@
 //! # async fn demo() -> layotto_core::Result<()> {
 //! use std::{collections::BTreeMap, sync::Arc};
 //! use layotto_core::ComponentContext;
-//! use layotto_sequencer::{components::memory::MemorySequencer, Increment, SequencerService};
+//! use layotto_sequencer::{components::memory::MemorySequencer, Increment, PrefixedSequencer};
 //!
 //! let ctx = ComponentContext { name: "ids".into(), app_id: "app1".into(), ..Default::default() };
 //! let bigger_than = BTreeMap::from([("order".to_owned(), 1000)]);
-//! let ids = SequencerService::new(Arc::new(MemorySequencer::new()), &ctx, &bigger_than).await?;
+//! let ids = PrefixedSequencer::new(Arc::new(MemorySequencer::new()), &ctx, &bigger_than).await?;
 //! let first = ids.next_id("order", Increment::Weak).await?;
 //! let second = ids.next_id("order", Increment::Strong).await?;
 //! assert!(first > 1000 && second > first);
@@ -28,19 +28,32 @@
 //! ```
 
 pub mod components;
-mod service;
+mod prefixed;
 
 pub use layotto_core::{Error, ErrorKind, Result};
-pub use service::SequencerService;
+pub use prefixed::PrefixedSequencer;
 
 use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 use layotto_core::{Health, KEY_SEPARATOR, Registry};
 
+/// What a sequencer component can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `segment` reserves ranges, so WEAK ids come from the cache.
+    pub segments: bool,
+    /// Counters survive a restart of the runtime (the backend holds them).
+    pub durable: bool,
+}
+
 /// A sequencer component. Keys it receives are already prefixed and validated.
 #[async_trait]
 pub trait Sequencer: Send + Sync {
+    fn features(&self) -> Features {
+        Features { segments: true, durable: true }
+    }
+
     /// next id for an already-prefixed key; strictly increasing per key; ids start at 1 (or above bigger_than)
     async fn next_id(&self, key: &str) -> Result<i64>;
 

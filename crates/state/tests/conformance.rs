@@ -30,368 +30,358 @@ async fn etag(store: &dyn StateStore, key: &str) -> String {
     get(store, key).await.expect("item exists").etag.expect("item has an etag")
 }
 
-pub mod cases {
-    use super::*;
+layotto_testkit::conformance! {
+    subject: Arc<dyn StateStore>;
+    components {
+        in_memory: memory(), ["raw", "etag", "ttl", "transactions", "first-write"];
+        /// The whole suite again through the key-prefix layer the runtime puts on every store.
+        in_memory_prefixed: memory_with_app_prefix(), ["etag", "ttl", "transactions", "first-write"];
+        #[cfg(feature = "redis")]
+        redis: redis_backend::redis(), ["raw", "etag", "ttl", "transactions", "first-write"];
+    }
+    cases {
 
-    pub async fn set_get_value_matrix(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        let binary: Vec<u8> = (0..=255u8).collect();
-        let values: Vec<(&str, Vec<u8>)> = vec![
-            ("empty", vec![]),
-            ("binary", binary),
-            ("json", br#"{"name":"layotto","n":1,"nested":{"a":[1,2]}}"#.to_vec()),
-            ("string", b"hello world".to_vec()),
-            ("int", b"42".to_vec()),
-            ("bool", b"true".to_vec()),
-            ("one-mib", vec![0xAB; 1024 * 1024]),
-        ];
-        for (name, value) in values {
-            let key = format!("{ns}-{name}");
-            store.set(SetRequest::new(&key, value.clone())).await.unwrap();
-            let got = get(&*store, &key).await.unwrap_or_else(|| panic!("{name}: value missing"));
-            assert_eq!(got.data, value, "{name}: value differs");
-            assert!(got.etag.is_some_and(|e| !e.is_empty()), "{name}: no etag");
-            // Keep the shared Redis small across runs.
+        async fn set_get_value_matrix(store) {
+            let ns = ns();
+            let binary: Vec<u8> = (0..=255u8).collect();
+            let values: Vec<(&str, Vec<u8>)> = vec![
+                ("empty", vec![]),
+                ("binary", binary),
+                ("json", br#"{"name":"layotto","n":1,"nested":{"a":[1,2]}}"#.to_vec()),
+                ("string", b"hello world".to_vec()),
+                ("int", b"42".to_vec()),
+                ("bool", b"true".to_vec()),
+                ("one-mib", vec![0xAB; 1024 * 1024]),
+            ];
+            for (name, value) in values {
+                let key = format!("{ns}-{name}");
+                store.set(SetRequest::new(&key, value.clone())).await.unwrap();
+                let got = get(&*store, &key).await.unwrap_or_else(|| panic!("{name}: value missing"));
+                assert_eq!(got.data, value, "{name}: value differs");
+                assert!(got.etag.is_some_and(|e| !e.is_empty()), "{name}: no etag");
+                // Keep the shared Redis small across runs.
+                store.delete(DeleteRequest::new(&key)).await.unwrap();
+            }
+        }
+
+        async fn missing_key_is_none(store) {
+            assert_eq!(get(&*store, &format!("{}-never-written", ns())).await, None);
+        }
+
+        async fn delete_removes_and_missing_delete_succeeds(store) {
+            let key = format!("{}-del", ns());
+            store.set(SetRequest::new(&key, "v")).await.unwrap();
+            store.delete(DeleteRequest::new(&key)).await.unwrap();
+            assert_eq!(get(&*store, &key).await, None);
             store.delete(DeleteRequest::new(&key)).await.unwrap();
         }
-    }
 
-    pub async fn missing_key_is_none(store: Arc<dyn StateStore>) {
-        assert_eq!(get(&*store, &format!("{}-never-written", ns())).await, None);
-    }
-
-    pub async fn delete_removes_and_missing_delete_succeeds(store: Arc<dyn StateStore>) {
-        let key = format!("{}-del", ns());
-        store.set(SetRequest::new(&key, "v")).await.unwrap();
-        store.delete(DeleteRequest::new(&key)).await.unwrap();
-        assert_eq!(get(&*store, &key).await, None);
-        store.delete(DeleteRequest::new(&key)).await.unwrap();
-    }
-
-    pub async fn bulk_set_get_delete(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        let keys: Vec<String> = (0..3).map(|i| format!("{ns}-bulk-{i}")).collect();
-        let sets = keys.iter().map(|k| SetRequest::new(k, format!("value of {k}"))).collect();
-        store.bulk_set(sets).await.unwrap();
-        let missing = format!("{ns}-bulk-missing");
-        let mut asked = keys.clone();
-        asked.push(missing.clone());
-        let items = store.bulk_get(asked, Metadata::new()).await.unwrap();
-        assert_eq!(items.len(), 4);
-        for item in &items {
-            assert_eq!(item.error, None, "{}", item.key);
-            if item.key == missing {
-                assert_eq!(item.value, None);
-            } else {
-                let value = item.value.as_ref().unwrap_or_else(|| panic!("{} missing", item.key));
-                assert_eq!(value.data, format!("value of {}", item.key).into_bytes());
+        async fn bulk_set_get_delete(store) {
+            let ns = ns();
+            let keys: Vec<String> = (0..3).map(|i| format!("{ns}-bulk-{i}")).collect();
+            let sets = keys.iter().map(|k| SetRequest::new(k, format!("value of {k}"))).collect();
+            store.bulk_set(sets).await.unwrap();
+            let missing = format!("{ns}-bulk-missing");
+            let mut asked = keys.clone();
+            asked.push(missing.clone());
+            let items = store.bulk_get(asked, Metadata::new()).await.unwrap();
+            assert_eq!(items.len(), 4);
+            for item in &items {
+                assert_eq!(item.error, None, "{}", item.key);
+                if item.key == missing {
+                    assert_eq!(item.value, None);
+                } else {
+                    let value = item.value.as_ref().unwrap_or_else(|| panic!("{} missing", item.key));
+                    assert_eq!(value.data, format!("value of {}", item.key).into_bytes());
+                }
+            }
+            store.bulk_delete(keys.iter().map(DeleteRequest::new).collect()).await.unwrap();
+            for item in store.bulk_get(keys, Metadata::new()).await.unwrap() {
+                assert_eq!(item.value, None, "{} survived bulk delete", item.key);
             }
         }
-        store.bulk_delete(keys.iter().map(DeleteRequest::new).collect()).await.unwrap();
-        for item in store.bulk_get(keys, Metadata::new()).await.unwrap() {
-            assert_eq!(item.value, None, "{} survived bulk delete", item.key);
+
+        #[needs("etag")]
+        async fn etag_checks(store) {
+            let key = format!("{}-etag", ns());
+            store.set(SetRequest::new(&key, "v1")).await.unwrap();
+            let first = etag(&*store, &key).await;
+            store.set(SetRequest::new(&key, "v2").with_etag(&first)).await.unwrap();
+            let second = etag(&*store, &key).await;
+            assert_ne!(first, second, "a write must change the etag");
+            let err = store.set(SetRequest::new(&key, "v3").with_etag(&first)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch, "{err}");
+            assert!(err.to_string().contains(&key), "message names the key: {err}");
+            assert_eq!(get(&*store, &key).await.unwrap().data, b"v2");
+            let err = store.delete(DeleteRequest::new(&key).with_etag(&first)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch);
+            store.delete(DeleteRequest::new(&key).with_etag(&second)).await.unwrap();
+            assert_eq!(get(&*store, &key).await, None);
+            // An etag for an item that does not exist cannot match.
+            let err = store.set(SetRequest::new(&key, "v").with_etag(&second)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch);
         }
-    }
 
-    pub async fn etag_checks(store: Arc<dyn StateStore>) {
-        let key = format!("{}-etag", ns());
-        store.set(SetRequest::new(&key, "v1")).await.unwrap();
-        let first = etag(&*store, &key).await;
-        store.set(SetRequest::new(&key, "v2").with_etag(&first)).await.unwrap();
-        let second = etag(&*store, &key).await;
-        assert_ne!(first, second, "a write must change the etag");
-        let err = store.set(SetRequest::new(&key, "v3").with_etag(&first)).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch, "{err}");
-        assert!(err.to_string().contains(&key), "message names the key: {err}");
-        assert_eq!(get(&*store, &key).await.unwrap().data, b"v2");
-        let err = store.delete(DeleteRequest::new(&key).with_etag(&first)).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch);
-        store.delete(DeleteRequest::new(&key).with_etag(&second)).await.unwrap();
-        assert_eq!(get(&*store, &key).await, None);
-        // An etag for an item that does not exist cannot match.
-        let err = store.set(SetRequest::new(&key, "v").with_etag(&second)).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch);
-    }
-
-    pub async fn invalid_etag(store: Arc<dyn StateStore>) {
-        let key = format!("{}-bad-etag", ns());
-        store.set(SetRequest::new(&key, "v")).await.unwrap();
-        let err = store.set(SetRequest::new(&key, "x").with_etag("not-an-etag")).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidEtag, "{err}");
-        let err = store.delete(DeleteRequest::new(&key).with_etag("not-an-etag")).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidEtag, "{err}");
-        assert_eq!(get(&*store, &key).await.unwrap().data, b"v");
-    }
-
-    pub async fn bulk_set_with_one_bad_etag_is_partial(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        let (good, bad) = (format!("{ns}-good"), format!("{ns}-bad"));
-        store.bulk_set(vec![SetRequest::new(&good, "g1"), SetRequest::new(&bad, "b1")]).await.unwrap();
-        let stale = etag(&*store, &bad).await;
-        store.set(SetRequest::new(&bad, "b2")).await.unwrap();
-        let err = store
-            .bulk_set(vec![SetRequest::new(&good, "g2"), SetRequest::new(&bad, "b3").with_etag(stale)])
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch);
-        assert!(err.to_string().contains(&bad) && !err.to_string().contains(&good), "{err}");
-        assert_eq!(get(&*store, &good).await.unwrap().data, b"g2");
-        assert_eq!(get(&*store, &bad).await.unwrap().data, b"b2");
-    }
-
-    pub async fn bulk_delete_with_one_bad_etag_is_partial(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        let (good, bad) = (format!("{ns}-good"), format!("{ns}-bad"));
-        store.bulk_set(vec![SetRequest::new(&good, "g"), SetRequest::new(&bad, "b1")]).await.unwrap();
-        let stale = etag(&*store, &bad).await;
-        store.set(SetRequest::new(&bad, "b2")).await.unwrap();
-        let err = store
-            .bulk_delete(vec![DeleteRequest::new(&good), DeleteRequest::new(&bad).with_etag(stale)])
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch);
-        assert!(err.to_string().contains(&bad) && !err.to_string().contains(&good), "{err}");
-        assert_eq!(get(&*store, &good).await, None);
-        assert_eq!(get(&*store, &bad).await.unwrap().data, b"b2");
-    }
-
-    pub async fn first_write(store: Arc<dyn StateStore>) {
-        let key = format!("{}-fw", ns());
-        let fw = |v: &str| SetRequest::new(&key, v.to_owned()).with_concurrency(Concurrency::FirstWrite);
-        store.set(fw("first")).await.unwrap();
-        let err = store.set(fw("second")).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch, "{err}");
-        let current = etag(&*store, &key).await;
-        store.set(fw("third").with_etag(&current)).await.unwrap();
-        let err = store.set(fw("fourth").with_etag(&current)).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch);
-        assert_eq!(get(&*store, &key).await.unwrap().data, b"third");
-    }
-
-    pub async fn last_write_ignores_etag(store: Arc<dyn StateStore>) {
-        let key = format!("{}-lw", ns());
-        store.set(SetRequest::new(&key, "v1")).await.unwrap();
-        let stale = etag(&*store, &key).await;
-        store.set(SetRequest::new(&key, "v2")).await.unwrap();
-        let lw = SetRequest::new(&key, "v3").with_etag(stale).with_concurrency(Concurrency::LastWrite);
-        store.set(lw).await.unwrap();
-        assert_eq!(get(&*store, &key).await.unwrap().data, b"v3");
-    }
-
-    pub async fn transaction_all_or_nothing(store: Arc<dyn StateStore>) {
-        assert!(store.features().transactions);
-        let ns = ns();
-        let (a, b, c) = (format!("{ns}-a"), format!("{ns}-b"), format!("{ns}-c"));
-        store.set(SetRequest::new(&b, "b0")).await.unwrap();
-        store.set(SetRequest::new(&c, "c0")).await.unwrap();
-        let stale = etag(&*store, &b).await;
-        store.set(SetRequest::new(&b, "b1")).await.unwrap();
-        let ops = vec![
-            Operation::Upsert(SetRequest::new(&a, "a1")),
-            Operation::Delete(DeleteRequest::new(&c)),
-            Operation::Upsert(SetRequest::new(&b, "b2").with_etag(stale)),
-        ];
-        let err = store.transact(ops, Metadata::new()).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EtagMismatch, "{err}");
-        assert!(err.to_string().contains(&b), "the failing key is named: {err}");
-        assert_eq!(get(&*store, &a).await, None, "nothing of a failed transaction is applied");
-        assert_eq!(get(&*store, &b).await.unwrap().data, b"b1");
-        assert_eq!(get(&*store, &c).await.unwrap().data, b"c0");
-
-        let current = etag(&*store, &b).await;
-        let ops = vec![
-            Operation::Upsert(SetRequest::new(&a, "a1")),
-            Operation::Delete(DeleteRequest::new(&c)),
-            Operation::Upsert(SetRequest::new(&b, "b2").with_etag(current)),
-            Operation::Delete(DeleteRequest::new(format!("{ns}-never-existed"))),
-        ];
-        store.transact(ops, Metadata::new()).await.unwrap();
-        assert_eq!(get(&*store, &a).await.unwrap().data, b"a1");
-        assert_eq!(get(&*store, &b).await.unwrap().data, b"b2");
-        assert_eq!(get(&*store, &c).await, None);
-    }
-
-    pub async fn transaction_order(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        let (k, n) = (format!("{ns}-existing"), format!("{ns}-new"));
-        store.set(SetRequest::new(&k, "old")).await.unwrap();
-        let ops = vec![
-            Operation::Delete(DeleteRequest::new(&k)),
-            Operation::Upsert(SetRequest::new(&n, "n1")),
-            Operation::Delete(DeleteRequest::new(&n)),
-            Operation::Upsert(SetRequest::new(&n, "n2")),
-            Operation::Upsert(SetRequest::new(&k, "k1")),
-            Operation::Upsert(SetRequest::new(&k, "k2")),
-        ];
-        store.transact(ops, Metadata::new()).await.unwrap();
-        assert_eq!(get(&*store, &n).await.unwrap().data, b"n2");
-        assert_eq!(get(&*store, &k).await.unwrap().data, b"k2");
-    }
-
-    pub async fn ttl_expires(store: Arc<dyn StateStore>) {
-        assert!(store.features().ttl);
-        let key = format!("{}-ttl", ns());
-        store.set(SetRequest::new(&key, "short-lived").with_metadata(TTL_METADATA_KEY, "1")).await.unwrap();
-        let item = get(&*store, &key).await.expect("present before expiry");
-        let expiry = item.metadata.get(TTL_EXPIRE_TIME_KEY).expect("ttlExpireTime is set");
-        let at = humantime::parse_rfc3339(expiry).expect("ttlExpireTime is RFC 3339");
-        let now = std::time::SystemTime::now();
-        assert!(at > now - Duration::from_secs(2) && at < now + Duration::from_secs(3), "{expiry}");
-        let deadline = Instant::now() + Duration::from_secs(4);
-        while get(&*store, &key).await.is_some() {
-            assert!(Instant::now() < deadline, "item with a 1 s TTL still there after 4 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        #[needs("etag")]
+        async fn invalid_etag(store) {
+            let key = format!("{}-bad-etag", ns());
+            store.set(SetRequest::new(&key, "v")).await.unwrap();
+            let err = store.set(SetRequest::new(&key, "x").with_etag("not-an-etag")).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidEtag, "{err}");
+            let err = store.delete(DeleteRequest::new(&key).with_etag("not-an-etag")).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidEtag, "{err}");
+            assert_eq!(get(&*store, &key).await.unwrap().data, b"v");
         }
-    }
 
-    pub async fn ttl_removed_by_minus_one_and_by_plain_set(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        let (a, b) = (format!("{ns}-ttl-a"), format!("{ns}-ttl-b"));
-        for key in [&a, &b] {
-            store.set(SetRequest::new(key, "v").with_metadata(TTL_METADATA_KEY, "1")).await.unwrap();
+        async fn bulk_set_with_one_bad_etag_is_partial(store) {
+            let ns = ns();
+            let (good, bad) = (format!("{ns}-good"), format!("{ns}-bad"));
+            store.bulk_set(vec![SetRequest::new(&good, "g1"), SetRequest::new(&bad, "b1")]).await.unwrap();
+            let stale = etag(&*store, &bad).await;
+            store.set(SetRequest::new(&bad, "b2")).await.unwrap();
+            let err = store
+                .bulk_set(vec![SetRequest::new(&good, "g2"), SetRequest::new(&bad, "b3").with_etag(stale)])
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch);
+            assert!(err.to_string().contains(&bad) && !err.to_string().contains(&good), "{err}");
+            assert_eq!(get(&*store, &good).await.unwrap().data, b"g2");
+            assert_eq!(get(&*store, &bad).await.unwrap().data, b"b2");
         }
-        store.set(SetRequest::new(&a, "v").with_metadata(TTL_METADATA_KEY, "-1")).await.unwrap();
-        store.set(SetRequest::new(&b, "v")).await.unwrap();
-        let item = get(&*store, &a).await.unwrap();
-        assert!(!item.metadata.contains_key(TTL_EXPIRE_TIME_KEY), "no TTL means no ttlExpireTime");
-        tokio::time::sleep(Duration::from_millis(1600)).await;
-        assert!(get(&*store, &a).await.is_some(), "ttlInSeconds=-1 removes the TTL");
-        assert!(get(&*store, &b).await.is_some(), "a set without TTL removes the TTL");
-    }
 
-    pub async fn ttl_invalid(store: Arc<dyn StateStore>) {
-        let key = format!("{}-ttl-bad", ns());
-        for bad in ["foo", "-5", "0", "1.5"] {
-            let err =
-                store.set(SetRequest::new(&key, "v").with_metadata(TTL_METADATA_KEY, bad)).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "ttl {bad}: {err}");
-            assert!(err.to_string().contains(&key) && err.to_string().contains(TTL_METADATA_KEY), "{err}");
+        async fn bulk_delete_with_one_bad_etag_is_partial(store) {
+            let ns = ns();
+            let (good, bad) = (format!("{ns}-good"), format!("{ns}-bad"));
+            store.bulk_set(vec![SetRequest::new(&good, "g"), SetRequest::new(&bad, "b1")]).await.unwrap();
+            let stale = etag(&*store, &bad).await;
+            store.set(SetRequest::new(&bad, "b2")).await.unwrap();
+            let err = store
+                .bulk_delete(vec![DeleteRequest::new(&good), DeleteRequest::new(&bad).with_etag(stale)])
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch);
+            assert!(err.to_string().contains(&bad) && !err.to_string().contains(&good), "{err}");
+            assert_eq!(get(&*store, &good).await, None);
+            assert_eq!(get(&*store, &bad).await.unwrap().data, b"b2");
         }
-        assert_eq!(get(&*store, &key).await, None);
-    }
 
-    pub async fn unicode_and_odd_keys(store: Arc<dyn StateStore>) {
-        let ns = ns();
-        for suffix in ["ключ-🔑-鍵", "with space", "slash/and:colon", "emoji-👍🏽"] {
-            let key = format!("{ns}-{suffix}");
-            store.set(SetRequest::new(&key, suffix)).await.unwrap();
-            assert_eq!(get(&*store, &key).await.unwrap().data, suffix.as_bytes());
+        #[needs("first-write")]
+        async fn first_write(store) {
+            let key = format!("{}-fw", ns());
+            let fw = |v: &str| SetRequest::new(&key, v.to_owned()).with_concurrency(Concurrency::FirstWrite);
+            store.set(fw("first")).await.unwrap();
+            let err = store.set(fw("second")).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch, "{err}");
+            let current = etag(&*store, &key).await;
+            store.set(fw("third").with_etag(&current)).await.unwrap();
+            let err = store.set(fw("fourth").with_etag(&current)).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch);
+            assert_eq!(get(&*store, &key).await.unwrap().data, b"third");
         }
-    }
 
-    /// Read-modify-write with etags from many tasks: no increment is lost.
-    pub async fn concurrent_etag_increments(store: Arc<dyn StateStore>) {
-        let key = format!("{}-counter", ns());
-        store.set(SetRequest::new(&key, "0")).await.unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (store, key) = (store.clone(), key.clone());
-                tokio::spawn(async move {
-                    for _ in 0..10 {
-                        loop {
-                            let item = get(&*store, &key).await.unwrap();
-                            let n: u64 = String::from_utf8(item.data).unwrap().parse().unwrap();
-                            let set =
-                                SetRequest::new(&key, (n + 1).to_string()).with_etag(item.etag.unwrap());
-                            match store.set(set).await {
-                                Ok(()) => break,
-                                Err(e) if e.kind() == ErrorKind::EtagMismatch => continue,
-                                Err(e) => panic!("{e}"),
+        async fn last_write_ignores_etag(store) {
+            let key = format!("{}-lw", ns());
+            store.set(SetRequest::new(&key, "v1")).await.unwrap();
+            let stale = etag(&*store, &key).await;
+            store.set(SetRequest::new(&key, "v2")).await.unwrap();
+            let lw = SetRequest::new(&key, "v3").with_etag(stale).with_concurrency(Concurrency::LastWrite);
+            store.set(lw).await.unwrap();
+            assert_eq!(get(&*store, &key).await.unwrap().data, b"v3");
+        }
+
+        #[needs("transactions")]
+        async fn transaction_all_or_nothing(store) {
+            assert!(store.features().transactions);
+            let ns = ns();
+            let (a, b, c) = (format!("{ns}-a"), format!("{ns}-b"), format!("{ns}-c"));
+            store.set(SetRequest::new(&b, "b0")).await.unwrap();
+            store.set(SetRequest::new(&c, "c0")).await.unwrap();
+            let stale = etag(&*store, &b).await;
+            store.set(SetRequest::new(&b, "b1")).await.unwrap();
+            let ops = vec![
+                Operation::Upsert(SetRequest::new(&a, "a1")),
+                Operation::Delete(DeleteRequest::new(&c)),
+                Operation::Upsert(SetRequest::new(&b, "b2").with_etag(stale)),
+            ];
+            let err = store.transact(ops, Metadata::new()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::EtagMismatch, "{err}");
+            assert!(err.to_string().contains(&b), "the failing key is named: {err}");
+            assert_eq!(get(&*store, &a).await, None, "nothing of a failed transaction is applied");
+            assert_eq!(get(&*store, &b).await.unwrap().data, b"b1");
+            assert_eq!(get(&*store, &c).await.unwrap().data, b"c0");
+
+            let current = etag(&*store, &b).await;
+            let ops = vec![
+                Operation::Upsert(SetRequest::new(&a, "a1")),
+                Operation::Delete(DeleteRequest::new(&c)),
+                Operation::Upsert(SetRequest::new(&b, "b2").with_etag(current)),
+                Operation::Delete(DeleteRequest::new(format!("{ns}-never-existed"))),
+            ];
+            store.transact(ops, Metadata::new()).await.unwrap();
+            assert_eq!(get(&*store, &a).await.unwrap().data, b"a1");
+            assert_eq!(get(&*store, &b).await.unwrap().data, b"b2");
+            assert_eq!(get(&*store, &c).await, None);
+        }
+
+        #[needs("transactions")]
+        async fn transaction_order(store) {
+            let ns = ns();
+            let (k, n) = (format!("{ns}-existing"), format!("{ns}-new"));
+            store.set(SetRequest::new(&k, "old")).await.unwrap();
+            let ops = vec![
+                Operation::Delete(DeleteRequest::new(&k)),
+                Operation::Upsert(SetRequest::new(&n, "n1")),
+                Operation::Delete(DeleteRequest::new(&n)),
+                Operation::Upsert(SetRequest::new(&n, "n2")),
+                Operation::Upsert(SetRequest::new(&k, "k1")),
+                Operation::Upsert(SetRequest::new(&k, "k2")),
+            ];
+            store.transact(ops, Metadata::new()).await.unwrap();
+            assert_eq!(get(&*store, &n).await.unwrap().data, b"n2");
+            assert_eq!(get(&*store, &k).await.unwrap().data, b"k2");
+        }
+
+        #[needs("ttl")]
+        async fn ttl_expires(store) {
+            assert!(store.features().ttl);
+            let key = format!("{}-ttl", ns());
+            store.set(SetRequest::new(&key, "short-lived").with_metadata(TTL_METADATA_KEY, "1")).await.unwrap();
+            let item = get(&*store, &key).await.expect("present before expiry");
+            let expiry = item.metadata.get(TTL_EXPIRE_TIME_KEY).expect("ttlExpireTime is set");
+            let at = humantime::parse_rfc3339(expiry).expect("ttlExpireTime is RFC 3339");
+            let now = std::time::SystemTime::now();
+            assert!(at > now - Duration::from_secs(2) && at < now + Duration::from_secs(3), "{expiry}");
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while get(&*store, &key).await.is_some() {
+                assert!(Instant::now() < deadline, "item with a 1 s TTL still there after 4 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+
+        #[needs("ttl")]
+        async fn ttl_removed_by_minus_one_and_by_plain_set(store) {
+            let ns = ns();
+            let (a, b) = (format!("{ns}-ttl-a"), format!("{ns}-ttl-b"));
+            for key in [&a, &b] {
+                store.set(SetRequest::new(key, "v").with_metadata(TTL_METADATA_KEY, "1")).await.unwrap();
+            }
+            store.set(SetRequest::new(&a, "v").with_metadata(TTL_METADATA_KEY, "-1")).await.unwrap();
+            store.set(SetRequest::new(&b, "v")).await.unwrap();
+            let item = get(&*store, &a).await.unwrap();
+            assert!(!item.metadata.contains_key(TTL_EXPIRE_TIME_KEY), "no TTL means no ttlExpireTime");
+            tokio::time::sleep(Duration::from_millis(1600)).await;
+            assert!(get(&*store, &a).await.is_some(), "ttlInSeconds=-1 removes the TTL");
+            assert!(get(&*store, &b).await.is_some(), "a set without TTL removes the TTL");
+        }
+
+        #[needs("ttl")]
+        async fn ttl_invalid(store) {
+            let key = format!("{}-ttl-bad", ns());
+            for bad in ["foo", "-5", "0", "1.5"] {
+                let err =
+                    store.set(SetRequest::new(&key, "v").with_metadata(TTL_METADATA_KEY, bad)).await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidArgument, "ttl {bad}: {err}");
+                assert!(err.to_string().contains(&key) && err.to_string().contains(TTL_METADATA_KEY), "{err}");
+            }
+            assert_eq!(get(&*store, &key).await, None);
+        }
+
+        async fn unicode_and_odd_keys(store) {
+            let ns = ns();
+            for suffix in ["ключ-🔑-鍵", "with space", "slash/and:colon", "emoji-👍🏽"] {
+                let key = format!("{ns}-{suffix}");
+                store.set(SetRequest::new(&key, suffix)).await.unwrap();
+                assert_eq!(get(&*store, &key).await.unwrap().data, suffix.as_bytes());
+            }
+        }
+
+        /// Read-modify-write with etags from many tasks: no increment is lost.
+        #[needs("etag")]
+        async fn concurrent_etag_increments(store) {
+            let key = format!("{}-counter", ns());
+            store.set(SetRequest::new(&key, "0")).await.unwrap();
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (store, key) = (store.clone(), key.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..10 {
+                            loop {
+                                let item = get(&*store, &key).await.unwrap();
+                                let n: u64 = String::from_utf8(item.data).unwrap().parse().unwrap();
+                                let set =
+                                    SetRequest::new(&key, (n + 1).to_string()).with_etag(item.etag.unwrap());
+                                match store.set(set).await {
+                                    Ok(()) => break,
+                                    Err(e) if e.kind() == ErrorKind::EtagMismatch => continue,
+                                    Err(e) => panic!("{e}"),
+                                }
                             }
                         }
-                    }
+                    })
                 })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(get(&*store, &key).await.unwrap().data, b"80");
-    }
-
-    /// Layotto §3.4: how each `keyPrefix` strategy stores a key.
-    pub async fn key_prefix_strategies(inner: Arc<dyn StateStore>) {
-        let ns = ns();
-        let app = format!("{ns}app");
-        let cases = [
-            ("none", None),
-            ("appid", Some(app.clone())),
-            ("name", Some("store-name".to_owned())),
-            ("custom-team", Some("custom-team".to_owned())),
-        ];
-        for (strategy, expected_prefix) in cases {
-            let meta = Metadata::from([("keyPrefix".to_owned(), strategy.to_owned())]);
-            let prefix = KeyPrefix::from_metadata("test", &meta, KeyPrefix::None).unwrap();
-            let resolved = prefix.resolve(&app, "store-name");
-            assert_eq!(resolved, expected_prefix, "{strategy}");
-            let store = PrefixedStore::new("store-name", resolved, inner.clone());
-            let key = format!("{ns}-{strategy}");
-            store.set(SetRequest::new(&key, strategy)).await.unwrap();
-            let stored = match &expected_prefix {
-                Some(p) => format!("{p}||{key}"),
-                None => key.clone(),
-            };
-            assert_eq!(
-                get(&*inner, &stored).await.expect("stored under the prefixed key").data,
-                strategy.as_bytes()
-            );
-            let items = store.bulk_get(vec![key.clone()], Metadata::new()).await.unwrap();
-            assert_eq!(items[0].key, key, "bulk get returns keys without prefix");
-            assert_eq!(items[0].value.as_ref().unwrap().data, strategy.as_bytes());
-            for bad in ["a||b", ""] {
-                let err = store.set(SetRequest::new(bad, "v")).await.unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::InvalidArgument, "key {bad:?}");
-                assert!(err.to_string().contains("store-name"), "{err}");
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
             }
-            let err =
-                store.transact(vec![Operation::Delete(DeleteRequest::new("x||y"))], Metadata::new()).await;
-            assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidArgument);
+            assert_eq!(get(&*store, &key).await.unwrap().data, b"80");
         }
-    }
 
-    pub async fn reports_healthy(store: Arc<dyn StateStore>) {
-        let health = store.health().await;
-        assert!(health.is_up(), "{health:?}");
-    }
-}
-
-macro_rules! conformance {
-    ($backend:ident, $make:expr $(, $extra:ident)*) => {
-        mod $backend {
-            use super::*;
-            conformance!(@cases $make; $($extra,)*
-                set_get_value_matrix, missing_key_is_none, delete_removes_and_missing_delete_succeeds,
-                bulk_set_get_delete, etag_checks, invalid_etag, bulk_set_with_one_bad_etag_is_partial,
-                bulk_delete_with_one_bad_etag_is_partial,
-                first_write, last_write_ignores_etag, transaction_all_or_nothing, transaction_order,
-                ttl_expires, ttl_removed_by_minus_one_and_by_plain_set, ttl_invalid, unicode_and_odd_keys,
-                concurrent_etag_increments, reports_healthy);
-        }
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                let store: Arc<dyn StateStore> = $make.await;
-                cases::$case(store).await;
+        /// Layotto §3.4: how each `keyPrefix` strategy stores a key.
+        #[needs("raw")]
+        async fn key_prefix_strategies(inner) {
+            let ns = ns();
+            let app = format!("{ns}app");
+            let cases = [
+                ("none", None),
+                ("appid", Some(app.clone())),
+                ("name", Some("store-name".to_owned())),
+                ("custom-team", Some("custom-team".to_owned())),
+            ];
+            for (strategy, expected_prefix) in cases {
+                let meta = Metadata::from([("keyPrefix".to_owned(), strategy.to_owned())]);
+                let prefix = KeyPrefix::from_metadata("test", &meta, KeyPrefix::None).unwrap();
+                let resolved = prefix.resolve(&app, "store-name");
+                assert_eq!(resolved, expected_prefix, "{strategy}");
+                let store = PrefixedStore::new("store-name", resolved, inner.clone());
+                let key = format!("{ns}-{strategy}");
+                store.set(SetRequest::new(&key, strategy)).await.unwrap();
+                let stored = match &expected_prefix {
+                    Some(p) => format!("{p}||{key}"),
+                    None => key.clone(),
+                };
+                assert_eq!(
+                    get(&*inner, &stored).await.expect("stored under the prefixed key").data,
+                    strategy.as_bytes()
+                );
+                let items = store.bulk_get(vec![key.clone()], Metadata::new()).await.unwrap();
+                assert_eq!(items[0].key, key, "bulk get returns keys without prefix");
+                assert_eq!(items[0].value.as_ref().unwrap().data, strategy.as_bytes());
+                for bad in ["a||b", ""] {
+                    let err = store.set(SetRequest::new(bad, "v")).await.unwrap_err();
+                    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "key {bad:?}");
+                    assert!(err.to_string().contains("store-name"), "{err}");
+                }
+                let err =
+                    store.transact(vec![Operation::Delete(DeleteRequest::new("x||y"))], Metadata::new()).await;
+                assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidArgument);
             }
-        )*
-    };
+        }
+
+        async fn reports_healthy(store) {
+            let health = store.health().await;
+            assert!(health.is_up(), "{health:?}");
+        }
+    }
 }
 
 async fn memory() -> Arc<dyn StateStore> {
     Arc::new(MemoryStore::new("conformance"))
 }
 
-// Key-prefix cases run on raw stores only: the prefixed backend already has a prefix.
-conformance!(in_memory, memory(), key_prefix_strategies);
-
 /// The whole suite again through the key-prefix layer the runtime puts on every store.
 async fn memory_with_app_prefix() -> Arc<dyn StateStore> {
     Arc::new(PrefixedStore::new("conformance", Some("app1".into()), memory().await))
 }
-
-conformance!(in_memory_prefixed, memory_with_app_prefix());
 
 #[cfg(feature = "redis")]
 mod redis_backend {
@@ -412,8 +402,6 @@ mod redis_backend {
     pub async fn redis() -> Arc<dyn StateStore> {
         Arc::new(connect("conformance").await)
     }
-
-    conformance!(redis, redis(), key_prefix_strategies);
 
     /// Etags live in Redis, so a restarted runtime (a new client) can use them.
     #[tokio::test]

@@ -1,8 +1,11 @@
-//! Helpers for outage tests, which must never stop the shared services:
-//! a private `redis-server` a test may kill and restart, and a TCP proxy in
-//! front of any shared server whose connections a test may cut.
+//! Test helpers: the conformance harness every API suite uses
+//! ([`conformance`]), and for outage tests, which must never stop the shared
+//! services, a private `redis-server` a test may kill and restart and a TCP
+//! proxy in front of any shared server whose connections a test may cut.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod conformance;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,11 +19,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A private Redis server on a free port, killed when dropped.
+/// A private Redis server on a free port, killed when dropped: the one
+/// way tests start a Redis of their own.
 pub struct PrivateRedis {
     pub port: u16,
     args: Vec<String>,
     child: Option<Child>,
+    /// The data directory of a durable server, removed when dropped.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
@@ -29,10 +35,25 @@ impl PrivateRedis {
         Self::start_with(&["--save", "", "--appendonly", "no"])
     }
 
+    /// Fsyncs every write to an append-only file in a private directory,
+    /// so what it acknowledged survives [`PrivateRedis::restart`].
+    pub fn durable() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap().to_owned();
+        let args = ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", &path];
+        let mut redis = Self::start_with(&args);
+        redis._dir = Some(dir);
+        redis
+    }
+
     /// With extra `redis-server` arguments (e.g. an AOF with `appendfsync always`).
     pub fn start_with(args: &[&str]) -> Self {
-        let mut redis =
-            Self { port: free_port(), args: args.iter().map(|a| a.to_string()).collect(), child: None };
+        let mut redis = Self {
+            port: free_port(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+            _dir: None,
+        };
         redis.restart();
         redis
     }
@@ -42,7 +63,9 @@ impl PrivateRedis {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Starts the server again (after [`PrivateRedis::kill`]) on the same port and data.
     pub fn restart(&mut self) {
+        self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(&self.args)

@@ -1,14 +1,14 @@
-//! The Sequencer API, each store behind its `SequencerService`.
+//! The Sequencer API, each store behind its `PrefixedSequencer`.
 
 use std::sync::Arc;
 
-use layotto_sequencer::{Increment, SequencerService};
+use layotto_sequencer::{Increment, PrefixedSequencer};
 
 use super::{ApiResult, Named};
 
 #[derive(Default)]
 pub struct SequencerApi {
-    pub components: Named<Arc<SequencerService>>,
+    pub components: Named<Arc<PrefixedSequencer>>,
 }
 
 impl SequencerApi {

@@ -56,6 +56,10 @@ impl MemoryLock {
 
 #[async_trait]
 impl LockStore for MemoryLock {
+    fn features(&self) -> crate::Features {
+        crate::Features { keep_alive: true, durable: false }
+    }
+
     async fn try_lock(&self, req: TryLockRequest) -> Result<bool> {
         let now = Instant::now();
         let mut inner = self.inner.lock();

@@ -63,8 +63,8 @@ impl MemoryPubSub {
     }
 
     pub fn new(name: &str, metadata: &Metadata) -> Result<Self> {
-        let owner = format!("pubsub '{name}' (in-memory)");
-        let settings: MemorySettings = settings::parse(&owner, metadata)?;
+        let component = format!("pubsub '{name}' (in-memory)");
+        let settings: MemorySettings = settings::parse(&component, metadata)?;
         let max_backlog = settings.max_backlog.unwrap_or(10_000);
         Ok(Self { name: name.to_owned(), metadata: metadata.clone(), max_backlog, topics: Mutex::default() })
     }
@@ -113,12 +113,12 @@ impl PubSub for MemoryPubSub {
     }
 
     async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription> {
-        let owner = format!("pubsub '{}' (in-memory): topic '{}'", self.name, req.topic);
+        let component = format!("pubsub '{}' (in-memory): topic '{}'", self.name, req.topic);
         let layers = [&self.metadata, &req.metadata];
         let mut concurrency = 16;
         let mut redeliver = Duration::from_secs(1);
         for meta in layers {
-            let layer: MemorySettings = settings::parse_request(&owner, meta)?;
+            let layer: MemorySettings = settings::parse_request(&component, meta)?;
             if let Some(n) = layer.concurrency {
                 concurrency = n.max(1);
             }

@@ -29,7 +29,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use layotto_core::{ComponentContext, Error, ErrorKind, Health, Metadata, Result, redact_url, settings};
+use layotto_core::{
+    Backoff, ComponentContext, Error, ErrorKind, Health, Metadata, Result, redact_url, settings,
+};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -87,8 +89,8 @@ impl RabbitMq {
     }
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
-        let owner = format!("pubsub '{name}' (rabbitmq)");
-        let options = Self::options(&owner, metadata, &Metadata::new())?;
+        let component = format!("pubsub '{name}' (rabbitmq)");
+        let options = Self::options(&component, metadata, &Metadata::new())?;
         let this = Self {
             name: name.to_owned(),
             metadata: metadata.clone(),
@@ -101,7 +103,7 @@ impl RabbitMq {
         Ok(this)
     }
 
-    fn options(owner: &str, component: &Metadata, subscription: &Metadata) -> Result<Options> {
+    fn options(component: &str, defaults: &Metadata, subscription: &Metadata) -> Result<Options> {
         let mut o = Options {
             uri: "amqp://guest:guest@localhost:5672".to_owned(),
             durable: true,
@@ -111,8 +113,8 @@ impl RabbitMq {
             prefetch: 16,
             redeliver: Duration::from_secs(1),
         };
-        for meta in [component, subscription] {
-            let layer: RabbitSettings = settings::parse_request(owner, meta)?;
+        for meta in [defaults, subscription] {
+            let layer: RabbitSettings = settings::parse_request(component, meta)?;
             if let Some(uri) = layer.host.filter(|u| !u.trim().is_empty()) {
                 o.uri = uri.trim().to_owned();
             }
@@ -122,7 +124,7 @@ impl RabbitMq {
             if let Some(mode) = layer.delivery_mode {
                 if !(1..=2).contains(&mode) {
                     return Err(Error::invalid_argument(format!(
-                        "{owner}: metadata 'deliveryMode' must be 1 or 2, got {mode}"
+                        "{component}: metadata 'deliveryMode' must be 1 or 2, got {mode}"
                     )));
                 }
                 o.delivery_mode = mode;
@@ -232,13 +234,14 @@ impl PubSub for RabbitMq {
     }
 
     async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription> {
-        let owner = format!("pubsub '{}' (rabbitmq): topic '{}'", self.name, req.topic);
-        let options = Self::options(&owner, &self.metadata, &req.metadata)?;
-        let group = consumer_group(&self.metadata, &req.metadata)
-            .ok_or_else(|| Error::invalid_argument(format!("{owner}: metadata 'consumerID' is required")))?;
+        let component = format!("pubsub '{}' (rabbitmq): topic '{}'", self.name, req.topic);
+        let options = Self::options(&component, &self.metadata, &req.metadata)?;
+        let group = consumer_group(&self.metadata, &req.metadata).ok_or_else(|| {
+            Error::invalid_argument(format!("{component}: metadata 'consumerID' is required"))
+        })?;
         let queue = format!("{group}-{}", req.topic);
         let consumer = Consumer {
-            owner,
+            component,
             uri_shown: redact_url(&options.uri),
             topic: req.topic,
             queue,
@@ -265,7 +268,7 @@ impl PubSub for RabbitMq {
 }
 
 struct Consumer {
-    owner: String,
+    component: String,
     uri_shown: String,
     topic: String,
     queue: String,
@@ -276,7 +279,7 @@ struct Consumer {
 impl Consumer {
     async fn open(&self) -> Result<(Connection, lapin::Consumer)> {
         let fail = |what: &str, e: lapin::Error| {
-            Error::unavailable(format!("{} at {}: {what}: {e}", self.owner, self.uri_shown))
+            Error::unavailable(format!("{} at {}: {what}: {e}", self.component, self.uri_shown))
         };
         let conn = Connection::connect(&self.options.uri, ConnectionProperties::default())
             .await
@@ -326,23 +329,22 @@ impl Consumer {
     async fn run(self, first: (Connection, lapin::Consumer), cancel: CancellationToken) {
         let this = Arc::new(self);
         let mut current = Some(first);
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         while !cancel.is_cancelled() {
             let (conn, mut stream) = match current.take() {
                 Some(open) => open,
                 None => match this.open().await {
                     Ok(open) => {
-                        tracing::info!(owner = %this.owner, "consuming from RabbitMQ again");
-                        backoff = Duration::from_millis(100);
+                        tracing::info!(component = %this.component, "consuming from RabbitMQ again");
+                        backoff.reset();
                         open
                     }
                     Err(e) => {
-                        tracing::debug!(owner = %this.owner, error = %e, "reconnect failed");
+                        tracing::debug!(component = %this.component, error = %e, "reconnect failed");
                         tokio::select! {
                             _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = backoff.wait() => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
                         continue;
                     }
                 },
@@ -377,7 +379,7 @@ impl Consumer {
                         });
                     }
                     Some(Err(e)) => {
-                        tracing::warn!(owner = %this.owner, error = %e, "lost the RabbitMQ connection; reconnecting");
+                        tracing::warn!(component = %this.component, error = %e, "lost the RabbitMQ connection; reconnecting");
                         break;
                     }
                     None => break,

@@ -52,9 +52,9 @@ impl RedisStreams {
     }
 
     pub async fn connect(name: &str, metadata: &Metadata) -> Result<Self> {
-        let owner = format!("pubsub '{name}' (redis)");
-        let redis = settings::parse(&owner, metadata)?;
-        let streams = settings::parse(&owner, metadata)?;
+        let component = format!("pubsub '{name}' (redis)");
+        let redis = settings::parse(&component, metadata)?;
+        let streams = settings::parse(&component, metadata)?;
         Self::with_settings(name, metadata, &redis, &streams).await
     }
 
@@ -64,13 +64,13 @@ impl RedisStreams {
         redis: &RedisSettings,
         streams: &StreamSettings,
     ) -> Result<Self> {
-        let owner = format!("pubsub '{name}' (redis)");
-        let conn = RedisConn::connect(&owner, redis, 1).await?;
+        let component = format!("pubsub '{name}' (redis)");
+        let conn = RedisConn::connect(&component, redis, 1).await?;
         let max_len = streams.max_len_approx.filter(|n| *n > 0);
         Ok(Self { name: name.to_owned(), metadata: metadata.clone(), conn: Arc::new(conn), max_len })
     }
 
-    fn owner(&self, topic: &str) -> String {
+    fn component(&self, topic: &str) -> String {
         format!("pubsub '{}' (redis): topic '{topic}'", self.name)
     }
 }
@@ -97,14 +97,14 @@ struct StreamSettings {
     max_len_approx: Option<i64>,
 }
 
-fn settings(owner: &str, layers: [&Metadata; 2]) -> Result<Settings> {
+fn settings(component: &str, layers: [&Metadata; 2]) -> Result<Settings> {
     let mut s = Settings {
         concurrency: 16,
         processing_timeout: Duration::from_secs(60),
         redeliver_interval: Duration::from_secs(15),
     };
     for meta in layers {
-        let layer: StreamSettings = settings::parse_request(owner, meta)?;
+        let layer: StreamSettings = settings::parse_request(component, meta)?;
         if let Some(n) = layer.concurrency {
             s.concurrency = n.max(1);
         }
@@ -135,10 +135,11 @@ impl PubSub for RedisStreams {
     }
 
     async fn subscribe(&self, req: SubscribeRequest, handler: Handler) -> Result<Subscription> {
-        let owner = self.owner(&req.topic);
-        let settings = settings(&owner, [&self.metadata, &req.metadata])?;
-        let group = consumer_group(&self.metadata, &req.metadata)
-            .ok_or_else(|| Error::invalid_argument(format!("{owner}: metadata 'consumerID' is required")))?;
+        let component = self.component(&req.topic);
+        let settings = settings(&component, [&self.metadata, &req.metadata])?;
+        let group = consumer_group(&self.metadata, &req.metadata).ok_or_else(|| {
+            Error::invalid_argument(format!("{component}: metadata 'consumerID' is required"))
+        })?;
         let consumer = format!("{group}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let client = self.conn.client()?;
         match client.xgroup_create::<(), _, _, _>(req.topic.as_str(), group.as_str(), "0", true).await {
@@ -153,7 +154,7 @@ impl PubSub for RedisStreams {
         reader.init().await.map_err(|e| self.conn.error("opening a reader connection", e))?;
         let cancel = CancellationToken::new();
         let consumer_loop = ConsumerLoop {
-            owner,
+            component,
             topic: req.topic.clone(),
             group: group.clone(),
             consumer,
@@ -164,7 +165,12 @@ impl PubSub for RedisStreams {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             cancel: cancel.clone(),
             settings,
-            acks: spawn_acker(self.conn.clone(), self.owner(&req.topic), req.topic.clone(), group.clone()),
+            acks: spawn_acker(
+                self.conn.clone(),
+                self.component(&req.topic),
+                req.topic.clone(),
+                group.clone(),
+            ),
         };
         let task = tokio::spawn(consumer_loop.run());
         Ok(Subscription::new(cancel, task))
@@ -176,7 +182,7 @@ impl PubSub for RedisStreams {
 }
 
 struct ConsumerLoop {
-    owner: String,
+    component: String,
     topic: String,
     group: String,
     consumer: String,
@@ -197,7 +203,7 @@ struct ConsumerLoop {
 /// ack that fails leaves the entry pending, so it is delivered again.
 fn spawn_acker(
     conn: Arc<RedisConn>,
-    owner: String,
+    component: String,
     topic: String,
     group: String,
 ) -> mpsc::UnboundedSender<String> {
@@ -214,12 +220,12 @@ fn spawn_acker(
             let acked: Result<i64, _> = match conn.client() {
                 Ok(client) => client.xack(topic.as_str(), group.as_str(), ids).await,
                 Err(e) => {
-                    tracing::warn!(%owner, error = %e, "cannot acknowledge; the messages will be delivered again");
+                    tracing::warn!(%component, error = %e, "cannot acknowledge; the messages will be delivered again");
                     continue;
                 }
             };
             if let Err(e) = acked {
-                tracing::warn!(%owner, error = %e, "XACK failed; the messages will be delivered again");
+                tracing::warn!(%component, error = %e, "XACK failed; the messages will be delivered again");
             }
         }
     });
@@ -261,7 +267,7 @@ impl ConsumerLoop {
             match read {
                 Ok(mut streams) => {
                     if warned {
-                        tracing::info!(owner = %this.owner, "reading from Redis again");
+                        tracing::info!(component = %this.component, "reading from Redis again");
                         warned = false;
                     }
                     let entries = streams.remove(&this.topic).unwrap_or_default();
@@ -276,7 +282,7 @@ impl ConsumerLoop {
                 }
                 Err(e) => {
                     if !warned {
-                        tracing::warn!(owner = %this.owner, error = %e, "cannot read from Redis; retrying until it is back");
+                        tracing::warn!(component = %this.component, error = %e, "cannot read from Redis; retrying until it is back");
                         warned = true;
                     }
                     tokio::select! {
@@ -334,7 +340,7 @@ impl ConsumerLoop {
                 match claimed {
                     Ok((next, entries)) => {
                         if !entries.is_empty() {
-                            tracing::debug!(owner = %self.owner, count = entries.len(), "redelivering pending messages");
+                            tracing::debug!(component = %self.component, count = entries.len(), "redelivering pending messages");
                         }
                         self.dispatch(entries).await;
                         if next == "0-0" {
@@ -343,7 +349,7 @@ impl ConsumerLoop {
                         cursor = next;
                     }
                     Err(e) => {
-                        tracing::debug!(owner = %self.owner, error = %e, "XAUTOCLAIM failed");
+                        tracing::debug!(component = %self.component, error = %e, "XAUTOCLAIM failed");
                         break;
                     }
                 }

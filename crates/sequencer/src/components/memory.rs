@@ -41,6 +41,10 @@ impl MemorySequencer {
 
 #[async_trait]
 impl Sequencer for MemorySequencer {
+    fn features(&self) -> crate::Features {
+        crate::Features { segments: true, durable: false }
+    }
+
     async fn next_id(&self, key: &str) -> Result<i64> {
         self.add(key, 1)
     }

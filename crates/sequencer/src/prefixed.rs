@@ -1,4 +1,4 @@
-//! [`SequencerService`]: key validation and prefixes, `biggerThan`, and the
+//! [`PrefixedSequencer`]: key validation and prefixes, `biggerThan`, and the
 //! WEAK segment cache in front of one component.
 //!
 //! The cache follows Leaf's double buffer, as Layotto does: per stored key,
@@ -41,7 +41,7 @@ fn enabled() -> bool {
 }
 
 /// Validates, prefixes and caches for one configured sequencer.
-pub struct SequencerService {
+pub struct PrefixedSequencer {
     name: String,
     prefix: Option<String>,
     inner: Arc<dyn Sequencer>,
@@ -49,7 +49,7 @@ pub struct SequencerService {
     cache: Option<SegmentCache>,
 }
 
-impl SequencerService {
+impl PrefixedSequencer {
     /// Wraps a component: key prefix from ctx metadata `keyPrefix` (default appid, KeyPrefix::from_metadata + resolve(app_id, name)),
     /// segment cache settings from metadata `segmentCacheEnable` (default true) and `segmentStep` (segment size, default 10000, must be >0),
     /// and applies bigger_than (keys are user keys; they are prefixed the same way as request keys, then ensure_bigger_than is called).
@@ -99,6 +99,11 @@ impl SequencerService {
             }
             _ => self.inner.next_id(&stored).await,
         }
+    }
+
+    /// What the component behind this service can do.
+    pub fn features(&self) -> crate::Features {
+        self.inner.features()
     }
 
     pub async fn health(&self) -> Health {
