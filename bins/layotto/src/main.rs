@@ -1,5 +1,8 @@
-//! The `layotto` binary: command line, logging, and the component types this
-//! build includes (one line per component, behind its Cargo feature).
+//! The `layotto` binary: command line and logging around `layotto-runtime`.
+//! Which component types it can run is decided by its Cargo features
+//! (`state-redis`, `pubsub-rabbitmq`, …), which turn on the API crates'
+//! backend features; each API crate's `registry()` registers what it was
+//! compiled with.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,8 +33,7 @@ enum Command {
     },
 }
 
-/// Each API crate registers the backends it was compiled with, so the
-/// features above decide what this binary can run.
+/// Every API, with the backends its crate was compiled with.
 fn registries() -> Registries {
     Registries::builtin()
 }

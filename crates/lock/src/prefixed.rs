@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Error, Health, KEY_SEPARATOR, KeyPrefix, Result};
+use layotto_core::{ComponentContext, Error, Health, KEY_SEPARATOR, KeyPrefix, Result, clip};
 
 use crate::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
 
@@ -55,7 +55,8 @@ impl PrefixedLock {
         }
         if resource_id.contains(KEY_SEPARATOR) {
             return Err(Error::invalid_argument(format!(
-                "lock store {name}: resource_id '{resource_id}' must not contain '||'"
+                "lock store {name}: resource_id '{}' must not contain '||'",
+                clip(resource_id)
             )));
         }
         Ok(lock_key(self.prefix.as_deref(), resource_id))

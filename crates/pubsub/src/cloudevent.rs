@@ -59,6 +59,9 @@ fn is_text(content_type: &str) -> bool {
     ct.is_empty() || ct.starts_with("text/") || ct.ends_with("+xml") || ct == "application/xml"
 }
 
+/// The longest message TTL accepted (an int32 of seconds, as Dapr's).
+pub const MAX_TTL_SECONDS: u64 = i32::MAX as u64;
+
 /// The bytes to hand to the broker for a `PublishEvent`.
 pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
     let what = || format!("pubsub '{}': topic '{}'", input.pubsub_name, input.topic);
@@ -125,8 +128,15 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
     if let Some(tp) = &input.traceparent {
         event.insert("traceparent".into(), tp.clone().into());
     }
+    let ttl = input.metadata.parse_opt::<u64>(&what(), "ttlInSeconds")?;
+    if ttl.is_some_and(|t| t > MAX_TTL_SECONDS) {
+        return Err(Error::invalid_argument(format!(
+            "{}: metadata 'ttlInSeconds' must be at most {MAX_TTL_SECONDS} seconds",
+            what()
+        )));
+    }
     if !input.broker_ttl
-        && let Some(ttl) = input.metadata.parse_opt::<u64>(&what(), "ttlInSeconds")?
+        && let Some(ttl) = ttl
     {
         let at = SystemTime::now() + Duration::from_secs(ttl);
         event.insert("expiration".into(), humantime::format_rfc3339_seconds(at).to_string().into());
@@ -291,5 +301,12 @@ mod tests {
         let mut ttl = input(b"x", "");
         ttl.metadata.insert("ttlInSeconds".into(), "60".into());
         assert!(json(&envelope(&ttl).unwrap()).get("expiration").is_some());
+        // Once an overflow of the expiry time: a clear error, never a panic.
+        for huge in ["99999999999999", "18446744073709551615"] {
+            ttl.metadata.insert("ttlInSeconds".into(), huge.into());
+            let err = envelope(&ttl).unwrap_err();
+            assert_eq!(err.kind(), layotto_core::ErrorKind::InvalidArgument, "{err}");
+            assert!(err.to_string().contains("ttlInSeconds"), "{err}");
+        }
     }
 }

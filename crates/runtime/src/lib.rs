@@ -14,7 +14,9 @@
 pub mod apis;
 pub mod config;
 pub mod layotto_json;
+mod listen;
 mod server;
+mod services;
 mod stack;
 mod subscriber;
 

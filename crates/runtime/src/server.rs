@@ -11,8 +11,7 @@ use layotto_actuator::{Actuator, ComponentProbe, Startup};
 use layotto_core::{ComponentContext, Metadata};
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
-use layotto_grpc::{Apis, AppCallback, FILE_DESCRIPTOR_SET, LifecycleService, RuntimeService};
-use tokio::net::TcpListener;
+use layotto_grpc::{Apis, AppCallback, LifecycleService, RuntimeService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -20,6 +19,8 @@ use tonic_health::ServingStatus;
 
 use crate::apis::Registries;
 use crate::config::{ComponentConfig, Config, ListenAddr, UnknownKeys};
+use crate::listen::{GrpcListener, bind, local_addr, wait_for};
+use crate::services::Services;
 
 /// Why the runtime did not start; the message names the component or listener.
 #[derive(Debug)]
@@ -198,52 +199,6 @@ async fn build_components(
     Ok((apis, probes))
 }
 
-/// The gRPC services to mount, and their names for health and reflection.
-#[derive(Default)]
-struct Services {
-    routes: tonic::service::RoutesBuilder,
-    names: Vec<&'static str>,
-}
-
-impl Services {
-    fn add<S>(&mut self, service: S)
-    where
-        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-            + tonic::server::NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Future: Send + 'static,
-    {
-        self.names.push(S::NAME);
-        self.routes.add_service(service);
-    }
-
-    /// Adds reflection (v1 and v1alpha) advertising exactly what is mounted.
-    fn finish(mut self) -> Result<tonic::service::Routes, String> {
-        let reflection = |reflection_service: &'static str| {
-            let mut builder = tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-            for name in &self.names {
-                builder = builder.with_service_name(*name);
-            }
-            builder.with_service_name(reflection_service)
-        };
-        let v1 = reflection("grpc.reflection.v1.ServerReflection")
-            .build_v1()
-            .map_err(|e| format!("gRPC reflection: {e}"))?;
-        let v1alpha = reflection("grpc.reflection.v1alpha.ServerReflection")
-            .build_v1alpha()
-            .map_err(|e| format!("gRPC reflection: {e}"))?;
-        self.routes.add_service(v1);
-        self.routes.add_service(v1alpha);
-        Ok(self.routes.routes())
-    }
-}
-
 /// Component metadata passes here on its way to every component: the one
 /// place where secret references will resolve.
 fn resolve_metadata(metadata: &Metadata) -> Metadata {
@@ -264,51 +219,6 @@ fn context(api: &str, name: &str, c: &ComponentConfig, config: &Config) -> Compo
 fn failed(api: &str, name: &str, c: &ComponentConfig, reason: String) -> StartError {
     tracing::error!(api, name, r#type = %c.kind, reason = %reason, "component failed");
     StartError(format!("{api} component '{name}' ({}) failed to start: {reason}", c.kind))
-}
-
-enum GrpcListener {
-    Tcp(TcpListener),
-    Unix(tokio::net::UnixListener, std::path::PathBuf),
-}
-
-impl GrpcListener {
-    async fn bind(listen: &ListenAddr) -> Result<Self, StartError> {
-        match listen {
-            ListenAddr::Tcp(addr) => Ok(Self::Tcp(bind("gRPC", *addr).await?)),
-            ListenAddr::Unix(path) => {
-                // A socket file left by an earlier run would refuse the bind.
-                if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                    use std::os::unix::fs::FileTypeExt;
-                    m.file_type().is_socket()
-                }) {
-                    let _ = std::fs::remove_file(path);
-                }
-                let listener = tokio::net::UnixListener::bind(path).map_err(|e| {
-                    StartError(format!("cannot listen for gRPC on unix socket {}: {e}", path.display()))
-                })?;
-                Ok(Self::Unix(listener, path.clone()))
-            }
-        }
-    }
-
-    fn local(&self) -> Result<ListenAddr, StartError> {
-        match self {
-            Self::Tcp(listener) => local_addr("gRPC", listener).map(ListenAddr::Tcp),
-            Self::Unix(_, path) => Ok(ListenAddr::Unix(path.clone())),
-        }
-    }
-}
-
-async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| StartError(format!("cannot listen for {what} on {addr}: {e}")))
-}
-
-fn local_addr(what: &str, listener: &TcpListener) -> Result<SocketAddr, StartError> {
-    listener.local_addr().map_err(|e| StartError(format!("{what} listener: {e}")))
-}
-
-async fn wait_for(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Keeps `grpc.health.v1.Health` for the whole server ("") in step with readiness.

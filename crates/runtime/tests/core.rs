@@ -246,3 +246,37 @@ fn layotto_uds_listener_loads() {
     let config = Config::load(Some(f.path())).unwrap();
     assert_eq!(config.server.grpc, ListenAddr::Unix("/tmp/layotto-test.sock".into()));
 }
+
+/// A 15 000-character store name once came back whole in the error, so the
+/// client saw its metadata limit (RESOURCE_EXHAUSTED) instead of the error.
+#[tokio::test]
+async fn errors_never_echo_huge_input() {
+    let (running, channel) = limited_runtime(4 * 1024 * 1024).await;
+    let mut c = RuntimeClient::new(channel);
+    let huge = "s".repeat(15_000);
+    let err = c
+        .get_state(pb::GetStateRequest { store_name: huge.clone(), key: "k".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", &err.message()[..err.message().len().min(300)]);
+    assert!(err.message().len() < 600 && err.message().contains("15000 bytes"), "{}", err.message());
+    let item = pb::StateItem { key: format!("{huge}||x"), value: b"v".to_vec(), ..Default::default() };
+    let err = c
+        .save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![item] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().len() < 600, "{}", err.message().len());
+    let err = c
+        .try_lock(pb::TryLockRequest {
+            store_name: "lock_demo".into(),
+            resource_id: format!("{huge}||x"),
+            lock_owner: "o".into(),
+            expire: 5,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().len() < 600, "{}", err.message().len());
+    running.shutdown().await;
+}

@@ -18,7 +18,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use layotto_core::{ComponentContext, Error, Health, KEY_SEPARATOR, KeyPrefix, Result};
+use layotto_core::{ComponentContext, Error, Health, KEY_SEPARATOR, KeyPrefix, Result, clip};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 
@@ -116,8 +116,9 @@ impl PrefixedSequencer {
         }
         if key.contains(KEY_SEPARATOR) {
             return Err(Error::invalid_argument(format!(
-                "sequencer store {}: key '{key}' must not contain '||'",
-                self.name
+                "sequencer store {}: key '{}' must not contain '||'",
+                self.name,
+                clip(key)
             )));
         }
         Ok(sequencer_key(self.prefix.as_deref(), key))

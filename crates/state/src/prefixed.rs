@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use layotto_core::{Error, Health, KEY_SEPARATOR, Metadata, Result};
+use layotto_core::{Error, Health, KEY_SEPARATOR, Metadata, Result, clip};
 
 use crate::{
     BulkGetItem, DeleteRequest, Features, GetRequest, Operation, SetRequest, StateStore, StateValue,
@@ -29,8 +29,9 @@ impl PrefixedStore {
         }
         if key.contains(KEY_SEPARATOR) {
             return Err(Error::invalid_argument(format!(
-                "state store '{}': key '{key}' must not contain '||'",
-                self.name
+                "state store '{}': key '{}' must not contain '||'",
+                self.name,
+                clip(key)
             )));
         }
         Ok(match &self.prefix {

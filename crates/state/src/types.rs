@@ -167,19 +167,25 @@ impl Operation {
     }
 }
 
+/// The longest TTL accepted, in seconds (Dapr's limit: an int32). Longer
+/// ones would overflow expiry times.
+pub const MAX_TTL_SECONDS: i64 = i32::MAX as i64;
+
 /// Reads `ttlInSeconds`: `Ok(None)` for no TTL (also for `-1`, which
 /// removes one), an error naming the store and key for anything else that is
-/// not a positive number.
+/// not a positive number up to [`MAX_TTL_SECONDS`].
 pub fn ttl_from_metadata(store: &str, key: &str, metadata: &Metadata) -> Result<Option<Duration>> {
     let Some(raw) = metadata.get(TTL_METADATA_KEY) else { return Ok(None) };
+    let shown: String = raw.chars().take(40).collect();
     let invalid = || {
         Error::invalid_argument(format!(
-            "state store '{store}': key '{key}': metadata '{TTL_METADATA_KEY}' must be a positive number of seconds or -1, got '{raw}'"
+            "state store '{store}': key '{key}': metadata '{TTL_METADATA_KEY}' must be a positive number of seconds \
+             up to {MAX_TTL_SECONDS}, or -1, got '{shown}'"
         ))
     };
     match raw.trim().parse::<i64>() {
         Ok(-1) => Ok(None),
-        Ok(secs) if secs > 0 => Ok(Some(Duration::from_secs(secs as u64))),
+        Ok(secs) if secs > 0 && secs <= MAX_TTL_SECONDS => Ok(Some(Duration::from_secs(secs as u64))),
         _ => Err(invalid()),
     }
 }

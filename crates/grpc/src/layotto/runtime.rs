@@ -9,15 +9,16 @@ use futures::Stream;
 use layotto_hello::HelloRequest;
 use layotto_lock::{KeepAliveRequest, LockStatus, TryLockRequest, UnlockRequest};
 use layotto_sequencer::Increment;
-use layotto_state::{Concurrency, Consistency, DeleteRequest, GetRequest, Operation, SetRequest};
+use layotto_state::{DeleteRequest, GetRequest, Operation};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::convert::{concurrency, consistency, delete_request, expire, set_request};
+use super::wording::{lookup_status, unimplemented_api, wording};
 use crate::api::pubsub::Publish;
 use crate::api::{ApiError, Apis, Lookup};
 use crate::pb::runtime as pb;
 use crate::pb::runtime::runtime_server::Runtime;
 use crate::pubsub::{ActiveStreams, open_stream, serve_stream};
-use crate::status::to_status;
 
 type Reply<T> = Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -32,92 +33,6 @@ impl RuntimeService {
     pub fn new(apis: Arc<Apis>) -> Self {
         Self { apis, streams: Arc::default() }
     }
-}
-
-/// Layotto's words for a call that found no component, per API.
-fn wording(api: &'static str) -> impl Fn(ApiError) -> Status {
-    move |e| match e {
-        ApiError::Call(e) => to_status(e),
-        ApiError::Lookup(lookup) => lookup_status(api, lookup),
-    }
-}
-
-fn lookup_status(api: &str, lookup: Lookup) -> Status {
-    let name = match &lookup {
-        Lookup::NotFound { name, .. } => name.clone(),
-        _ => String::new(),
-    };
-    match (api, lookup) {
-        ("hello", _) => {
-            Status::unknown(format!("no instance found: hello service '{name}' is not configured"))
-        }
-        ("state", Lookup::NotConfigured) => Status::failed_precondition("state store is not configured"),
-        ("state", Lookup::NoName) => Status::invalid_argument("state store name is empty"),
-        ("state", Lookup::NotFound { known, .. }) => Status::invalid_argument(format!(
-            "state store {name} is not found; configured: {}",
-            known.join(", ")
-        )),
-        ("lock", Lookup::NotConfigured) => Status::failed_precondition("lock store is not configured"),
-        ("lock", _) => Status::invalid_argument(format!("lock store {name} not found")),
-        ("sequencer", Lookup::NotConfigured) => {
-            Status::failed_precondition("Sequencer store is not configured")
-        }
-        ("sequencer", _) => Status::invalid_argument(format!("Sequencer store {name} not found")),
-        (_, Lookup::NoName) => Status::invalid_argument("pubsub name is empty"),
-        (_, Lookup::NotFound { known, .. }) => Status::invalid_argument(format!(
-            "pubsub {name} is not found; configured: {}",
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-        )),
-        (_, Lookup::NotConfigured) => Status::invalid_argument(format!("pubsub {name} is not found")),
-    }
-}
-
-fn unimplemented_api<T>(api: &str, rpc: &str) -> Result<T, Status> {
-    Err(Status::unimplemented(format!("{rpc}: the {api} API is not implemented in this build of layotto-rs")))
-}
-
-fn consistency(value: i32) -> Consistency {
-    match pb::state_options::StateConsistency::try_from(value) {
-        Ok(pb::state_options::StateConsistency::ConsistencyEventual) => Consistency::Eventual,
-        Ok(pb::state_options::StateConsistency::ConsistencyStrong) => Consistency::Strong,
-        _ => Consistency::Unspecified,
-    }
-}
-
-fn concurrency(value: i32) -> Concurrency {
-    match pb::state_options::StateConcurrency::try_from(value) {
-        Ok(pb::state_options::StateConcurrency::ConcurrencyFirstWrite) => Concurrency::FirstWrite,
-        Ok(pb::state_options::StateConcurrency::ConcurrencyLastWrite) => Concurrency::LastWrite,
-        _ => Concurrency::Unspecified,
-    }
-}
-
-fn set_request(item: pb::StateItem) -> SetRequest {
-    let options = item.options.unwrap_or_default();
-    SetRequest {
-        key: item.key,
-        value: item.value,
-        etag: item.etag.map(|e| e.value),
-        metadata: item.metadata,
-        concurrency: concurrency(options.concurrency),
-        consistency: consistency(options.consistency),
-    }
-}
-
-fn delete_request(item: pb::StateItem) -> DeleteRequest {
-    let options = item.options.unwrap_or_default();
-    DeleteRequest {
-        key: item.key,
-        etag: item.etag.map(|e| e.value),
-        metadata: item.metadata,
-        concurrency: concurrency(options.concurrency),
-        consistency: consistency(options.consistency),
-    }
-}
-
-/// Seconds on the wire; zero or negative is rejected by the lock layer.
-fn expire(seconds: i32) -> std::time::Duration {
-    std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
 #[tonic::async_trait]

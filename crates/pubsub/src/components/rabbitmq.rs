@@ -178,7 +178,7 @@ impl RabbitMq {
         }
         let mut properties = BasicProperties::default().with_delivery_mode(self.options.delivery_mode);
         if let Some(ttl) = req.metadata.get("ttlInSeconds").and_then(|t| t.trim().parse::<u64>().ok()) {
-            properties = properties.with_expiration((ttl * 1000).to_string().into());
+            properties = properties.with_expiration(ttl.saturating_mul(1000).to_string().into());
         }
         let confirm = channel
             .basic_publish(

@@ -1,0 +1,49 @@
+//! Layotto's wording of errors: byte for byte what Go Layotto answers when
+//! no component serves a call, and how APIs not built yet answer.
+
+use tonic::Status;
+
+use crate::api::{ApiError, Lookup};
+use crate::status::to_status;
+
+/// Layotto's words for a call that found no component, per API.
+pub(crate) fn wording(api: &'static str) -> impl Fn(ApiError) -> Status {
+    move |e| match e {
+        ApiError::Call(e) => to_status(e),
+        ApiError::Lookup(lookup) => lookup_status(api, lookup),
+    }
+}
+
+pub(crate) fn lookup_status(api: &str, lookup: Lookup) -> Status {
+    let name = match &lookup {
+        Lookup::NotFound { name, .. } => layotto_core::clip(name).into_owned(),
+        _ => String::new(),
+    };
+    match (api, lookup) {
+        ("hello", _) => {
+            Status::unknown(format!("no instance found: hello service '{name}' is not configured"))
+        }
+        ("state", Lookup::NotConfigured) => Status::failed_precondition("state store is not configured"),
+        ("state", Lookup::NoName) => Status::invalid_argument("state store name is empty"),
+        ("state", Lookup::NotFound { known, .. }) => Status::invalid_argument(format!(
+            "state store {name} is not found; configured: {}",
+            known.join(", ")
+        )),
+        ("lock", Lookup::NotConfigured) => Status::failed_precondition("lock store is not configured"),
+        ("lock", _) => Status::invalid_argument(format!("lock store {name} not found")),
+        ("sequencer", Lookup::NotConfigured) => {
+            Status::failed_precondition("Sequencer store is not configured")
+        }
+        ("sequencer", _) => Status::invalid_argument(format!("Sequencer store {name} not found")),
+        (_, Lookup::NoName) => Status::invalid_argument("pubsub name is empty"),
+        (_, Lookup::NotFound { known, .. }) => Status::invalid_argument(format!(
+            "pubsub {name} is not found; configured: {}",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        )),
+        (_, Lookup::NotConfigured) => Status::invalid_argument(format!("pubsub {name} is not found")),
+    }
+}
+
+pub(crate) fn unimplemented_api<T>(api: &str, rpc: &str) -> Result<T, Status> {
+    Err(Status::unimplemented(format!("{rpc}: the {api} API is not implemented in this build of layotto-rs")))
+}
