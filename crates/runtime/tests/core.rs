@@ -280,3 +280,63 @@ async fn errors_never_echo_huge_input() {
     assert!(err.message().len() < 600, "{}", err.message().len());
     running.shutdown().await;
 }
+
+/// Sends bytes as they are, so a test can send a request that is not protobuf.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let bytes = src.chunk().to_vec();
+        src.advance(bytes.len());
+        Ok(Some(bytes))
+    }
+}
+
+/// A request that is not protobuf is INVALID_ARGUMENT, as Layotto and Dapr
+/// answer (tonic's codec said INTERNAL).
+#[tokio::test]
+async fn malformed_protobuf_is_invalid_argument() {
+    let (running, channel) = limited_runtime(4 * 1024 * 1024).await;
+    for method in ["GetState", "SaveState", "SayHello", "TryLock", "PublishEvent"] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let path: http::uri::PathAndQuery =
+            format!("/spec.proto.runtime.v1.Runtime/{method}").parse().unwrap();
+        let err = grpc.unary(tonic::Request::new(vec![0xff, 0xff, 0xff]), path, RawCodec).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{method}: {err:?}");
+    }
+    // The server keeps serving well-formed calls.
+    let reply = RuntimeClient::new(channel)
+        .say_hello(pb::SayHelloRequest { service_name: "quick_start_demo".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().hello, "greeting");
+    running.shutdown().await;
+}
