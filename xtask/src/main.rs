@@ -92,6 +92,8 @@ fn ci_extra() -> Result<()> {
         cargo(&["build", "-p", "layotto", "--no-default-features", "--features", &feature])?;
     }
     if which("cargo-deny") {
+        // cargo-deny reads the metadata of every locked crate, other platforms' too.
+        cargo(&["fetch", "--locked"])?;
         cargo(&["deny", "--offline", "check", "bans", "licenses", "sources"])?;
     } else {
         println!(

@@ -53,14 +53,16 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        // A clone of the URI shares its bytes: naming the method costs nothing unless needed.
+        let uri = request.uri().clone();
         let max_bytes = self.max_bytes;
         self.inner.call(request.map(|body| {
             tonic::body::Body::new(LimitedBody {
                 inner: body,
                 max_bytes,
-                method,
-                header: Vec::new(),
+                uri,
+                header: [0; 5],
+                header_len: 0,
                 remaining: 0,
             })
         }))
@@ -71,9 +73,10 @@ where
 struct LimitedBody<B> {
     inner: B,
     max_bytes: usize,
-    method: String,
-    /// Bytes of a message header seen so far (a header can span frames).
-    header: Vec<u8>,
+    uri: http::Uri,
+    /// The message header seen so far (a header can span frames).
+    header: [u8; 5],
+    header_len: usize,
     /// Bytes of the current message still to come.
     remaining: usize,
 }
@@ -89,14 +92,14 @@ impl<B> LimitedBody<B> {
                 at += take;
                 continue;
             }
-            let need = 5 - self.header.len();
-            let take = need.min(data.len() - at);
-            self.header.extend_from_slice(&data[at..at + take]);
+            let take = (5 - self.header_len).min(data.len() - at);
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&data[at..at + take]);
+            self.header_len += take;
             at += take;
-            if self.header.len() == 5 {
+            if self.header_len == 5 {
                 let declared =
                     u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]);
-                self.header.clear();
+                self.header_len = 0;
                 let declared = declared as usize;
                 if declared > self.max_bytes {
                     return Err(self.too_large(declared, &data[at..]));
@@ -114,9 +117,10 @@ impl<B> LimitedBody<B> {
         } else {
             format!(" (for {})", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))
         };
+        let method = self.uri.path().rsplit('/').next().unwrap_or_default();
         Status::resource_exhausted(format!(
-            "{}: request of {declared} bytes{naming} exceeds the limit of {} bytes (server.max_request_bytes)",
-            self.method, self.max_bytes
+            "{method}: request of {declared} bytes{naming} exceeds the limit of {} bytes (server.max_request_bytes)",
+            self.max_bytes
         ))
     }
 }
@@ -225,8 +229,14 @@ mod tests {
 
     #[test]
     fn framing_across_chunks() {
-        let mut body =
-            LimitedBody { inner: (), max_bytes: 10, method: "M".into(), header: Vec::new(), remaining: 0 };
+        let mut body = LimitedBody {
+            inner: (),
+            max_bytes: 10,
+            uri: http::Uri::from_static("/pkg.Service/M"),
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+        };
         // A 3-byte message, then a header split over two chunks declaring 11 bytes.
         body.check(&[0, 0, 0, 0, 3, 1, 2, 3, 0, 0]).unwrap();
         let err = body.check(&[0, 0, 11]).unwrap_err();

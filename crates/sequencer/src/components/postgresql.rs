@@ -92,7 +92,7 @@ impl PostgresSequencer {
         let what = format!("key '{key}'");
         let query = sqlx::query(self.add.clone()).bind(key).bind(n);
         let row = sql::run(&self.component, &what, self.timeout, query.fetch_one(&self.pool)).await?;
-        row.try_get(0).map_err(|e| sql::sql_error(&self.component, &what, e))
+        row.try_get(0).map_err(|e| layotto_sql::sql_error(&self.component, &what, e))
     }
 }
 

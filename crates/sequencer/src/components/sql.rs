@@ -1,6 +1,6 @@
 //! What the SQL sequencers share beyond `layotto-sql`.
 
-pub(crate) use layotto_sql::{health, run, sql_error};
+pub(crate) use layotto_sql::{health, run};
 
 pub(crate) const DEFAULT_TABLE: &str = "layotto_sequencer";
 
