@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The backend did not answer in time.
     Timeout,
+    /// A limit was reached (size, count, backlog); the message names it and its value.
+    ResourceExhausted,
     /// Configuration is missing or wrong.
     Config,
     /// Anything else: a bug or an unexpected backend reply.
@@ -37,6 +39,7 @@ impl ErrorKind {
             Self::Unsupported => "unsupported",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
+            Self::ResourceExhausted => "resource exhausted",
             Self::Config => "configuration error",
             Self::Internal => "internal error",
         }

@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// Largest request accepted, in bytes.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// Largest answer of a bulk call (GetBulkState), in bytes.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
 }
 
 /// One component: its type, its metadata, and options of its API (such as
@@ -170,6 +173,9 @@ fn default_actuator() -> SocketAddr {
 fn default_max_request_bytes() -> usize {
     layotto_grpc::DEFAULT_MAX_REQUEST_BYTES
 }
+fn default_max_response_bytes() -> usize {
+    layotto_grpc::api::DEFAULT_MAX_RESPONSE_BYTES
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -177,6 +183,7 @@ impl Default for ServerConfig {
             grpc: default_grpc(),
             actuator: default_actuator(),
             max_request_bytes: default_max_request_bytes(),
+            max_response_bytes: default_max_response_bytes(),
         }
     }
 }

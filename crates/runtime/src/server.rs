@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use layotto_actuator::{Actuator, ComponentProbe, Startup};
 use layotto_core::{ComponentContext, Metadata};
+use layotto_grpc::api::Limits;
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
 use layotto_grpc::{Apis, AppCallback, LifecycleService, RuntimeService};
@@ -79,7 +80,8 @@ impl Running {
 
 /// Builds every component of `config` and starts serving.
 pub async fn start(config: Config, registries: Registries) -> Result<Running, StartError> {
-    let (apis, probes) = build_components(&config, &registries).await?;
+    let (mut apis, probes) = build_components(&config, &registries).await?;
+    apis.apply_limits(Limits { max_response_bytes: config.server.max_response_bytes });
 
     let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;
     let actuator_listener = bind("actuator", config.server.actuator).await?;

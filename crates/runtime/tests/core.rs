@@ -340,3 +340,36 @@ async fn malformed_protobuf_is_invalid_argument() {
     assert_eq!(reply.into_inner().hello, "greeting");
     running.shutdown().await;
 }
+
+/// One 1 MiB key asked for 300 times once built a 300 MiB answer (a 4 MiB
+/// key, 1.26 GB): keys are now asked once, and an answer over
+/// `server.max_response_bytes` is RESOURCE_EXHAUSTED naming the limit.
+#[tokio::test]
+async fn bulk_get_deduplicates_keys_and_caps_the_answer() {
+    let mut config = Config::embedded_defaults();
+    free_ports(&mut config);
+    config.server.max_response_bytes = 3 << 20;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut c = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    for key in ["big1", "big2", "big3"] {
+        let item = pb::StateItem { key: key.into(), value: vec![1; 1 << 20], ..Default::default() };
+        c.save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![item] })
+            .await
+            .unwrap();
+    }
+    let keys = vec!["big1".to_owned(); 300];
+    let bulk = pb::GetBulkStateRequest { store_name: "state_demo".into(), keys, ..Default::default() };
+    let items = c.get_bulk_state(bulk).await.unwrap().into_inner().items;
+    assert_eq!(items.len(), 1, "each key once");
+    assert_eq!(items[0].data.len(), 1 << 20);
+    let keys = ["big1", "big2", "big3", "big1"].map(str::to_owned).to_vec();
+    let bulk = pb::GetBulkStateRequest { store_name: "state_demo".into(), keys, ..Default::default() };
+    let err = c.get_bulk_state(bulk).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message().contains("limit of 3145728 bytes (server.max_response_bytes)"),
+        "{}",
+        err.message()
+    );
+    running.shutdown().await;
+}

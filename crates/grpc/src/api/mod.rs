@@ -28,6 +28,29 @@ pub struct Apis {
     pub sequencer: SequencerApi,
 }
 
+/// Largest answer of a bulk call by default, in bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The limits every API applies to its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest answer of a bulk call (GetBulkState), in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES }
+    }
+}
+
+impl Apis {
+    /// Hands each API the limits it applies.
+    pub fn apply_limits(&mut self, limits: Limits) {
+        self.state.limits = limits;
+    }
+}
+
 /// Why no component answered a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {

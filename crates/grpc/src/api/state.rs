@@ -1,16 +1,18 @@
 //! The State API. Stores are already behind `PrefixedStore` (key rules and
 //! prefixes); this layer adds what every service needs around them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use layotto_core::{Error, ErrorKind, Metadata};
 use layotto_state::{BulkGetItem, DeleteRequest, GetRequest, Operation, SetRequest, StateStore, StateValue};
 
-use super::{ApiResult, Named};
+use super::{ApiResult, Limits, Named};
 
 #[derive(Default)]
 pub struct StateApi {
     pub components: Named<Arc<dyn StateStore>>,
+    pub limits: Limits,
 }
 
 impl StateApi {
@@ -18,6 +20,8 @@ impl StateApi {
         Ok(self.components.get(store)?.get(req).await?)
     }
 
+    /// Each key once, however often it is asked for; an answer over
+    /// `limits.max_response_bytes` is RESOURCE_EXHAUSTED.
     pub async fn bulk_get(
         &self,
         store: &str,
@@ -28,7 +32,30 @@ impl StateApi {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(component.bulk_get(keys, metadata).await?)
+        let mut seen = HashSet::with_capacity(keys.len());
+        let keys: Vec<String> = keys.into_iter().filter(|k| seen.insert(k.clone())).collect();
+        let items = component.bulk_get(keys, metadata).await?;
+        let size: usize = items
+            .iter()
+            .map(|item| {
+                item.key.len()
+                    + item.value.as_ref().map_or(0, |v| v.data.len())
+                    + item.error.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        if size > self.limits.max_response_bytes {
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "state store '{store}': GetBulkState answer of {size} bytes ({} keys) exceeds the limit of {} \
+                     bytes (server.max_response_bytes)",
+                    items.len(),
+                    self.limits.max_response_bytes
+                ),
+            )
+            .into());
+        }
+        Ok(items)
     }
 
     pub async fn bulk_set(&self, store: &str, reqs: Vec<SetRequest>) -> ApiResult<()> {

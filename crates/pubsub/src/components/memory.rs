@@ -6,14 +6,16 @@
 //! 10 000) for the first subscriber. Nothing survives a restart.
 //!
 //! Metadata: `consumerID`, `concurrency` (handlers running at once per
-//! subscription, default 16), `redeliverInterval`, `maxBacklog`.
+//! subscription, default 16), `redeliverInterval`, `maxBacklog` (messages
+//! per topic without a subscriber), `maxBacklogBytes` (bytes such topics hold
+//! together, default 64 MiB; past either, publish is RESOURCE_EXHAUSTED).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Error, Metadata, Result, settings};
+use layotto_core::{ComponentContext, Error, ErrorKind, Metadata, Result, clip, settings};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
@@ -25,6 +27,9 @@ pub struct MemoryPubSub {
     name: String,
     metadata: Metadata,
     max_backlog: usize,
+    max_backlog_bytes: usize,
+    /// Bytes held in the backlogs of all topics.
+    backlog_bytes: std::sync::atomic::AtomicUsize,
     topics: Mutex<HashMap<String, Topic>>,
 }
 
@@ -51,7 +56,17 @@ struct MemorySettings {
     redeliver_interval: Option<Duration>,
     #[serde(rename = "maxBacklog", default)]
     max_backlog: Option<usize>,
+    #[serde(rename = "maxBacklogBytes", default)]
+    max_backlog_bytes: Option<usize>,
 }
+
+/// What a waiting message costs the backlog: its data and its topic name.
+fn backlog_size(message: &Message) -> usize {
+    message.data.len() + message.topic.len()
+}
+
+/// Bytes all topics without a subscriber may hold together, by default.
+const DEFAULT_MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
 impl MemoryPubSub {
     pub const TYPE: &'static str = "in-memory";
@@ -66,7 +81,15 @@ impl MemoryPubSub {
         let component = format!("pubsub '{name}' (in-memory)");
         let settings: MemorySettings = settings::parse(&component, metadata)?;
         let max_backlog = settings.max_backlog.unwrap_or(10_000);
-        Ok(Self { name: name.to_owned(), metadata: metadata.clone(), max_backlog, topics: Mutex::default() })
+        let max_backlog_bytes = settings.max_backlog_bytes.unwrap_or(DEFAULT_MAX_BACKLOG_BYTES);
+        Ok(Self {
+            name: name.to_owned(),
+            metadata: metadata.clone(),
+            max_backlog,
+            max_backlog_bytes,
+            backlog_bytes: std::sync::atomic::AtomicUsize::new(0),
+            topics: Mutex::default(),
+        })
     }
 
     fn group(&self, topic: &str, group: &str) -> Arc<Group> {
@@ -77,6 +100,7 @@ impl MemoryPubSub {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         for message in entry.backlog.drain(..) {
+            self.backlog_bytes.fetch_sub(backlog_size(&message), std::sync::atomic::Ordering::Relaxed);
             let _ = tx.send(message);
         }
         let g = Arc::new(Group { tx, rx: tokio::sync::Mutex::new(rx) });
@@ -98,11 +122,32 @@ impl PubSub for MemoryPubSub {
         let topic = topics.entry(req.topic.clone()).or_default();
         if topic.groups.is_empty() {
             if topic.backlog.len() >= self.max_backlog {
-                return Err(Error::unavailable(format!(
-                    "pubsub '{}' (in-memory): topic '{}' has no subscriber and {} messages waiting (maxBacklog)",
-                    self.name, req.topic, self.max_backlog
-                )));
+                return Err(Error::new(
+                    ErrorKind::ResourceExhausted,
+                    format!(
+                        "pubsub '{}' (in-memory): topic '{}' has no subscriber and {} messages waiting (maxBacklog)",
+                        self.name,
+                        clip(&req.topic),
+                        self.max_backlog
+                    ),
+                ));
             }
+            let size = backlog_size(&message);
+            let held = self.backlog_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            if held.saturating_add(size) > self.max_backlog_bytes {
+                return Err(Error::new(
+                    ErrorKind::ResourceExhausted,
+                    format!(
+                        "pubsub '{}' (in-memory): topics without a subscriber hold {held} bytes; a message of {size} \
+                         bytes to '{}' would pass maxBacklogBytes = {}",
+                        self.name,
+                        clip(&req.topic),
+                        self.max_backlog_bytes
+                    ),
+                ));
+            }
+            // Under the topics lock, so concurrent publishers cannot both pass the check.
+            self.backlog_bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
             topic.backlog.push(message);
             return Ok(());
         }
@@ -156,5 +201,38 @@ impl PubSub for MemoryPubSub {
             }
         });
         Ok(Subscription::new(cancel, task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn publish(topic: &str, bytes: usize) -> PublishRequest {
+        PublishRequest { topic: topic.into(), data: vec![7; bytes], metadata: Metadata::new() }
+    }
+
+    /// 40 messages of 5 MiB to a topic nobody subscribed to once grew the
+    /// process by 900 MB: the backlog was capped in count only.
+    #[tokio::test]
+    async fn the_backlog_is_capped_in_bytes_across_topics() {
+        let metadata = Metadata::from([("maxBacklogBytes".to_owned(), (16 << 20).to_string())]);
+        let broker = MemoryPubSub::new("mem", &metadata).unwrap();
+        for topic in ["a", "b", "c"] {
+            broker.publish(publish(topic, 5 << 20)).await.unwrap();
+        }
+        let err = broker.publish(publish("d", 5 << 20)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+        assert!(err.to_string().contains("maxBacklogBytes = 16777216"), "{err}");
+        // A subscriber takes topic a's backlog: its bytes are free again.
+        let handler: Handler = Arc::new(|_| Box::pin(async { Ok(()) }));
+        let req = SubscribeRequest {
+            topic: "a".into(),
+            metadata: Metadata::from([("consumerID".to_owned(), "g".to_owned())]),
+        };
+        let sub = broker.subscribe(req, handler).await.unwrap();
+        broker.publish(publish("d", 5 << 20)).await.unwrap();
+        sub.close().await;
     }
 }
