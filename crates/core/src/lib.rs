@@ -13,6 +13,7 @@ mod metadata;
 mod redact;
 mod registry;
 pub mod settings;
+mod sweeper;
 
 pub use backoff::Backoff;
 pub use error::{Error, ErrorKind, Result};
@@ -22,3 +23,4 @@ pub use metadata::{Metadata, MetadataExt};
 pub use redact::{MAX_ECHO_CHARS, clip, redact_url};
 pub use registry::{ComponentContext, Factory, Registry};
 pub use settings::{KeyTracker, UnknownKey};
+pub use sweeper::{SWEEP_INTERVAL, spawn_sweeper};

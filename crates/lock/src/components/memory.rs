@@ -43,9 +43,23 @@ impl MemoryLock {
         Self::default()
     }
 
+    /// A lock store whose expired locks are dropped every second, also when
+    /// no call comes (needs a tokio runtime; `new` sweeps on calls only).
+    pub fn with_sweeper() -> Arc<Self> {
+        let lock = Arc::new(Self::new());
+        layotto_core::spawn_sweeper(&lock, Self::sweep);
+        lock
+    }
+
     /// The registry constructor.
     pub async fn build(_ctx: ComponentContext) -> Result<Arc<dyn LockStore>> {
-        Ok(Arc::new(Self::new()))
+        Ok(Self::with_sweeper())
+    }
+
+    /// Drops every expired lock.
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.inner.lock().locks.retain(|_, (_, deadline)| *deadline > now);
     }
 
     /// A deadline `expire` from `now`; absurdly long leases saturate instead of overflowing.
@@ -102,6 +116,33 @@ impl LockStore for MemoryLock {
                 }
                 Ok(LockStatus::Success)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// 40 expired locks with 5 MiB ids once held 215 MB until 4 096 more
+    /// acquisitions came; now the sweeper frees them within a second or two.
+    #[tokio::test]
+    async fn expired_locks_are_freed_without_further_calls() {
+        let lock = MemoryLock::with_sweeper();
+        for i in 0..40 {
+            let req = TryLockRequest {
+                resource_id: format!("r{i}"),
+                lock_owner: "o".into(),
+                expire: Duration::from_millis(300),
+            };
+            assert!(lock.try_lock(req).await.unwrap());
+        }
+        assert_eq!(lock.inner.lock().locks.len(), 40);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !lock.inner.lock().locks.is_empty() {
+            assert!(Instant::now() < deadline, "expired locks were never freed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
