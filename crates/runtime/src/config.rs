@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// Largest answer of a bulk call (GetBulkState), in bytes.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// Longest key (state key, lock resource and owner, sequencer key, topic), in bytes.
+    #[serde(default = "default_max_key_bytes")]
+    pub max_key_bytes: usize,
 }
 
 /// One component: its type, its metadata, and options of its API (such as
@@ -176,6 +179,9 @@ fn default_max_request_bytes() -> usize {
 fn default_max_response_bytes() -> usize {
     layotto_grpc::api::DEFAULT_MAX_RESPONSE_BYTES
 }
+fn default_max_key_bytes() -> usize {
+    layotto_grpc::api::DEFAULT_MAX_KEY_BYTES
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -184,6 +190,7 @@ impl Default for ServerConfig {
             actuator: default_actuator(),
             max_request_bytes: default_max_request_bytes(),
             max_response_bytes: default_max_response_bytes(),
+            max_key_bytes: default_max_key_bytes(),
         }
     }
 }

@@ -81,7 +81,10 @@ impl Running {
 /// Builds every component of `config` and starts serving.
 pub async fn start(config: Config, registries: Registries) -> Result<Running, StartError> {
     let (mut apis, probes) = build_components(&config, &registries).await?;
-    apis.apply_limits(Limits { max_response_bytes: config.server.max_response_bytes });
+    apis.apply_limits(Limits {
+        max_response_bytes: config.server.max_response_bytes,
+        max_key_bytes: config.server.max_key_bytes,
+    });
 
     let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;
     let actuator_listener = bind("actuator", config.server.actuator).await?;

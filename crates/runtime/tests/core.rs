@@ -373,3 +373,73 @@ async fn bulk_get_deduplicates_keys_and_caps_the_answer() {
     );
     running.shutdown().await;
 }
+
+/// A 5 MiB sequencer key was once stored for ever (20 of them held 236 MB):
+/// keys of every API are capped by `server.max_key_bytes` (16 KiB by default).
+#[tokio::test]
+async fn keys_over_the_limit_are_invalid_argument() {
+    let (running, channel) = limited_runtime(4 * 1024 * 1024).await;
+    let mut c = RuntimeClient::new(channel);
+    let long = "k".repeat(1 << 20);
+    let mut results = Vec::new();
+    results.push(
+        c.get_next_id(pb::GetNextIdRequest {
+            store_name: "sequencer_demo".into(),
+            key: long.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(drop),
+    );
+    results.push(
+        c.get_state(pb::GetStateRequest {
+            store_name: "state_demo".into(),
+            key: long.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(drop),
+    );
+    let item = pb::StateItem { key: long.clone(), value: b"v".to_vec(), ..Default::default() };
+    results.push(
+        c.save_state(pb::SaveStateRequest { store_name: "state_demo".into(), states: vec![item] })
+            .await
+            .map(drop),
+    );
+    results.push(
+        c.try_lock(pb::TryLockRequest {
+            store_name: "lock_demo".into(),
+            resource_id: long.clone(),
+            lock_owner: "o".into(),
+            expire: 5,
+        })
+        .await
+        .map(drop),
+    );
+    results.push(
+        c.publish_event(pb::PublishEventRequest {
+            pubsub_name: "pub_subs_demo".into(),
+            topic: long.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(drop),
+    );
+    for result in results {
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(err.message().contains("limit of 16384 bytes (server.max_key_bytes)"), "{}", err.message());
+        assert!(err.message().len() < 600, "{}", err.message().len());
+    }
+    // Keys within the limit still work.
+    let id = c
+        .get_next_id(pb::GetNextIdRequest {
+            store_name: "sequencer_demo".into(),
+            key: "k".repeat(16384),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(id.into_inner().next_id > 0);
+    running.shutdown().await;
+}

@@ -5,23 +5,33 @@ use std::sync::Arc;
 
 use layotto_lock::{KeepAliveRequest, LockStatus, LockStore, TryLockRequest, UnlockRequest};
 
-use super::{ApiResult, Named};
+use super::{ApiResult, Limits, Named};
 
 #[derive(Default)]
 pub struct LockApi {
     pub components: Named<Arc<dyn LockStore>>,
+    pub limits: Limits,
 }
 
 impl LockApi {
+    /// The store, once its resource id and owner are within the key limit.
+    fn store(&self, store: &str, resource_id: &str, owner: &str) -> ApiResult<&Arc<dyn LockStore>> {
+        let component = self.components.get(store)?;
+        let name = format!("lock store {store}");
+        self.limits.check_key(&name, "resource_id", resource_id)?;
+        self.limits.check_key(&name, "lock_owner", owner)?;
+        Ok(component)
+    }
+
     pub async fn try_lock(&self, store: &str, req: TryLockRequest) -> ApiResult<bool> {
-        Ok(self.components.get(store)?.try_lock(req).await?)
+        Ok(self.store(store, &req.resource_id, &req.lock_owner)?.try_lock(req).await?)
     }
 
     pub async fn unlock(&self, store: &str, req: UnlockRequest) -> ApiResult<LockStatus> {
-        Ok(self.components.get(store)?.unlock(req).await?)
+        Ok(self.store(store, &req.resource_id, &req.lock_owner)?.unlock(req).await?)
     }
 
     pub async fn keep_alive(&self, store: &str, req: KeepAliveRequest) -> ApiResult<LockStatus> {
-        Ok(self.components.get(store)?.keep_alive(req).await?)
+        Ok(self.store(store, &req.resource_id, &req.lock_owner)?.keep_alive(req).await?)
     }
 }

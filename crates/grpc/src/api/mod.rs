@@ -31,16 +31,36 @@ pub struct Apis {
 /// Largest answer of a bulk call by default, in bytes.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Longest key (state key, lock resource and owner, sequencer key, topic) by default, in bytes.
+pub const DEFAULT_MAX_KEY_BYTES: usize = 16 * 1024;
+
 /// The limits every API applies to its calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest answer of a bulk call (GetBulkState), in bytes.
     pub max_response_bytes: usize,
+    /// The longest key a component stores, in bytes.
+    pub max_key_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES }
+        Self { max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES, max_key_bytes: DEFAULT_MAX_KEY_BYTES }
+    }
+}
+
+impl Limits {
+    /// A key over `max_key_bytes` is INVALID_ARGUMENT naming the limit: a
+    /// backend would otherwise keep it (a 5 MiB sequencer key, for ever).
+    pub fn check_key(&self, component: &str, field: &str, key: &str) -> Result<(), layotto_core::Error> {
+        if key.len() > self.max_key_bytes {
+            return Err(layotto_core::Error::invalid_argument(format!(
+                "{component}: {field} '{}' is longer than the limit of {} bytes (server.max_key_bytes)",
+                layotto_core::clip(key),
+                self.max_key_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -48,6 +68,9 @@ impl Apis {
     /// Hands each API the limits it applies.
     pub fn apply_limits(&mut self, limits: Limits) {
         self.state.limits = limits;
+        self.pubsub.limits = limits;
+        self.lock.limits = limits;
+        self.sequencer.limits = limits;
     }
 }
 

@@ -7,12 +7,13 @@ use layotto_core::{Error, Metadata};
 use layotto_pubsub::cloudevent::{PublishInput, envelope};
 use layotto_pubsub::{App, PublishRequest, Subscription};
 
-use super::{ApiResult, Lookup, Named};
+use super::{ApiResult, Limits, Lookup, Named};
 use crate::pubsub::PubSubComponent;
 
 #[derive(Default)]
 pub struct PubSubApi {
     pub components: Named<PubSubComponent>,
+    pub limits: Limits,
 }
 
 /// What a publisher sends, before the envelope.
@@ -36,6 +37,7 @@ impl PubSubApi {
         if topic.is_empty() {
             return Err(Error::invalid_argument(format!("topic is empty in pubsub {pubsub}")).into());
         }
+        self.limits.check_key(&format!("pubsub {pubsub}"), "topic", topic)?;
         match self.components.get(pubsub) {
             Err(Lookup::NotConfigured) => {
                 Err(Lookup::NotFound { name: pubsub.to_owned(), known: Vec::new() }.into())

@@ -4,15 +4,18 @@ use std::sync::Arc;
 
 use layotto_sequencer::{Increment, PrefixedSequencer};
 
-use super::{ApiResult, Named};
+use super::{ApiResult, Limits, Named};
 
 #[derive(Default)]
 pub struct SequencerApi {
     pub components: Named<Arc<PrefixedSequencer>>,
+    pub limits: Limits,
 }
 
 impl SequencerApi {
     pub async fn next_id(&self, store: &str, key: &str, increment: Increment) -> ApiResult<i64> {
-        Ok(self.components.get(store)?.next_id(key, increment).await?)
+        let component = self.components.get(store)?;
+        self.limits.check_key(&format!("sequencer store {store}"), "key", key)?;
+        Ok(component.next_id(key, increment).await?)
     }
 }

@@ -16,8 +16,14 @@ pub struct StateApi {
 }
 
 impl StateApi {
+    fn check_key(&self, store: &str, key: &str) -> Result<(), Error> {
+        self.limits.check_key(&format!("state store '{store}'"), "key", key)
+    }
+
     pub async fn get(&self, store: &str, req: GetRequest) -> ApiResult<Option<StateValue>> {
-        Ok(self.components.get(store)?.get(req).await?)
+        let component = self.components.get(store)?;
+        self.check_key(store, &req.key)?;
+        Ok(component.get(req).await?)
     }
 
     /// Each key once, however often it is asked for; an answer over
@@ -31,6 +37,9 @@ impl StateApi {
         let component = self.components.get(store)?;
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        for key in &keys {
+            self.check_key(store, key)?;
         }
         let mut seen = HashSet::with_capacity(keys.len());
         let keys: Vec<String> = keys.into_iter().filter(|k| seen.insert(k.clone())).collect();
@@ -60,6 +69,9 @@ impl StateApi {
 
     pub async fn bulk_set(&self, store: &str, reqs: Vec<SetRequest>) -> ApiResult<()> {
         let component = self.components.get(store)?;
+        for req in &reqs {
+            self.check_key(store, &req.key)?;
+        }
         if reqs.is_empty() {
             return Ok(());
         }
@@ -67,11 +79,16 @@ impl StateApi {
     }
 
     pub async fn delete(&self, store: &str, req: DeleteRequest) -> ApiResult<()> {
-        Ok(self.components.get(store)?.delete(req).await?)
+        let component = self.components.get(store)?;
+        self.check_key(store, &req.key)?;
+        Ok(component.delete(req).await?)
     }
 
     pub async fn bulk_delete(&self, store: &str, reqs: Vec<DeleteRequest>) -> ApiResult<()> {
         let component = self.components.get(store)?;
+        for req in &reqs {
+            self.check_key(store, &req.key)?;
+        }
         if reqs.is_empty() {
             return Ok(());
         }
@@ -81,6 +98,9 @@ impl StateApi {
     /// Runs `ops` all or nothing; a store without transactions says so.
     pub async fn transact(&self, store: &str, ops: Vec<Operation>, metadata: Metadata) -> ApiResult<()> {
         let component = self.components.get(store)?;
+        for op in &ops {
+            self.check_key(store, op.key())?;
+        }
         if !component.features().transactions {
             return Err(Error::new(
                 ErrorKind::Unsupported,
