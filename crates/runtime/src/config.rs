@@ -69,6 +69,13 @@ pub struct ServerConfig {
     /// Longest key (state key, lock resource and owner, sequencer key, topic), in bytes.
     #[serde(default = "default_max_key_bytes")]
     pub max_key_bytes: usize,
+    /// gRPC connections open at once; past that the listener waits.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a new gRPC connection may stay silent, and an actuator
+    /// request may take to send its head, before the connection is closed.
+    #[serde(default = "default_handshake_timeout_seconds")]
+    pub handshake_timeout_seconds: u64,
 }
 
 /// One component: its type, its metadata, and options of its API (such as
@@ -182,6 +189,12 @@ fn default_max_response_bytes() -> usize {
 fn default_max_key_bytes() -> usize {
     layotto_grpc::api::DEFAULT_MAX_KEY_BYTES
 }
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_handshake_timeout_seconds() -> u64 {
+    10
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -191,6 +204,8 @@ impl Default for ServerConfig {
             max_request_bytes: default_max_request_bytes(),
             max_response_bytes: default_max_response_bytes(),
             max_key_bytes: default_max_key_bytes(),
+            max_connections: default_max_connections(),
+            handshake_timeout_seconds: default_handshake_timeout_seconds(),
         }
     }
 }

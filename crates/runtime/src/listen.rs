@@ -52,3 +52,144 @@ pub(crate) fn local_addr(what: &str, listener: &TcpListener) -> Result<SocketAdd
 pub(crate) async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
+
+/// A gRPC connection that must start talking within the handshake timeout,
+/// so connections that never send anything cannot pile up (372 idle TCP
+/// connections once starved real clients); it also holds one of the
+/// listener's connection permits until it closes.
+pub(crate) struct Handshaking<IO> {
+    io: IO,
+    /// Until the first byte arrives.
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<IO> Handshaking<IO> {
+    fn new(io: IO, timeout: std::time::Duration, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), _permit: permit }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Handshaking<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    this.deadline = None;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client sent nothing within the handshake timeout (server.handshake_timeout_seconds)",
+                ))),
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Handshaking<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<IO: tonic::transport::server::Connected> tonic::transport::server::Connected for Handshaking<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// Accepted connections, at most `max_connections` open at once (past that
+/// the listener waits), each under the handshake timeout.
+pub(crate) fn guarded<IO, S>(
+    incoming: S,
+    max_connections: usize,
+    handshake_timeout: std::time::Duration,
+) -> impl futures::Stream<Item = std::io::Result<Handshaking<IO>>>
+where
+    S: futures::Stream<Item = std::io::Result<IO>> + Unpin,
+{
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    futures::stream::unfold((incoming, permits), move |(mut incoming, permits)| async move {
+        use futures::StreamExt;
+        let permit = permits.clone().acquire_owned().await.ok()?;
+        let next = incoming.next().await?;
+        let item = next.map(|io| Handshaking::new(io, handshake_timeout, permit));
+        Some((item, (incoming, permits)))
+    })
+}
+
+/// Serves the actuator over HTTP/1 until `shutdown`, closing connections
+/// whose request head does not arrive within `header_timeout` (a client that
+/// sent half a request once held its connection for 40 s and more), and at
+/// most `max_connections` at once.
+pub(crate) async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: watch::Receiver<bool>,
+    header_timeout: std::time::Duration,
+    max_connections: usize,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            _ = wait_for(shutdown.clone()) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tracing::warn!(error = %e, "actuator cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = wait_for(shutdown.clone()) => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    // In-flight requests finish; a stuck one does not hold shutdown for ever.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+}

@@ -20,7 +20,7 @@ use tonic_health::ServingStatus;
 
 use crate::apis::Registries;
 use crate::config::{ComponentConfig, Config, ListenAddr, UnknownKeys};
-use crate::listen::{GrpcListener, bind, local_addr, wait_for};
+use crate::listen::{GrpcListener, bind, guarded, local_addr, serve_http, wait_for};
 use crate::services::Services;
 
 /// Why the runtime did not start; the message names the component or listener.
@@ -120,15 +120,17 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let routes = services.finish().map_err(StartError)?;
     let server = crate::stack::grpc_server(&config.server).add_routes(routes);
     let stop = wait_for(shutdown_rx.clone());
+    let (max_connections, handshake) =
+        (config.server.max_connections, Duration::from_secs(config.server.handshake_timeout_seconds));
     tasks.push(tokio::spawn(async move {
         let served = match grpc_listener {
             GrpcListener::Tcp(listener) => {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                server.serve_with_incoming_shutdown(incoming, stop).await
+                let incoming = Box::pin(TcpIncoming::from(listener).with_nodelay(Some(true)));
+                server.serve_with_incoming_shutdown(guarded(incoming, max_connections, handshake), stop).await
             }
             GrpcListener::Unix(listener, _) => {
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-                server.serve_with_incoming_shutdown(incoming, stop).await
+                server.serve_with_incoming_shutdown(guarded(incoming, max_connections, handshake), stop).await
             }
         };
         if let Err(e) = served {
@@ -137,13 +139,15 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     }));
 
     let actuator = Arc::new(Actuator { startup: startup.clone(), probes: probes.clone() });
-    let http = axum::serve(actuator_listener, crate::stack::http(layotto_actuator::router(actuator)))
-        .with_graceful_shutdown(wait_for(shutdown_rx.clone()));
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = http.await {
-            tracing::error!(error = %e, "actuator server stopped");
-        }
-    }));
+    let router = crate::stack::http(layotto_actuator::router(actuator));
+    let header_timeout = Duration::from_secs(config.server.handshake_timeout_seconds);
+    tasks.push(tokio::spawn(serve_http(
+        actuator_listener,
+        router,
+        shutdown_rx.clone(),
+        header_timeout,
+        config.server.max_connections,
+    )));
 
     tasks.push(tokio::spawn(report_grpc_health(reporter, startup.clone(), probes, shutdown_rx)));
 

@@ -443,3 +443,67 @@ async fn keys_over_the_limit_are_invalid_argument() {
     assert!(id.into_inner().next_id > 0);
     running.shutdown().await;
 }
+
+/// 372 silent TCP connections once starved real clients: a connection that
+/// sends nothing is closed after `server.handshake_timeout_seconds`, and at
+/// most `server.max_connections` are open at once.
+#[tokio::test]
+async fn silent_connections_are_closed_and_capped() {
+    use tokio::io::AsyncReadExt;
+    let mut config = Config::embedded_defaults();
+    free_ports(&mut config);
+    config.server.max_connections = 2;
+    config.server.handshake_timeout_seconds = 1;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let addr = running.grpc_addr();
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let hello = || async move {
+        let mut c = RuntimeClient::connect(format!("http://{addr}")).await?;
+        let req = pb::SayHelloRequest { service_name: "quick_start_demo".into(), ..Default::default() };
+        c.say_hello(req).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    };
+    let blocked = tokio::time::timeout(std::time::Duration::from_millis(300), hello()).await;
+    assert!(blocked.is_err(), "with both connections taken by silent clients, a third waits: {blocked:?}");
+    for mut stream in silent {
+        // The server's own SETTINGS frame comes first; then the connection must end.
+        let mut sink = Vec::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut sink)).await;
+        read.expect("a silent connection is closed within the handshake timeout").ok();
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(10), hello())
+        .await
+        .expect("once the silent ones are gone, a real client gets in")
+        .unwrap();
+    running.shutdown().await;
+}
+
+/// The actuator once held a connection with half a request head for 40 s
+/// and more; now it closes it after `server.handshake_timeout_seconds`.
+#[tokio::test]
+async fn the_actuator_closes_connections_that_never_finish_their_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = Config::embedded_defaults();
+    free_ports(&mut config);
+    config.server.handshake_timeout_seconds = 1;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let addr = running.actuator_addr();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /actuator/health/liveness HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    read.expect("the half-sent request is cut within the timeout").ok();
+    // A whole request is still answered.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /actuator/health/liveness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    ok.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    running.shutdown().await;
+}
