@@ -69,6 +69,15 @@ pub struct ServerConfig {
     /// Longest key (state key, lock resource and owner, sequencer key, topic), in bytes.
     #[serde(default = "default_max_key_bytes")]
     pub max_key_bytes: usize,
+    /// Most keys of a bulk call, or operations of a transaction.
+    #[serde(default = "default_max_bulk_items")]
+    pub max_bulk_items: usize,
+    /// Seconds a component may take to answer one call (then DEADLINE_EXCEEDED).
+    #[serde(default = "default_call_timeout_seconds")]
+    pub call_timeout_seconds: u64,
+    /// Concurrent gRPC streams (calls) on one connection.
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
     /// gRPC connections open at once; past that the listener waits.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -189,6 +198,15 @@ fn default_max_response_bytes() -> usize {
 fn default_max_key_bytes() -> usize {
     layotto_grpc::api::DEFAULT_MAX_KEY_BYTES
 }
+fn default_max_bulk_items() -> usize {
+    layotto_grpc::api::DEFAULT_MAX_BULK_ITEMS
+}
+fn default_call_timeout_seconds() -> u64 {
+    layotto_grpc::api::DEFAULT_CALL_TIMEOUT.as_secs()
+}
+fn default_max_concurrent_streams() -> u32 {
+    1000
+}
 fn default_max_connections() -> usize {
     4096
 }
@@ -204,6 +222,9 @@ impl Default for ServerConfig {
             max_request_bytes: default_max_request_bytes(),
             max_response_bytes: default_max_response_bytes(),
             max_key_bytes: default_max_key_bytes(),
+            max_bulk_items: default_max_bulk_items(),
+            call_timeout_seconds: default_call_timeout_seconds(),
+            max_concurrent_streams: default_max_concurrent_streams(),
             max_connections: default_max_connections(),
             handshake_timeout_seconds: default_handshake_timeout_seconds(),
         }

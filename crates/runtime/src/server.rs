@@ -84,6 +84,8 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     apis.apply_limits(Limits {
         max_response_bytes: config.server.max_response_bytes,
         max_key_bytes: config.server.max_key_bytes,
+        max_bulk_items: config.server.max_bulk_items,
+        call_timeout: Duration::from_secs(config.server.call_timeout_seconds),
     });
 
     let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;

@@ -21,6 +21,7 @@ type GrpcStack = Stack<MapResponseLayer<MapUndecodable>, Stack<RequestSizeLimitL
 /// The gRPC server with the stack applied; services are added by the caller.
 pub fn grpc_server(server: &ServerConfig) -> Server<GrpcStack> {
     Server::builder()
+        .max_concurrent_streams(server.max_concurrent_streams)
         .layer(RequestSizeLimitLayer::new(server.max_request_bytes))
         .layer(MapResponseLayer::new(undecodable_is_invalid_argument as MapUndecodable))
 }

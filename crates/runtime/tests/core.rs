@@ -507,3 +507,76 @@ async fn the_actuator_closes_connections_that_never_finish_their_request() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     running.shutdown().await;
 }
+
+/// Bulk calls and transactions are capped in items (`server.max_bulk_items`).
+#[tokio::test]
+async fn bulk_calls_and_transactions_are_capped_in_items() {
+    let mut config = Config::embedded_defaults();
+    free_ports(&mut config);
+    config.server.max_bulk_items = 10;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut c = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    let op = |i: usize| pb::TransactionalStateOperation {
+        operation_type: "upsert".into(),
+        request: Some(pb::StateItem { key: format!("k{i}"), value: b"v".to_vec(), ..Default::default() }),
+    };
+    let tx = |n: usize| pb::ExecuteStateTransactionRequest {
+        store_name: "state_demo".into(),
+        operations: (0..n).map(op).collect(),
+        ..Default::default()
+    };
+    c.execute_state_transaction(tx(10)).await.unwrap();
+    let err = c.execute_state_transaction(tx(11)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message().contains("11 operations exceed the limit of 10 per call (server.max_bulk_items)"),
+        "{}",
+        err.message()
+    );
+    let keys: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
+    let bulk = pb::GetBulkStateRequest { store_name: "state_demo".into(), keys, ..Default::default() };
+    let err = c.get_bulk_state(bulk).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    running.shutdown().await;
+}
+
+/// A backend that hangs (a private redis-server stopped with SIGSTOP) answers
+/// DEADLINE_EXCEEDED after `server.call_timeout_seconds`, naming the store,
+/// while the rest keeps serving; once it runs again, calls succeed.
+#[tokio::test]
+async fn a_hanging_backend_hits_the_call_deadline() {
+    let redis = layotto_testkit::PrivateRedis::start();
+    let pid = redis.pid().unwrap().to_string();
+    let mut config = Config::embedded_defaults();
+    free_ports(&mut config);
+    config.server.call_timeout_seconds = 1;
+    config.section_mut("state").insert(
+        "slow".into(),
+        layotto_runtime::ComponentConfig::new("redis")
+            .with("redisHost", &redis.host())
+            .with("timeout", "60s"),
+    );
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut c = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    let get =
+        |store: &str| pb::GetStateRequest { store_name: store.into(), key: "k".into(), ..Default::default() };
+    c.get_state(get("slow")).await.unwrap();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let err = c.get_state(get("slow")).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{}", err.message());
+    assert!(
+        err.message().contains("state store 'slow'") && err.message().contains("call_timeout_seconds"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(30),
+        "the deadline, not the component's 60 s, ended the call"
+    );
+    c.get_state(get("state_demo")).await.unwrap();
+    c.get_state(get("slow")).await.unwrap();
+    running.shutdown().await;
+}

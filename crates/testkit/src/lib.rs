@@ -80,6 +80,11 @@ impl PrivateRedis {
         }
     }
 
+    /// The server's process id, e.g. to SIGSTOP it (a backend that hangs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

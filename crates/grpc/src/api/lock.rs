@@ -23,15 +23,26 @@ impl LockApi {
         Ok(component)
     }
 
+    async fn call<T>(
+        &self,
+        store: &str,
+        call: impl Future<Output = layotto_core::Result<T>>,
+    ) -> ApiResult<T> {
+        Ok(self.limits.deadline(|| format!("lock store {store}"), call).await?)
+    }
+
     pub async fn try_lock(&self, store: &str, req: TryLockRequest) -> ApiResult<bool> {
-        Ok(self.store(store, &req.resource_id, &req.lock_owner)?.try_lock(req).await?)
+        let component = self.store(store, &req.resource_id, &req.lock_owner)?;
+        self.call(store, component.try_lock(req)).await
     }
 
     pub async fn unlock(&self, store: &str, req: UnlockRequest) -> ApiResult<LockStatus> {
-        Ok(self.store(store, &req.resource_id, &req.lock_owner)?.unlock(req).await?)
+        let component = self.store(store, &req.resource_id, &req.lock_owner)?;
+        self.call(store, component.unlock(req)).await
     }
 
     pub async fn keep_alive(&self, store: &str, req: KeepAliveRequest) -> ApiResult<LockStatus> {
-        Ok(self.store(store, &req.resource_id, &req.lock_owner)?.keep_alive(req).await?)
+        let component = self.store(store, &req.resource_id, &req.lock_owner)?;
+        self.call(store, component.keep_alive(req)).await
     }
 }

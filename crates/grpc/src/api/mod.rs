@@ -34,6 +34,12 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Longest key (state key, lock resource and owner, sequencer key, topic) by default, in bytes.
 pub const DEFAULT_MAX_KEY_BYTES: usize = 16 * 1024;
 
+/// Most keys of a bulk call, or operations of a transaction, by default.
+pub const DEFAULT_MAX_BULK_ITEMS: usize = 10_000;
+
+/// How long a component may take to answer one call, by default.
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The limits every API applies to its calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -41,15 +47,58 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// The longest key a component stores, in bytes.
     pub max_key_bytes: usize,
+    /// Most keys of a bulk call, or operations of a transaction.
+    pub max_bulk_items: usize,
+    /// How long a component may take to answer one call.
+    pub call_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES, max_key_bytes: DEFAULT_MAX_KEY_BYTES }
+        Self {
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            max_bulk_items: DEFAULT_MAX_BULK_ITEMS,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
     }
 }
 
 impl Limits {
+    /// More than `max_bulk_items` items in one call is RESOURCE_EXHAUSTED naming the limit.
+    pub fn check_bulk(&self, component: &str, what: &str, count: usize) -> Result<(), layotto_core::Error> {
+        if count > self.max_bulk_items {
+            return Err(layotto_core::Error::new(
+                layotto_core::ErrorKind::ResourceExhausted,
+                format!(
+                    "{component}: {count} {what} exceed the limit of {} per call (server.max_bulk_items)",
+                    self.max_bulk_items
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs one component call within `call_timeout`; past it the caller gets
+    /// DEADLINE_EXCEEDED naming the component, and the call is dropped.
+    pub async fn deadline<T>(
+        &self,
+        component: impl FnOnce() -> String,
+        call: impl Future<Output = layotto_core::Result<T>>,
+    ) -> layotto_core::Result<T> {
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(layotto_core::Error::new(
+                layotto_core::ErrorKind::Timeout,
+                format!(
+                    "{}: no answer within {:?} (server.call_timeout_seconds)",
+                    component(),
+                    self.call_timeout
+                ),
+            )),
+        }
+    }
+
     /// A key over `max_key_bytes` is INVALID_ARGUMENT naming the limit: a
     /// backend would otherwise keep it (a 5 MiB sequencer key, for ever).
     pub fn check_key(&self, component: &str, field: &str, key: &str) -> Result<(), layotto_core::Error> {

@@ -60,8 +60,10 @@ impl PubSubApi {
             broker_ttl: component.component.features().message_ttl,
         };
         let data = envelope(&input)?;
+        let pubsub = input.pubsub_name;
         let req = PublishRequest { topic: input.topic, data, metadata: input.metadata };
-        Ok(component.component.publish(req).await?)
+        let call = component.component.publish(req);
+        Ok(self.limits.deadline(|| format!("pubsub {pubsub}"), call).await?)
     }
 
     /// Subscribes `app` to `topic` with the component's delivery policy.

@@ -20,10 +20,22 @@ impl StateApi {
         self.limits.check_key(&format!("state store '{store}'"), "key", key)
     }
 
+    fn check_bulk(&self, store: &str, what: &str, count: usize) -> Result<(), Error> {
+        self.limits.check_bulk(&format!("state store '{store}'"), what, count)
+    }
+
+    async fn call<T>(
+        &self,
+        store: &str,
+        call: impl Future<Output = layotto_core::Result<T>>,
+    ) -> ApiResult<T> {
+        Ok(self.limits.deadline(|| format!("state store '{store}'"), call).await?)
+    }
+
     pub async fn get(&self, store: &str, req: GetRequest) -> ApiResult<Option<StateValue>> {
         let component = self.components.get(store)?;
         self.check_key(store, &req.key)?;
-        Ok(component.get(req).await?)
+        self.call(store, component.get(req)).await
     }
 
     /// Each key once, however often it is asked for; an answer over
@@ -38,12 +50,13 @@ impl StateApi {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        self.check_bulk(store, "keys", keys.len())?;
         for key in &keys {
             self.check_key(store, key)?;
         }
         let mut seen = HashSet::with_capacity(keys.len());
         let keys: Vec<String> = keys.into_iter().filter(|k| seen.insert(k.clone())).collect();
-        let items = component.bulk_get(keys, metadata).await?;
+        let items = self.call(store, component.bulk_get(keys, metadata)).await?;
         let size: usize = items
             .iter()
             .map(|item| {
@@ -69,35 +82,38 @@ impl StateApi {
 
     pub async fn bulk_set(&self, store: &str, reqs: Vec<SetRequest>) -> ApiResult<()> {
         let component = self.components.get(store)?;
+        self.check_bulk(store, "items", reqs.len())?;
         for req in &reqs {
             self.check_key(store, &req.key)?;
         }
         if reqs.is_empty() {
             return Ok(());
         }
-        Ok(component.bulk_set(reqs).await?)
+        self.call(store, component.bulk_set(reqs)).await
     }
 
     pub async fn delete(&self, store: &str, req: DeleteRequest) -> ApiResult<()> {
         let component = self.components.get(store)?;
         self.check_key(store, &req.key)?;
-        Ok(component.delete(req).await?)
+        self.call(store, component.delete(req)).await
     }
 
     pub async fn bulk_delete(&self, store: &str, reqs: Vec<DeleteRequest>) -> ApiResult<()> {
         let component = self.components.get(store)?;
+        self.check_bulk(store, "items", reqs.len())?;
         for req in &reqs {
             self.check_key(store, &req.key)?;
         }
         if reqs.is_empty() {
             return Ok(());
         }
-        Ok(component.bulk_delete(reqs).await?)
+        self.call(store, component.bulk_delete(reqs)).await
     }
 
     /// Runs `ops` all or nothing; a store without transactions says so.
     pub async fn transact(&self, store: &str, ops: Vec<Operation>, metadata: Metadata) -> ApiResult<()> {
         let component = self.components.get(store)?;
+        self.check_bulk(store, "operations", ops.len())?;
         for op in &ops {
             self.check_key(store, op.key())?;
         }
@@ -108,6 +124,6 @@ impl StateApi {
             )
             .into());
         }
-        Ok(component.transact(ops, metadata).await?)
+        self.call(store, component.transact(ops, metadata)).await
     }
 }
