@@ -17,9 +17,9 @@ impl LockApi {
     /// The store, once its resource id and owner are within the key limit.
     fn store(&self, store: &str, resource_id: &str, owner: &str) -> ApiResult<&Arc<dyn LockStore>> {
         let component = self.components.get(store)?;
-        let name = format!("lock store {store}");
-        self.limits.check_key(&name, "resource_id", resource_id)?;
-        self.limits.check_key(&name, "lock_owner", owner)?;
+        let name = || format!("lock store {store}");
+        self.limits.check_key(name, "resource_id", resource_id)?;
+        self.limits.check_key(name, "lock_owner", owner)?;
         Ok(component)
     }
 

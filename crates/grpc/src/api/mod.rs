@@ -66,12 +66,19 @@ impl Default for Limits {
 
 impl Limits {
     /// More than `max_bulk_items` items in one call is RESOURCE_EXHAUSTED naming the limit.
-    pub fn check_bulk(&self, component: &str, what: &str, count: usize) -> Result<(), layotto_core::Error> {
+    /// `component` names the caller's component, built only for an error.
+    pub fn check_bulk(
+        &self,
+        component: impl FnOnce() -> String,
+        what: &str,
+        count: usize,
+    ) -> Result<(), layotto_core::Error> {
         if count > self.max_bulk_items {
             return Err(layotto_core::Error::new(
                 layotto_core::ErrorKind::ResourceExhausted,
                 format!(
-                    "{component}: {count} {what} exceed the limit of {} per call (server.max_bulk_items)",
+                    "{}: {count} {what} exceed the limit of {} per call (server.max_bulk_items)",
+                    component(),
                     self.max_bulk_items
                 ),
             ));
@@ -101,10 +108,16 @@ impl Limits {
 
     /// A key over `max_key_bytes` is INVALID_ARGUMENT naming the limit: a
     /// backend would otherwise keep it (a 5 MiB sequencer key, for ever).
-    pub fn check_key(&self, component: &str, field: &str, key: &str) -> Result<(), layotto_core::Error> {
+    pub fn check_key(
+        &self,
+        component: impl FnOnce() -> String,
+        field: &str,
+        key: &str,
+    ) -> Result<(), layotto_core::Error> {
         if key.len() > self.max_key_bytes {
             return Err(layotto_core::Error::invalid_argument(format!(
-                "{component}: {field} '{}' is longer than the limit of {} bytes (server.max_key_bytes)",
+                "{}: {field} '{}' is longer than the limit of {} bytes (server.max_key_bytes)",
+                component(),
                 layotto_core::clip(key),
                 self.max_key_bytes
             )));

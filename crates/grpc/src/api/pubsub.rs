@@ -37,7 +37,7 @@ impl PubSubApi {
         if topic.is_empty() {
             return Err(Error::invalid_argument(format!("topic is empty in pubsub {pubsub}")).into());
         }
-        self.limits.check_key(&format!("pubsub {pubsub}"), "topic", topic)?;
+        self.limits.check_key(|| format!("pubsub {pubsub}"), "topic", topic)?;
         match self.components.get(pubsub) {
             Err(Lookup::NotConfigured) => {
                 Err(Lookup::NotFound { name: pubsub.to_owned(), known: Vec::new() }.into())

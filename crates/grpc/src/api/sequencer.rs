@@ -15,7 +15,7 @@ pub struct SequencerApi {
 impl SequencerApi {
     pub async fn next_id(&self, store: &str, key: &str, increment: Increment) -> ApiResult<i64> {
         let component = self.components.get(store)?;
-        self.limits.check_key(&format!("sequencer store {store}"), "key", key)?;
+        self.limits.check_key(|| format!("sequencer store {store}"), "key", key)?;
         let call = component.next_id(key, increment);
         Ok(self.limits.deadline(|| format!("sequencer store {store}"), call).await?)
     }

@@ -17,11 +17,11 @@ pub struct StateApi {
 
 impl StateApi {
     fn check_key(&self, store: &str, key: &str) -> Result<(), Error> {
-        self.limits.check_key(&format!("state store '{store}'"), "key", key)
+        self.limits.check_key(|| format!("state store '{store}'"), "key", key)
     }
 
     fn check_bulk(&self, store: &str, what: &str, count: usize) -> Result<(), Error> {
-        self.limits.check_bulk(&format!("state store '{store}'"), what, count)
+        self.limits.check_bulk(|| format!("state store '{store}'"), what, count)
     }
 
     async fn call<T>(
