@@ -25,11 +25,6 @@ impl ComponentProbe {
     {
         Self { api, name: name.to_owned(), kind: kind.to_owned(), probe: Arc::new(probe) }
     }
-
-    pub fn always_up(api: &'static str, name: &str, kind: &str) -> Self {
-        let probe: Probe = Arc::new(|| Box::pin(async { Health::up() }));
-        Self { api, name: name.to_owned(), kind: kind.to_owned(), probe }
-    }
 }
 
 #[derive(Debug, Serialize)]

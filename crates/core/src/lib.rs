@@ -19,7 +19,7 @@ pub use backoff::Backoff;
 pub use error::{Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use key_prefix::{KEY_SEPARATOR, KeyPrefix};
-pub use metadata::{Metadata, MetadataExt};
+pub use metadata::Metadata;
 pub use redact::{MAX_ECHO_CHARS, clip, redact_url};
 pub use registry::{ComponentContext, Factory, Registry};
 pub use settings::{KeyTracker, UnknownKey};

@@ -8,7 +8,7 @@
 //! [`status::to_status`] is the one place where error kinds become gRPC codes.
 
 pub mod api;
-pub mod decode;
+pub mod codec;
 pub mod layotto;
 pub mod limit;
 pub mod pb;

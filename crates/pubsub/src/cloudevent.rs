@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use layotto_core::{Error, Metadata, MetadataExt, Result};
+use layotto_core::{Error, Metadata, Result, settings};
 use serde_json::{Map, Value};
 
 /// Layotto's own constants for envelopes it creates (not Dapr's).
@@ -128,7 +128,12 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
     if let Some(tp) = &input.traceparent {
         event.insert("traceparent".into(), tp.clone().into());
     }
-    let ttl = input.metadata.parse_opt::<u64>(&what(), "ttlInSeconds")?;
+    #[derive(serde::Deserialize)]
+    struct PublishSettings {
+        #[serde(rename = "ttlInSeconds", default)]
+        ttl: Option<u64>,
+    }
+    let ttl = settings::parse_request::<PublishSettings>(&what(), &input.metadata)?.ttl;
     if ttl.is_some_and(|t| t > MAX_TTL_SECONDS) {
         return Err(Error::invalid_argument(format!(
             "{}: metadata 'ttlInSeconds' must be at most {MAX_TTL_SECONDS} seconds",

@@ -2,28 +2,27 @@
 //! in here, in this order, so every service (Layotto's, its extensions',
 //! Dapr's later) and the actuator get them alike:
 //! 1. request size limit (every gRPC method; RESOURCE_EXHAUSTED naming the method and the limit);
-//! 2. a request that does not decode answers INVALID_ARGUMENT (tonic says INTERNAL);
-//! 3. API token (later issue);
-//! 4. metrics and tracing (later issue);
-//! 5. rate limits (later issue).
+//! 2. API token (later issue);
+//! 3. metrics and tracing (later issue);
+//! 4. rate limits (later issue).
+//!
+//! (A request that does not decode answers INVALID_ARGUMENT in the codec,
+//! `layotto_grpc::codec`, where decoding happens.)
 
-use layotto_grpc::decode::{MapUndecodable, undecodable_is_invalid_argument};
 use layotto_grpc::limit::RequestSizeLimitLayer;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
-use tower::util::MapResponseLayer;
 
 use crate::config::ServerConfig;
 
-type GrpcStack = Stack<MapResponseLayer<MapUndecodable>, Stack<RequestSizeLimitLayer, Identity>>;
+type GrpcStack = Stack<RequestSizeLimitLayer, Identity>;
 
 /// The gRPC server with the stack applied; services are added by the caller.
 pub fn grpc_server(server: &ServerConfig) -> Server<GrpcStack> {
     Server::builder()
         .max_concurrent_streams(server.max_concurrent_streams)
         .layer(RequestSizeLimitLayer::new(server.max_request_bytes))
-        .layer(MapResponseLayer::new(undecodable_is_invalid_argument as MapUndecodable))
 }
 
 /// The actuator's router with the stack applied.

@@ -50,9 +50,10 @@ pub struct PrefixedSequencer {
 }
 
 impl PrefixedSequencer {
-    /// Wraps a component: key prefix from ctx metadata `keyPrefix` (default appid, KeyPrefix::from_metadata + resolve(app_id, name)),
-    /// segment cache settings from metadata `segmentCacheEnable` (default true) and `segmentStep` (segment size, default 10000, must be >0),
-    /// and applies bigger_than (keys are user keys; they are prefixed the same way as request keys, then ensure_bigger_than is called).
+    /// Wraps a component: the key prefix from `keyPrefix` (default the app
+    /// id), the segment cache from `segmentCacheEnable` (default true) and
+    /// `segmentStep` (default 10 000, more than 0), then `bigger_than` applied
+    /// to the keys as requests will store them.
     pub async fn new(
         inner: Arc<dyn Sequencer>,
         ctx: &ComponentContext,

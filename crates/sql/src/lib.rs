@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use layotto_core::{Error, ErrorKind, Health, Metadata, Result, settings};
+use layotto_core::{Error, ErrorKind, Health, Result, settings};
 use serde::Deserialize;
 use sqlx::ConnectOptions;
 
@@ -93,10 +93,6 @@ impl PoolSettings {
 }
 
 /// `tableName`: an SQL identifier (letters, digits, `_`), optionally `schema.table`.
-pub fn table_name(component: &str, metadata: &Metadata, default: &str) -> Result<String> {
-    settings::parse::<PoolSettings>(component, metadata)?.table(component, default)
-}
-
 fn check_table_name(component: &str, table: &str) -> Result<()> {
     let valid_part = |p: &str| {
         !p.is_empty()
@@ -166,10 +162,14 @@ pub mod postgres;
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use layotto_core::Metadata;
 
     #[test]
     fn table_names_are_identifiers() {
         let meta = |t: &str| Metadata::from([("tableName".to_owned(), t.to_owned())]);
+        let table_name = |c: &str, m: &Metadata, default: &str| {
+            settings::parse::<PoolSettings>(c, m).and_then(|p| p.table(c, default))
+        };
         assert_eq!(table_name("c", &Metadata::new(), "layotto_sequencer").unwrap(), "layotto_sequencer");
         assert_eq!(table_name("c", &meta("db1.seq_1"), "t").unwrap(), "db1.seq_1");
         for bad in ["1abc", "a;drop table x", "a.b.c", "a b", "`x`"] {

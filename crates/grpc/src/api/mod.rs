@@ -188,14 +188,6 @@ impl<H> Named<H> {
         self.components.is_empty()
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.components.keys().map(String::as_str)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &H)> {
-        self.components.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
     /// The component called `name`, or why there is none.
     pub fn get(&self, name: &str) -> Result<&H, Lookup> {
         if self.components.is_empty() {

@@ -24,6 +24,20 @@ impl StateApi {
         self.limits.check_bulk(|| format!("state store '{store}'"), what, count)
     }
 
+    /// The count of a bulk write's items, once their count and keys are within the limits.
+    fn check_items<'a>(
+        &self,
+        store: &str,
+        keys: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Result<usize, Error> {
+        let count = keys.len();
+        self.check_bulk(store, "items", count)?;
+        for key in keys {
+            self.check_key(store, key)?;
+        }
+        Ok(count)
+    }
+
     async fn call<T>(
         &self,
         store: &str,
@@ -82,11 +96,7 @@ impl StateApi {
 
     pub async fn bulk_set(&self, store: &str, reqs: Vec<SetRequest>) -> ApiResult<()> {
         let component = self.components.get(store)?;
-        self.check_bulk(store, "items", reqs.len())?;
-        for req in &reqs {
-            self.check_key(store, &req.key)?;
-        }
-        if reqs.is_empty() {
+        if self.check_items(store, reqs.iter().map(|r| r.key.as_str()))? == 0 {
             return Ok(());
         }
         self.call(store, component.bulk_set(reqs)).await
@@ -100,11 +110,7 @@ impl StateApi {
 
     pub async fn bulk_delete(&self, store: &str, reqs: Vec<DeleteRequest>) -> ApiResult<()> {
         let component = self.components.get(store)?;
-        self.check_bulk(store, "items", reqs.len())?;
-        for req in &reqs {
-            self.check_key(store, &req.key)?;
-        }
-        if reqs.is_empty() {
+        if self.check_items(store, reqs.iter().map(|r| r.key.as_str()))? == 0 {
             return Ok(());
         }
         self.call(store, component.bulk_delete(reqs)).await
