@@ -41,7 +41,9 @@ fn registries() -> Registries {
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("LAYOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colours only on a terminal: logs piped to a file or a collector stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 
     let cli = Cli::parse();
     let path = match cli.command {

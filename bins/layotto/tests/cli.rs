@@ -11,7 +11,7 @@ use layotto_grpc::pb::runtime as pb;
 use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
 
 mod common;
-use common::{BIN, Runtime, free_port, redis_host, wait_ready};
+use common::{BIN, Runtime, command, readiness, redis_host};
 
 fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -37,17 +37,9 @@ fn all_output(out: &Output) -> String {
 
 #[tokio::test]
 async fn runs_on_embedded_defaults_without_a_config() {
-    let (grpc, actuator) = (free_port(), free_port());
-    let _rt = Runtime(
-        Command::new(BIN)
-            .env("LAYOTTO_SERVER__GRPC", format!("127.0.0.1:{grpc}"))
-            .env("LAYOTTO_SERVER__ACTUATOR", format!("127.0.0.1:{actuator}"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_ready(actuator).await;
-    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{grpc}")).await.unwrap();
+    let rt = Runtime::start(command());
+    assert_eq!(readiness(rt.actuator).await.status(), 200);
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", rt.grpc)).await.unwrap();
     let hello = client
         .say_hello(pb::SayHelloRequest {
             service_name: "quick_start_demo".into(),
@@ -75,7 +67,6 @@ async fn runs_on_embedded_defaults_without_a_config() {
 
 #[tokio::test]
 async fn layotto_start_form_loads_a_layotto_json_config() {
-    let (grpc, actuator) = (free_port(), free_port());
     // The shape of Layotto's configs/config_redis.json.
     let json = format!(
         r#"{{
@@ -84,7 +75,7 @@ async fn layotto_start_form_loads_a_layotto_json_config() {
         "default_log_level": "INFO",
         "routers": [{{"router_config_name": "actuator_dont_need_router"}}],
         "listeners": [
-          {{"name": "grpc", "address": "127.0.0.1:{grpc}", "bind_port": true,
+          {{"name": "grpc", "address": "127.0.0.1:0", "bind_port": true,
             "filter_chains": [{{"filters": [{{"type": "grpc", "config": {{"server_name": "runtime", "grpc_config": {{
               "hellos": {{"quick_start_demo": {{"type": "helloworld", "hello": "greeting"}}}},
               "state": {{"redis": {{"type": "redis", "metadata": {{"redisHost": "{redis}", "redisPassword": ""}}}}}},
@@ -93,7 +84,7 @@ async fn layotto_start_form_loads_a_layotto_json_config() {
               "pub_subs": {{"redis": {{"type": "redis", "metadata": {{"redisHost": "{redis}"}}}}}},
               "app": {{"app_id": "app1", "grpc_callback_port": 9999}}
             }}}}}}]}}]}},
-          {{"name": "actuator", "address": "127.0.0.1:{actuator}", "bind_port": true,
+          {{"name": "actuator", "address": "127.0.0.1:0", "bind_port": true,
             "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http1", "upstream_protocol": "Http1", "router_config_name": "actuator_dont_need_router"}}}}]}}],
             "stream_filters": [{{"type": "actuator_filter"}}]}}
         ]
@@ -104,11 +95,10 @@ async fn layotto_start_form_loads_a_layotto_json_config() {
     );
     let mut file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
     file.write_all(json.as_bytes()).unwrap();
-    let _rt = Runtime(
-        Command::new(BIN).arg("start").arg("-c").arg(file.path()).stdout(Stdio::null()).spawn().unwrap(),
-    );
-    wait_ready(actuator).await;
-    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{grpc}")).await.unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("start").arg("-c").arg(file.path());
+    let rt = Runtime::start(cmd);
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", rt.grpc)).await.unwrap();
     let key = format!("cli-{}", std::process::id());
     let item = pb::StateItem { key: key.clone(), value: b"from-json-config".to_vec(), ..Default::default() };
     client.save_state(pb::SaveStateRequest { store_name: "redis".into(), states: vec![item] }).await.unwrap();
@@ -118,13 +108,7 @@ async fn layotto_start_form_loads_a_layotto_json_config() {
         .unwrap()
         .into_inner();
     assert_eq!(got.data, b"from-json-config");
-    let readiness: serde_json::Value =
-        reqwest::get(format!("http://127.0.0.1:{actuator}/actuator/health/readiness"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let readiness: serde_json::Value = readiness(rt.actuator).await.json().await.unwrap();
     assert_eq!(readiness["components"]["state/redis"]["status"], "UP");
 }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
 use std::sync::Mutex;
 
 mod common;
-use common::{BIN, Runtime, free_port, redis_host, wait_ready};
+use common::{BIN, Runtime, redis_host};
 use tonic::{Request, Response, Status};
 
 fn rabbitmq_url() -> String {
@@ -65,25 +65,19 @@ impl AppCallback for App {
     }
 }
 
-fn spawn_runtime(dir: &std::path::Path, app_port: u16, pubsub_toml: &str) -> (Runtime, u16, u16) {
-    let (grpc, actuator) = (free_port(), free_port());
-    let path = dir.join(format!("layotto-{grpc}.toml"));
+fn spawn_runtime(dir: &std::path::Path, app_port: u16, pubsub_toml: &str) -> Runtime {
+    let path = dir.join("layotto.toml");
     std::fs::write(
         &path,
         format!(
             "[app]\nid = \"kill-test\"\ncallback_port = {app_port}\n\n\
-             [server]\ngrpc = \"127.0.0.1:{grpc}\"\nactuator = \"127.0.0.1:{actuator}\"\n\n{pubsub_toml}"
+             [server]\ngrpc = \"127.0.0.1:0\"\nactuator = \"127.0.0.1:0\"\n\n{pubsub_toml}"
         ),
     )
     .unwrap();
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Runtime(child), grpc, actuator)
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(&path);
+    Runtime::start(cmd)
 }
 
 async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {
@@ -104,9 +98,8 @@ async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(server);
 
-    let (mut first, grpc, actuator) = spawn_runtime(dir.path(), app_port, &pubsub_toml);
-    wait_ready(actuator).await;
-    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{grpc}")).await.unwrap();
+    let mut first = spawn_runtime(dir.path(), app_port, &pubsub_toml);
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", first.grpc)).await.unwrap();
     // The subscription is made once the app has listed it: probe until the
     // app is offered something, so the real messages find it in place.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -139,12 +132,11 @@ async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {
     }
     // Give the first runtime a moment to take the new messages too.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    first.0.kill().unwrap();
-    first.0.wait().unwrap();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
     app.accepting.store(true, Ordering::SeqCst);
 
-    let (_second, _, actuator) = spawn_runtime(dir.path(), app_port, &pubsub_toml);
-    wait_ready(actuator).await;
+    let _second = spawn_runtime(dir.path(), app_port, &pubsub_toml);
     let deadline = Instant::now() + Duration::from_secs(30);
     let real = |app: &App| app.accepted.lock().unwrap().iter().filter(|d| d.as_slice() != b"probe").count();
     while real(&app) < sent.len() {
