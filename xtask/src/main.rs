@@ -19,6 +19,8 @@ const REDIS_ADDR: &str = "127.0.0.1:6379";
 const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
 const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
+/// Pinned so a clean machine installs what CI ran.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +29,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("ci-extra") => ci_extra(),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("services") => ensure_services(),
         _ => {
             eprintln!("usage: cargo xtask <test|ci|bench|services>");
@@ -34,6 +37,9 @@ fn main() -> Result<()> {
             eprintln!("  ci        test, plus the slim build without optional features and cargo-deny");
             eprintln!("  ci-extra  only the checks ci adds to test");
             eprintln!("  bench     release build, load generator and same-run baselines (see crates/bench)");
+            eprintln!(
+                "  fuzz      [--seconds N] [TARGET…]: every fuzz target (fuzz/) for N seconds (default 60)"
+            );
             eprintln!("  services  only make sure the backends of the suites are installed and running");
             std::process::exit(2)
         }
@@ -71,10 +77,72 @@ fn test() -> Result<()> {
         .map(str::to_owned)
         .collect();
     skipped.sort();
+    fuzz(&[])?;
     println!("xtask: {} conformance cases skipped because a component lacks a capability:", skipped.len());
     for line in skipped {
         println!("xtask:   {line}");
     }
+    Ok(())
+}
+
+/// The fuzz targets in fuzz/fuzz_targets, each run for a bounded time from
+/// its committed corpus (fuzz/corpus/TARGET). What a run finds goes to
+/// target/fuzz-corpus/TARGET; `--merge` adds the inputs that reach new code
+/// to the committed corpus. A crash fails the run, its input saved under
+/// fuzz/artifacts/TARGET.
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 60u64;
+    let mut merge = false;
+    let mut only = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = args.next().context("--seconds needs a number")?.parse().context("--seconds")?
+            }
+            "--merge" => merge = true,
+            target => only.push(target.to_owned()),
+        }
+    }
+    if !which("cargo-fuzz") {
+        println!("xtask: cargo-fuzz not found, installing it");
+        cargo(&["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION])?;
+    }
+    let mut targets: Vec<String> = std::fs::read_dir("fuzz/fuzz_targets")
+        .context("reading fuzz/fuzz_targets")?
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+        .filter(|t| only.is_empty() || only.contains(t))
+        .collect();
+    targets.sort();
+    let fuzz_run = |target: &str, dirs: &[&str], flags: &[String]| {
+        // No sanitizer: safe Rust needs none, and `none` builds on the stable
+        // toolchain (RUSTC_BOOTSTRAP lets cargo-fuzz pass its few -Z flags).
+        run(Command::new("cargo")
+            .args(["fuzz", "run", "--sanitizer", "none", target])
+            .args(dirs)
+            .arg("--")
+            .args(flags)
+            .env("RUSTC_BOOTSTRAP", "1"))
+    };
+    for target in &targets {
+        let committed = format!("fuzz/corpus/{target}");
+        let found = format!("target/fuzz-corpus/{target}");
+        std::fs::create_dir_all(&committed)?;
+        std::fs::create_dir_all(&found)?;
+        let flags = [
+            format!("-max_total_time={seconds}"),
+            "-timeout=20".to_owned(),
+            "-rss_limit_mb=4096".to_owned(),
+            "-print_final_stats=1".to_owned(),
+        ];
+        // libFuzzer writes new inputs to the first directory only.
+        fuzz_run(target, &[&found, &committed], &flags)
+            .with_context(|| format!("fuzz target {target} crashed: see fuzz/artifacts/{target}"))?;
+        if merge {
+            fuzz_run(target, &[&committed, &found], &["-merge=1".to_owned()])?;
+        }
+    }
+    println!("xtask: fuzzed {} targets for {seconds} s each without a crash", targets.len());
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub struct Actuator {
 pub fn router(actuator: Arc<Actuator>) -> Router {
     Router::new()
         .route("/actuator/health/{kind}", any(health))
-        .route("/actuator/health", any(invalid_health))
+        .route("/actuator/health", any(overall))
         .route("/actuator/info", any(info))
         .with_state(actuator)
 }
@@ -35,12 +35,21 @@ async fn health(State(actuator): State<Arc<Actuator>>, Path(kind): Path<String>)
     match kind.as_str() {
         "liveness" => report(health::liveness(&actuator.startup)),
         "readiness" => report(health::readiness(&actuator.startup, &actuator.probes).await),
-        _ => invalid_health().await,
+        // Layotto answers 500 `{}` here; an unknown path is the client's mistake, not ours.
+        other => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!(
+                "unknown health type '{}': use /actuator/health/liveness or /actuator/health/readiness",
+                layotto_core::clip(other)
+            )})),
+        )
+            .into_response(),
     }
 }
 
-async fn invalid_health() -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({}))).into_response()
+/// `/actuator/health` alone: readiness, which includes liveness's startup indicator.
+async fn overall(State(actuator): State<Arc<Actuator>>) -> Response {
+    report(health::readiness(&actuator.startup, &actuator.probes).await)
 }
 
 /// Names and types only: component metadata can hold secrets.

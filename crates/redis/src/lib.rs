@@ -94,7 +94,8 @@ impl RedisConn {
         config.fail_fast = true;
         let dial_timeout = redis.dial_timeout.unwrap_or(Duration::from_secs(5));
         let command_timeout = redis.timeout.unwrap_or(Duration::from_secs(5));
-        let max_backoff = redis.max_retry_backoff.unwrap_or(Duration::from_secs(2));
+        // Short, so calls work again soon after Redis is back (go-redis uses 512 ms too).
+        let max_backoff = redis.max_retry_backoff.unwrap_or(Duration::from_millis(500));
         let pool_size = redis.pool_size.unwrap_or(default_pool).clamp(1, 256);
 
         let pool = fred::types::Builder::from_config(config)

@@ -85,6 +85,12 @@ pub struct ServerConfig {
     /// request may take to send its head, before the connection is closed.
     #[serde(default = "default_handshake_timeout_seconds")]
     pub handshake_timeout_seconds: u64,
+    /// TLS on the gRPC listener (plaintext when absent).
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// TLS on the actuator (plaintext when absent, so probes keep working).
+    #[serde(default)]
+    pub actuator_tls: Option<crate::tls::TlsConfig>,
 }
 
 /// One component: its type, its metadata, and options of its API (such as
@@ -227,6 +233,8 @@ impl Default for ServerConfig {
             max_concurrent_streams: default_max_concurrent_streams(),
             max_connections: default_max_connections(),
             handshake_timeout_seconds: default_handshake_timeout_seconds(),
+            tls: None,
+            actuator_tls: None,
         }
     }
 }
@@ -279,25 +287,46 @@ impl Config {
     }
 
     fn load_with_env(path: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let text = match path {
+            None => None,
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?,
+            ),
+        };
+        let file = path.zip(text.as_deref());
+        Self::parse(file, Some(env))
+    }
+
+    /// Parses the text of a config file (`source` names it in errors; a
+    /// `.json` name or text starting with `{` is Layotto's JSON, else our
+    /// TOML), without environment overrides.
+    pub fn from_text(source: &str, text: &str) -> Result<Self, ConfigError> {
+        Self::parse(Some((Path::new(source), text)), None)
+    }
+
+    fn parse(file: Option<(&Path, &str)>, env: Option<Env>) -> Result<Self, ConfigError> {
         let apis = Registries::builtin();
         let mut unknown_keys = UnknownKeys::Deny;
-        let base = match path {
+        let path = file.map(|(path, _)| path);
+        let base = match file {
             None => Figment::from(Serialized::defaults(Self::embedded_defaults())),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-                if is_json(path, &text) {
-                    let config = crate::layotto_json::parse(&text, &apis)
+            Some((path, text)) => {
+                if is_json(path, text) {
+                    let config = crate::layotto_json::parse(text, &apis)
                         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
                     unknown_keys = UnknownKeys::Warn;
                     Figment::from(Serialized::defaults(config))
                 } else {
-                    Figment::from(Toml::string(&text))
+                    Figment::from(Toml::string(text))
                 }
             }
         };
         let source = path.map_or_else(|| "embedded defaults".to_owned(), |p| p.display().to_string());
-        let figment = base.merge(env_overrides(env));
+        let figment = match env {
+            Some(env) => base.merge(env_overrides(env)),
+            None => base,
+        };
         let root: figment::value::Dict =
             figment.extract().map_err(|e| ConfigError(describe(&source, &[], e)))?;
         let mut config = Self::empty();

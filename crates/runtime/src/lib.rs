@@ -19,6 +19,7 @@ mod server;
 mod services;
 mod stack;
 mod subscriber;
+pub mod tls;
 
 pub use apis::{Api, ApiSpec, DEFAULT_CONSUMER_ID, Registries};
 pub use config::{ComponentConfig, Config, ConfigError, ListenAddr, UnknownKeys};

@@ -149,19 +149,25 @@ where
     })
 }
 
-/// Serves the actuator over HTTP/1 until `shutdown`, closing connections
-/// whose request head does not arrive within `header_timeout` (a client that
-/// sent half a request once held its connection for 40 s and more), and at
-/// most `max_connections` at once.
+/// How the actuator's HTTP/1 listener guards itself.
+pub(crate) struct HttpLimits {
+    /// A request head (and a TLS handshake) must arrive within this; a
+    /// client that sent half a request once held its connection for 40 s and more.
+    pub(crate) header_timeout: std::time::Duration,
+    /// Connections open at once; past that the listener waits.
+    pub(crate) max_connections: usize,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Serves the actuator over HTTP/1 (or HTTPS) until `shutdown`.
 pub(crate) async fn serve_http(
     listener: TcpListener,
     router: axum::Router,
     shutdown: watch::Receiver<bool>,
-    header_timeout: std::time::Duration,
-    max_connections: usize,
+    limits: HttpLimits,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
@@ -179,17 +185,37 @@ pub(crate) async fn serve_http(
             },
             _ = wait_for(shutdown.clone()) => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let (router, watcher, timeout, tls) =
+            (router.clone(), graceful.watcher(), limits.header_timeout, limits.tls.clone());
+        // The handshake runs in the connection's task, so a slow client never holds the accept loop.
         tokio::spawn(async move {
-            let _ = connection.await;
+            match tls {
+                None => serve_connection(stream, router, watcher, timeout).await,
+                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, router, watcher, timeout).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "actuator TLS handshake failed"),
+                    Err(_) => tracing::debug!("actuator TLS handshake timed out"),
+                },
+            }
             drop(permit);
         });
     }
     // In-flight requests finish; a stuck one does not hold shutdown for ever.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    router: axum::Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: std::time::Duration,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let _ = watcher.watch(connection).await;
 }

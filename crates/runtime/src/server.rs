@@ -20,7 +20,7 @@ use tonic_health::ServingStatus;
 
 use crate::apis::Registries;
 use crate::config::{ComponentConfig, Config, ListenAddr, UnknownKeys};
-use crate::listen::{GrpcListener, bind, guarded, local_addr, serve_http, wait_for};
+use crate::listen::{GrpcListener, HttpLimits, bind, guarded, local_addr, serve_http, wait_for};
 use crate::services::Services;
 
 /// Why the runtime did not start; the message names the component or listener.
@@ -120,7 +120,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     }
     services.add(health_service);
     let routes = services.finish().map_err(StartError)?;
-    let server = crate::stack::grpc_server(&config.server).add_routes(routes);
+    let server = crate::stack::grpc_server(&config.server)?.add_routes(routes);
     let stop = wait_for(shutdown_rx.clone());
     let (max_connections, handshake) =
         (config.server.max_connections, Duration::from_secs(config.server.handshake_timeout_seconds));
@@ -142,13 +142,16 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
 
     let actuator = Arc::new(Actuator { startup: startup.clone(), probes: probes.clone() });
     let router = crate::stack::http(layotto_actuator::router(actuator));
-    let header_timeout = Duration::from_secs(config.server.handshake_timeout_seconds);
+    let tls = config.server.actuator_tls.as_ref().map(|tls| tls.actuator()).transpose()?;
     tasks.push(tokio::spawn(serve_http(
         actuator_listener,
         router,
         shutdown_rx.clone(),
-        header_timeout,
-        config.server.max_connections,
+        HttpLimits {
+            header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
+            max_connections: config.server.max_connections,
+            tls,
+        },
     )));
 
     tasks.push(tokio::spawn(report_grpc_health(reporter, startup.clone(), probes, shutdown_rx)));

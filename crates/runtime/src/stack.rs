@@ -15,14 +15,18 @@ use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
 
 use crate::config::ServerConfig;
+use crate::server::StartError;
 
 type GrpcStack = Stack<RequestSizeLimitLayer, Identity>;
 
-/// The gRPC server with the stack applied; services are added by the caller.
-pub fn grpc_server(server: &ServerConfig) -> Server<GrpcStack> {
-    Server::builder()
-        .max_concurrent_streams(server.max_concurrent_streams)
-        .layer(RequestSizeLimitLayer::new(server.max_request_bytes))
+/// The gRPC server with TLS (when configured) and the stack applied;
+/// services are added by the caller.
+pub fn grpc_server(server: &ServerConfig) -> Result<Server<GrpcStack>, StartError> {
+    let mut builder = Server::builder().max_concurrent_streams(server.max_concurrent_streams);
+    if let Some(tls) = &server.tls {
+        builder = builder.tls_config(tls.grpc()?).map_err(|e| StartError(format!("gRPC TLS: {e}")))?;
+    }
+    Ok(builder.layer(RequestSizeLimitLayer::new(server.max_request_bytes)))
 }
 
 /// The actuator's router with the stack applied.

@@ -407,8 +407,12 @@ async fn actuator_health_and_info_shapes() {
         text.contains("secretive") && !text.contains("hunter2"),
         "metadata values never reach info: {text}"
     );
-    let (code, _) = http_get(addr, "/actuator/health").await;
-    assert_eq!(code, 500, "Layotto answers 500 for a missing health type");
+    let (code, overall) = http_get(addr, "/actuator/health").await;
+    assert_eq!(code, 200, "/actuator/health alone is the overall readiness: {overall}");
+    assert_eq!(overall["components"]["state/redis"]["status"], "UP");
+    let (code, unknown) = http_get(addr, "/actuator/health/foo").await;
+    assert_eq!(code, 404, "an unknown health type is the client's mistake: {unknown}");
+    assert!(unknown["error"].as_str().unwrap().contains("'foo'"), "{unknown}");
     let resp = reqwest::get(format!("http://{addr}/actuator/nope")).await.unwrap();
     assert_eq!(resp.status().as_u16(), 404);
     running.shutdown().await;

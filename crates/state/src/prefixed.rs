@@ -40,12 +40,16 @@ impl PrefixedStore {
         })
     }
 
+    /// Strips exactly our prefix. (Layotto splits at the first `||`, which
+    /// breaks when the prefix ends in `|`: app id `a|` stores `a|||k`.)
     fn user_key(&self, stored: String) -> String {
         match &self.prefix {
-            Some(_) => match stored.split_once(KEY_SEPARATOR) {
-                Some((_, key)) => key.to_owned(),
-                None => stored,
-            },
+            Some(prefix) => {
+                match stored.strip_prefix(prefix.as_str()).and_then(|k| k.strip_prefix(KEY_SEPARATOR)) {
+                    Some(key) => key.to_owned(),
+                    None => stored,
+                }
+            }
             None => stored,
         }
     }
@@ -105,5 +109,22 @@ impl StateStore for PrefixedStore {
 
     async fn health(&self) -> Health {
         self.inner.health().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::components::memory::MemoryStore;
+
+    /// Found by the key_prefix fuzz target: a prefix ending in `|`.
+    #[tokio::test]
+    async fn bulk_get_strips_a_prefix_that_ends_in_a_bar() {
+        let store = PrefixedStore::new("s", Some("app|".to_owned()), Arc::new(MemoryStore::new("s")));
+        store.set(SetRequest::new("\nA", b"v".to_vec())).await.unwrap();
+        let items = store.bulk_get(vec!["\nA".to_owned()], Metadata::new()).await.unwrap();
+        assert_eq!(items[0].key, "\nA");
+        assert_eq!(items[0].value.as_ref().unwrap().data, b"v");
     }
 }

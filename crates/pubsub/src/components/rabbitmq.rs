@@ -329,7 +329,8 @@ impl Consumer {
     async fn run(self, first: (Connection, lapin::Consumer), cancel: CancellationToken) {
         let this = Arc::new(self);
         let mut current = Some(first);
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        // At most 500 ms apart, so consuming resumes soon after the broker is back.
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
         while !cancel.is_cancelled() {
             let (conn, mut stream) = match current.take() {
                 Some(open) => open,
