@@ -139,7 +139,9 @@ fn fuzz(args: &[String]) -> Result<()> {
         fuzz_run(target, &[&found, &committed], &flags)
             .with_context(|| format!("fuzz target {target} crashed: see fuzz/artifacts/{target}"))?;
         if merge {
-            fuzz_run(target, &[&committed, &found], &["-merge=1".to_owned()])?;
+            // Edges only: counters and value profiles would keep thousands of near-copies.
+            let flags = ["-merge=1", "-use_counters=0", "-use_value_profile=0"].map(str::to_owned);
+            fuzz_run(target, &[&committed, &found], &flags)?;
         }
     }
     println!("xtask: fuzzed {} targets for {seconds} s each without a crash", targets.len());

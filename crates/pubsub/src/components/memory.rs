@@ -7,11 +7,14 @@
 //!
 //! Metadata: `consumerID`, `concurrency` (handlers running at once per
 //! subscription, default 16), `redeliverInterval`, `maxBacklog` (messages
-//! per topic without a subscriber), `maxBacklogBytes` (bytes such topics hold
-//! together, default 64 MiB; past either, publish is RESOURCE_EXHAUSTED).
+//! per topic without a subscriber), `maxBacklogBytes` (bytes waiting in the
+//! whole broker, in backlogs and in the queues of groups, also of groups
+//! whose subscribers left; default 64 MiB), `maxTopics` (default 10 000).
+//! Past any of them, publish is RESOURCE_EXHAUSTED.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,9 +31,10 @@ pub struct MemoryPubSub {
     metadata: Metadata,
     max_backlog: usize,
     max_backlog_bytes: usize,
-    /// Bytes held in the backlogs of all topics.
-    backlog_bytes: std::sync::atomic::AtomicUsize,
-    topics: Mutex<HashMap<String, Topic>>,
+    max_topics: usize,
+    /// Bytes of every message not yet taken by a subscriber: backlogs and group queues.
+    waiting_bytes: Arc<AtomicUsize>,
+    topics: Arc<Mutex<HashMap<String, Topic>>>,
 }
 
 #[derive(Default)]
@@ -43,6 +47,16 @@ struct Topic {
 struct Group {
     tx: mpsc::UnboundedSender<Message>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Message>>,
+}
+
+impl Group {
+    /// Queues `message`, counting its bytes until a subscriber takes it.
+    fn send(&self, message: Message, waiting: &AtomicUsize) {
+        waiting.fetch_add(backlog_size(&message), Ordering::Relaxed);
+        if let Err(returned) = self.tx.send(message) {
+            waiting.fetch_sub(backlog_size(&returned.0), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Per component, and (but for `maxBacklog`) overridden per subscription.
@@ -58,6 +72,8 @@ struct MemorySettings {
     max_backlog: Option<usize>,
     #[serde(rename = "maxBacklogBytes", default)]
     max_backlog_bytes: Option<usize>,
+    #[serde(rename = "maxTopics", default)]
+    max_topics: Option<usize>,
 }
 
 /// What a waiting message costs the backlog: its data and its topic name.
@@ -65,8 +81,11 @@ fn backlog_size(message: &Message) -> usize {
     message.data.len() + message.topic.len()
 }
 
-/// Bytes all topics without a subscriber may hold together, by default.
+/// Bytes all waiting messages may hold together, by default.
 const DEFAULT_MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+
+/// Topics one broker keeps, by default.
+const DEFAULT_MAX_TOPICS: usize = 10_000;
 
 impl MemoryPubSub {
     pub const TYPE: &'static str = "in-memory";
@@ -87,8 +106,9 @@ impl MemoryPubSub {
             metadata: metadata.clone(),
             max_backlog,
             max_backlog_bytes,
-            backlog_bytes: std::sync::atomic::AtomicUsize::new(0),
-            topics: Mutex::default(),
+            max_topics: settings.max_topics.unwrap_or(DEFAULT_MAX_TOPICS).max(1),
+            waiting_bytes: Arc::default(),
+            topics: Arc::default(),
         })
     }
 
@@ -99,8 +119,8 @@ impl MemoryPubSub {
             return g.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        // The backlog's bytes stay counted: they now wait in the group's queue.
         for message in entry.backlog.drain(..) {
-            self.backlog_bytes.fetch_sub(backlog_size(&message), std::sync::atomic::Ordering::Relaxed);
             let _ = tx.send(message);
         }
         let g = Arc::new(Group { tx, rx: tokio::sync::Mutex::new(rx) });
@@ -118,41 +138,50 @@ impl PubSub for MemoryPubSub {
             metadata: req.metadata,
             broker_id: uuid::Uuid::new_v4().to_string(),
         };
+        let exhausted = |what: String| Err(Error::new(ErrorKind::ResourceExhausted, what));
+        let size = backlog_size(&message);
+        let held = self.waiting_bytes.load(Ordering::Relaxed);
         let mut topics = self.topics.lock();
+        if !topics.contains_key(&req.topic) && topics.len() >= self.max_topics {
+            // Topics nobody subscribes to and nothing waits in are free to forget.
+            topics.retain(|_, t| !t.groups.is_empty() || !t.backlog.is_empty());
+            if topics.len() >= self.max_topics {
+                return exhausted(format!(
+                    "pubsub '{}' (in-memory): topic '{}' would be topic number {} (maxTopics = {})",
+                    self.name,
+                    clip(&req.topic),
+                    topics.len() + 1,
+                    self.max_topics
+                ));
+            }
+        }
+        let groups = topics.get(&req.topic).map_or(0, |t| t.groups.len()).max(1);
+        // Under the topics lock, so concurrent publishers cannot both pass the check.
+        if held.saturating_add(size.saturating_mul(groups)) > self.max_backlog_bytes {
+            return exhausted(format!(
+                "pubsub '{}' (in-memory): {held} bytes wait for subscribers; a message of {size} bytes to '{}' \
+                 would pass maxBacklogBytes = {}",
+                self.name,
+                clip(&req.topic),
+                self.max_backlog_bytes
+            ));
+        }
         let topic = topics.entry(req.topic.clone()).or_default();
         if topic.groups.is_empty() {
             if topic.backlog.len() >= self.max_backlog {
-                return Err(Error::new(
-                    ErrorKind::ResourceExhausted,
-                    format!(
-                        "pubsub '{}' (in-memory): topic '{}' has no subscriber and {} messages waiting (maxBacklog)",
-                        self.name,
-                        clip(&req.topic),
-                        self.max_backlog
-                    ),
+                return exhausted(format!(
+                    "pubsub '{}' (in-memory): topic '{}' has no subscriber and {} messages waiting (maxBacklog)",
+                    self.name,
+                    clip(&req.topic),
+                    self.max_backlog
                 ));
             }
-            let size = backlog_size(&message);
-            let held = self.backlog_bytes.load(std::sync::atomic::Ordering::Relaxed);
-            if held.saturating_add(size) > self.max_backlog_bytes {
-                return Err(Error::new(
-                    ErrorKind::ResourceExhausted,
-                    format!(
-                        "pubsub '{}' (in-memory): topics without a subscriber hold {held} bytes; a message of {size} \
-                         bytes to '{}' would pass maxBacklogBytes = {}",
-                        self.name,
-                        clip(&req.topic),
-                        self.max_backlog_bytes
-                    ),
-                ));
-            }
-            // Under the topics lock, so concurrent publishers cannot both pass the check.
-            self.backlog_bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            self.waiting_bytes.fetch_add(size, Ordering::Relaxed);
             topic.backlog.push(message);
             return Ok(());
         }
         for group in topic.groups.values() {
-            let _ = group.tx.send(message.clone());
+            group.send(message.clone(), &self.waiting_bytes);
         }
         Ok(())
     }
@@ -171,9 +200,14 @@ impl PubSub for MemoryPubSub {
                 redeliver = d;
             }
         }
-        let group_name =
-            consumer_group(&self.metadata, &req.metadata).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // A subscription without a consumer group gets one of its own, which
+        // nobody can join again: it goes away with the subscription.
+        let named = consumer_group(&self.metadata, &req.metadata);
+        let anonymous = named.is_none();
+        let group_name = named.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let group = self.group(&req.topic, &group_name);
+        let (topics, topic) = (self.topics.clone(), req.topic.clone());
+        let waiting = self.waiting_bytes.clone();
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
@@ -185,7 +219,9 @@ impl PubSub for MemoryPubSub {
                     m = async { group.rx.lock().await.recv().await } => m,
                 };
                 let Some(message) = next else { break };
-                let (handler, group, stop) = (handler.clone(), group.clone(), stop.clone());
+                waiting.fetch_sub(backlog_size(&message), Ordering::Relaxed);
+                let (handler, group, stop, waiting) =
+                    (handler.clone(), group.clone(), stop.clone(), waiting.clone());
                 tokio::spawn(async move {
                     let result = handler(message.clone()).await;
                     drop(permit);
@@ -195,9 +231,18 @@ impl PubSub for MemoryPubSub {
                             _ = stop.cancelled() => {}
                             _ = tokio::time::sleep(redeliver) => {}
                         }
-                        let _ = group.tx.send(message);
+                        group.send(message, &waiting);
                     }
                 });
+            }
+            if anonymous {
+                if let Some(t) = topics.lock().get_mut(&topic) {
+                    t.groups.remove(&group_name);
+                }
+                let mut rx = group.rx.lock().await;
+                while let Ok(message) = rx.try_recv() {
+                    waiting.fetch_sub(backlog_size(&message), Ordering::Relaxed);
+                }
             }
         });
         Ok(Subscription::new(cancel, task))
@@ -225,6 +270,7 @@ mod tests {
         let err = broker.publish(publish("d", 5 << 20)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
         assert!(err.to_string().contains("maxBacklogBytes = 16777216"), "{err}");
+        assert!(broker.topics.lock().get("d").is_none(), "a refused publish leaves no topic behind");
         // A subscriber takes topic a's backlog: its bytes are free again.
         let handler: Handler = Arc::new(|_| Box::pin(async { Ok(()) }));
         let req = SubscribeRequest {
@@ -232,7 +278,51 @@ mod tests {
             metadata: Metadata::from([("consumerID".to_owned(), "g".to_owned())]),
         };
         let sub = broker.subscribe(req, handler).await.unwrap();
-        broker.publish(publish("d", 5 << 20)).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while broker.publish(publish("d", 5 << 20)).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the subscriber's bytes were never freed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         sub.close().await;
+    }
+
+    /// A group whose subscriber left keeps its messages (as a durable queue
+    /// does), but they count against maxBacklogBytes like any waiting message.
+    #[tokio::test]
+    async fn messages_for_a_group_without_subscribers_are_capped_too() {
+        let metadata = Metadata::from([("maxBacklogBytes".to_owned(), (8 << 20).to_string())]);
+        let broker = MemoryPubSub::new("mem", &metadata).unwrap();
+        let handler: Handler = Arc::new(|_| Box::pin(async { Ok(()) }));
+        let req = SubscribeRequest {
+            topic: "t".into(),
+            metadata: Metadata::from([("consumerID".to_owned(), "g".to_owned())]),
+        };
+        broker.subscribe(req, handler).await.unwrap().close().await;
+        broker.publish(publish("t", 5 << 20)).await.unwrap();
+        let err = broker.publish(publish("t", 5 << 20)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+    }
+
+    #[tokio::test]
+    async fn topics_are_capped_and_empty_ones_forgotten() {
+        let metadata = Metadata::from([("maxTopics".to_owned(), "2".to_owned())]);
+        let broker = MemoryPubSub::new("mem", &metadata).unwrap();
+        broker.publish(publish("a", 1)).await.unwrap();
+        broker.publish(publish("b", 1)).await.unwrap();
+        let err = broker.publish(publish("c", 1)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ResourceExhausted, "{err}");
+        assert!(err.to_string().contains("maxTopics = 2"), "{err}");
+        // A topic with a named group keeps its place; one whose anonymous
+        // subscriber left, with nothing waiting, is forgotten.
+        let handler: Handler = Arc::new(|_| Box::pin(async { Ok(()) }));
+        let named = SubscribeRequest {
+            topic: "a".into(),
+            metadata: Metadata::from([("consumerID".to_owned(), "g".to_owned())]),
+        };
+        broker.subscribe(named, handler.clone()).await.unwrap().close().await;
+        let anonymous = SubscribeRequest { topic: "b".into(), metadata: Metadata::new() };
+        broker.subscribe(anonymous, handler).await.unwrap().close().await;
+        broker.publish(publish("c", 1)).await.unwrap();
+        assert!(broker.publish(publish("d", 1)).await.is_err(), "a and c remain");
     }
 }
