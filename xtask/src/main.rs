@@ -19,6 +19,7 @@ const REDIS_ADDR: &str = "127.0.0.1:6379";
 const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
 const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
+const ETCD_ADDR: &str = "127.0.0.1:2379";
 /// Pinned so a clean machine installs what CI ran.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
@@ -68,6 +69,7 @@ fn test() -> Result<()> {
         .env("LAYOTTO_TEST_RABBITMQ", format!("amqp://guest:guest@{RABBITMQ_ADDR}/%2f"))
         .env("LAYOTTO_TEST_POSTGRES", format!("postgres://postgres@{POSTGRES_ADDR}/test"))
         .env("LAYOTTO_TEST_MYSQL", format!("mysql://root@{MARIADB_ADDR}/test"))
+        .env("LAYOTTO_TEST_ETCD", ETCD_ADDR)
         .env("LAYOTTO_SKIP_LOG", &skip_log))?;
     // The harness's own self-test skips on purpose; it is not a component.
     let mut skipped: Vec<String> = std::fs::read_to_string(&skip_log)
@@ -223,6 +225,18 @@ const SERVICES: &[Service] = &[
         start: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     },
     Service {
+        name: "etcd",
+        addr: ETCD_ADDR,
+        program: "etcd",
+        package: "etcd-server",
+        // Its data in a temporary directory of its own; never another etcd's.
+        start: "dir=$(mktemp -d /tmp/layotto-etcd.XXXXXX) && \
+                nohup etcd --name layotto-test --data-dir \"$dir\" \
+                --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+                --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+                --initial-cluster layotto-test=http://127.0.0.1:2380 > \"$dir.log\" 2>&1 &",
+    },
+    Service {
         name: "MariaDB",
         addr: MARIADB_ADDR,
         program: "mariadbd",
@@ -238,10 +252,7 @@ fn ensure_services() -> Result<()> {
     for service in SERVICES {
         if !which(service.program) && !std::path::Path::new("/usr/sbin").join(service.program).is_file() {
             println!("xtask: {} not found, installing {} with apt-get", service.program, service.package);
-            run(Command::new("apt-get").arg("update").arg("-q"))?;
-            run(Command::new("apt-get")
-                .args(["install", "-y", "-q", service.package])
-                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            apt_install(service.package)?;
         }
         if answers(service.addr) {
             println!("xtask: {} is up on {}", service.name, service.addr);
@@ -260,6 +271,15 @@ fn ensure_services() -> Result<()> {
     }
     if !redis_answers() {
         bail!("something answers on {REDIS_ADDR} but it is not Redis");
+    }
+    // The configuration tests change keys the way another process would.
+    for (program, package) in
+        [("etcdctl", "etcd-client"), ("redis-cli", "redis-tools"), ("psql", "postgresql-client")]
+    {
+        if !which(program) {
+            println!("xtask: {program} not found, installing {package} with apt-get");
+            apt_install(package)?;
+        }
     }
     prepare_databases()
 }
@@ -299,6 +319,25 @@ fn prepare_databases() -> Result<()> {
             "-e",
             "CREATE DATABASE IF NOT EXISTS test",
         ]))?;
+    }
+    Ok(())
+}
+
+/// Installs a Debian package, refreshing the package lists first if that is what it takes.
+fn apt_install(package: &str) -> Result<()> {
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if install() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    if !install() {
+        bail!("cannot install {package} with apt-get");
     }
     Ok(())
 }

@@ -22,6 +22,11 @@ pub struct ComponentContext {
     pub app_id: String,
     /// The metadata keys that settings structs have read, for reporting the rest.
     pub keys: KeyTracker,
+    /// The directory of the config file: relative paths in metadata are relative to it.
+    pub base_dir: Option<std::path::PathBuf>,
+    /// Components this one was handed by `component_ref`, by role
+    /// (`config_store`, `secret_store`): the name and the component.
+    pub refs: BTreeMap<&'static str, (String, Arc<dyn std::any::Any + Send + Sync>)>,
 }
 
 // Metadata can hold passwords: Debug shows only its keys.
@@ -35,6 +40,7 @@ impl fmt::Debug for ComponentContext {
             .field("kind", &self.kind)
             .field("metadata_keys", &keys)
             .field("app_id", &self.app_id)
+            .field("refs", &self.refs.iter().map(|(role, (name, _))| (role, name)).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -43,6 +49,20 @@ impl ComponentContext {
     /// "state component 'cache' (redis)": how messages name a component.
     pub fn describe(&self) -> String {
         format!("{} component '{}' ({})", self.api, self.name, self.kind)
+    }
+
+    /// `path` as the component should open it: relative to the config file's directory.
+    pub fn path(&self, path: &std::path::Path) -> std::path::PathBuf {
+        match &self.base_dir {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path.to_owned(),
+        }
+    }
+
+    /// The component handed to this one as `role` by `component_ref`, if it is a `T`.
+    pub fn component_ref<T: Clone + Send + Sync + 'static>(&self, role: &str) -> Option<(String, T)> {
+        let (name, component) = self.refs.get(role)?;
+        component.downcast_ref::<T>().map(|c| (name.clone(), c.clone()))
     }
 
     /// Reads the settings struct `T` from the metadata (see [`settings`]),

@@ -16,7 +16,7 @@ pub mod pubsub;
 pub mod status;
 
 pub use api::Apis;
-pub use layotto::{LifecycleService, RuntimeService};
+pub use layotto::{LifecycleService, Reconfigure, ReconfigureError, RuntimeService};
 pub use pubsub::{AppCallback, PubSubComponent};
 
 /// Encoded `FileDescriptorSet` of every proto we serve, for gRPC reflection.
@@ -24,3 +24,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 /// Largest request the gRPC services accept by default (grpc-go's default, as Layotto).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Resolves once `closing` turns true (the runtime shuts down) or its sender is gone.
+pub(crate) async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|c| *c).await;
+}

@@ -198,11 +198,16 @@ pub(crate) async fn serve_stream(
     mut requests: Streaming<pb::SubscribeTopicEventsRequest>,
     tx: StreamSender,
     active: Arc<ActiveStreams>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) {
     use pb::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
     loop {
         let next = tokio::select! {
             _ = tx.closed() => break,
+            _ = crate::closed(&mut closing) => {
+                let _ = tx.send(Err(Status::unavailable("the runtime is shutting down"))).await;
+                break;
+            }
             m = requests.message() => m,
         };
         match next {

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use layotto_core::{ComponentContext, Error, ErrorKind, Metadata, Result};
-use parking_lot::RwLock;
+use layotto_core::{ComponentContext, Result};
 
 #[derive(Debug, Clone, Default)]
 pub struct HelloRequest {
@@ -20,12 +19,6 @@ pub struct HelloResponse {
 #[async_trait]
 pub trait Hello: Send + Sync {
     async fn say_hello(&self, req: HelloRequest) -> Result<HelloResponse>;
-
-    /// Replaces the component's configuration while it runs (Layotto's
-    /// Lifecycle API). Components that cannot do this say so.
-    async fn apply_config(&self, _metadata: Metadata) -> Result<()> {
-        Err(Error::new(ErrorKind::Unsupported, "this hello component cannot be reconfigured"))
-    }
 }
 
 #[derive(serde::Deserialize)]
@@ -36,7 +29,7 @@ struct HelloSettings {
 
 /// Answers the configured greeting, followed by `, <name>` when a name is given.
 pub struct HelloWorld {
-    greeting: RwLock<String>,
+    greeting: String,
 }
 
 impl HelloWorld {
@@ -45,7 +38,7 @@ impl HelloWorld {
     pub const GREETING_KEY: &'static str = "hello";
 
     pub fn new(greeting: impl Into<String>) -> Self {
-        Self { greeting: RwLock::new(greeting.into()) }
+        Self { greeting: greeting.into() }
     }
 
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn Hello>> {
@@ -57,17 +50,9 @@ impl HelloWorld {
 #[async_trait]
 impl Hello for HelloWorld {
     async fn say_hello(&self, req: HelloRequest) -> Result<HelloResponse> {
-        let greeting = self.greeting.read().clone();
-        let hello = if req.name.is_empty() { greeting } else { format!("{greeting}, {}", req.name) };
+        let greeting = &self.greeting;
+        let hello = if req.name.is_empty() { greeting.clone() } else { format!("{greeting}, {}", req.name) };
         Ok(HelloResponse { hello })
-    }
-
-    async fn apply_config(&self, metadata: Metadata) -> Result<()> {
-        let greeting = metadata.get(Self::GREETING_KEY).ok_or_else(|| {
-            Error::invalid_argument(format!("helloworld: metadata '{}' is missing", Self::GREETING_KEY))
-        })?;
-        *self.greeting.write() = greeting.clone();
-        Ok(())
     }
 }
 
@@ -81,8 +66,5 @@ mod tests {
         let named = h.say_hello(HelloRequest { name: "eva".into() }).await.unwrap();
         assert_eq!(named.hello, "greeting, eva");
         assert_eq!(h.say_hello(HelloRequest::default()).await.unwrap().hello, "greeting");
-        h.apply_config(Metadata::from([("hello".to_owned(), "goodbye".to_owned())])).await.unwrap();
-        assert_eq!(h.say_hello(HelloRequest::default()).await.unwrap().hello, "goodbye");
-        assert!(h.apply_config(Metadata::new()).await.is_err());
     }
 }

@@ -48,6 +48,8 @@ pub struct RedisConn {
     /// The address without credentials.
     host: String,
     pool: fred::prelude::Pool,
+    /// How the pool was built, for a subscriber client with the same settings.
+    builder: fred::types::Builder,
 }
 
 impl RedisConn {
@@ -98,7 +100,8 @@ impl RedisConn {
         let max_backoff = redis.max_retry_backoff.unwrap_or(Duration::from_millis(500));
         let pool_size = redis.pool_size.unwrap_or(default_pool).clamp(1, 256);
 
-        let pool = fred::types::Builder::from_config(config)
+        let mut builder = fred::types::Builder::from_config(config);
+        builder
             .with_connection_config(|c| {
                 c.tcp = fred::types::config::TcpConfig { nodelay: Some(true), ..Default::default() };
                 c.connection_timeout = dial_timeout;
@@ -109,13 +112,24 @@ impl RedisConn {
             })
             .with_performance_config(|p| p.default_command_timeout = command_timeout)
             // Reconnect forever: the component comes back by itself when Redis does.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, max_backoff.as_millis() as u32, 2))
-            .build_pool(pool_size)
-            .map_err(|e| Error::config(format!("{component}: {e}")))?;
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, max_backoff.as_millis() as u32, 2));
+        let pool = builder.build_pool(pool_size).map_err(|e| Error::config(format!("{component}: {e}")))?;
         pool.init().await.map_err(|e| {
             Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact_url(&host)))
         })?;
-        Ok(Self { component: component.to_owned(), host: redact_url(&host), pool })
+        Ok(Self { component: component.to_owned(), host: redact_url(&host), pool, builder })
+    }
+
+    /// A client for SUBSCRIBE / PSUBSCRIBE with the pool's settings; it
+    /// reconnects forever and subscribes again to what it had.
+    pub async fn subscriber(&self) -> Result<fred::clients::SubscriberClient> {
+        let client = self
+            .builder
+            .build_subscriber_client()
+            .map_err(|e| Error::config(format!("{}: {e}", self.component)))?;
+        client.init().await.map_err(|e| self.error("connecting a subscriber", e))?;
+        client.manage_subscriptions();
+        Ok(client)
     }
 
     /// The address, without credentials.

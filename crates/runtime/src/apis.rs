@@ -12,11 +12,15 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use layotto_actuator::ComponentProbe;
+use layotto_bindings::OutputBinding;
+use layotto_configuration::ConfigStore;
 use layotto_core::{ComponentContext, Health, KeyPrefix, Registry, Result};
+use layotto_grpc::api::Named;
 use layotto_grpc::{Apis, PubSubComponent};
 use layotto_hello::Hello;
 use layotto_lock::{LockStore, PrefixedLock};
 use layotto_pubsub::PubSub;
+use layotto_secrets::SecretStore;
 use layotto_sequencer::{PrefixedSequencer, Sequencer};
 use layotto_state::{PrefixedStore, StateStore};
 use serde::Deserialize;
@@ -38,14 +42,23 @@ pub trait Api: Send + Sync {
     fn option_keys(&self) -> &'static [&'static str];
     /// Checks a component's type without building anything.
     fn check_type(&self, name: &str, kind: &str) -> Result<()>;
+    /// Whether Lifecycle's ApplyConfiguration may rebuild its components
+    /// while the runtime serves (stateless ones only).
+    fn reconfigurable(&self) -> bool;
     /// Builds one component, wraps it in the API's layer and says where it goes.
     fn build<'a>(&'a self, ctx: ComponentContext, options: &'a Options) -> BoxFuture<'a, Result<Built>>;
+    /// Asks the component called `name` how it is, whichever instance serves now.
+    fn probe(&self, apis: Arc<Apis>, name: &str, kind: &str) -> ComponentProbe;
+    /// The component called `name`, for `component_ref` (config and secret stores).
+    fn component(&self, _apis: &Apis, _name: &str) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        None
+    }
 }
 
-/// A built component, ready to be installed in the services.
+/// A built component, ready to be installed in the services (replacing
+/// one of the same name).
 pub struct Built {
-    pub install: Box<dyn FnOnce(&mut Apis) + Send>,
-    pub probe: ComponentProbe,
+    pub install: Box<dyn FnOnce(&Apis) + Send>,
 }
 
 type Wrap<C, O, H> = for<'a> fn(Arc<C>, &'a ComponentContext, O) -> BoxFuture<'a, Result<H>>;
@@ -61,7 +74,9 @@ pub struct ApiSpec<C: ?Sized + 'static, O, H> {
     pub prepare: fn(&mut ComponentContext, &O),
     pub wrap: Wrap<C, O, H>,
     pub health: fn(&H) -> BoxFuture<'static, Health>,
-    pub install: fn(&mut Apis, String, H),
+    /// Where the API's components live in the services.
+    pub slot: fn(&Apis) -> &Named<H>,
+    pub reconfigurable: bool,
     pub options: PhantomData<fn() -> O>,
 }
 
@@ -87,6 +102,18 @@ where
         self.registry.check(name, kind)
     }
 
+    fn reconfigurable(&self) -> bool {
+        self.reconfigurable
+    }
+
+    fn probe(&self, apis: Arc<Apis>, name: &str, kind: &str) -> ComponentProbe {
+        let (slot, health, owned) = (self.slot, self.health, name.to_owned());
+        ComponentProbe::new(self.section, name, kind, move || match slot(&apis).get(&owned) {
+            Ok(component) => health(&component),
+            Err(_) => Box::pin(async { Health::down("the component is not installed") }),
+        })
+    }
+
     fn build<'a>(&'a self, mut ctx: ComponentContext, options: &'a Options) -> BoxFuture<'a, Result<Built>> {
         Box::pin(async move {
             let map = serde_json::Map::from_iter(options.clone());
@@ -95,13 +122,9 @@ where
             (self.prepare)(&mut ctx, &options);
             let component = self.registry.build(ctx.clone()).await?;
             let handle = (self.wrap)(component, &ctx, options).await?;
-            let probe_handle = handle.clone();
-            let health = self.health;
-            let probe =
-                ComponentProbe::new(self.section, &ctx.name, &ctx.kind, move || health(&probe_handle));
-            let install = self.install;
+            let slot = self.slot;
             let name = ctx.name.clone();
-            Ok(Built { install: Box::new(move |apis: &mut Apis| install(apis, name, handle)), probe })
+            Ok(Built { install: Box::new(move |apis: &Apis| slot(apis).insert(name, handle)) })
         })
     }
 }
@@ -114,8 +137,21 @@ pub struct Registries {
 
 impl Registries {
     /// Every API with the components this build has.
+    /// Secret stores come first and config stores second, so the components
+    /// after them can refer to them (`secret_ref`, `component_ref`).
     pub fn builtin() -> Self {
-        Self { apis: vec![hello(), state(), pubsub(), lock(), sequencer()] }
+        Self {
+            apis: vec![
+                secret_store(),
+                config_store(),
+                hello(),
+                state(),
+                pubsub(),
+                lock(),
+                sequencer(),
+                bindings(),
+            ],
+        }
     }
 
     pub fn find(&self, section: &str) -> Option<&dyn Api> {
@@ -150,7 +186,8 @@ fn hello() -> Box<dyn Api> {
         },
         wrap: |hello, _, _| Box::pin(async move { Ok(hello) }),
         health: |_| Box::pin(async { Health::up() }),
-        install: |apis, name, hello| apis.hello.components.insert(name, hello),
+        slot: |apis| &apis.hello.components,
+        reconfigurable: true,
         options: PhantomData,
     })
 }
@@ -172,7 +209,8 @@ fn state() -> Box<dyn Api> {
             let store = store.clone();
             Box::pin(async move { store.health().await })
         },
-        install: |apis, name, store| apis.state.components.insert(name, store),
+        slot: |apis| &apis.state.components,
+        reconfigurable: false,
         options: PhantomData,
     })
 }
@@ -202,7 +240,8 @@ fn pubsub() -> Box<dyn Api> {
             let pubsub = pubsub.component.clone();
             Box::pin(async move { pubsub.health().await })
         },
-        install: |apis, name, pubsub| apis.pubsub.components.insert(name, pubsub),
+        slot: |apis| &apis.pubsub.components,
+        reconfigurable: false,
         options: PhantomData,
     })
 }
@@ -223,7 +262,8 @@ fn lock() -> Box<dyn Api> {
             let lock = lock.clone();
             Box::pin(async move { lock.health().await })
         },
-        install: |apis, name, lock| apis.lock.components.insert(name, lock),
+        slot: |apis| &apis.lock.components,
+        reconfigurable: false,
         options: PhantomData,
     })
 }
@@ -251,7 +291,139 @@ fn sequencer() -> Box<dyn Api> {
             let sequencer = sequencer.clone();
             Box::pin(async move { sequencer.health().await })
         },
-        install: |apis, name, sequencer| apis.sequencer.components.insert(name, sequencer),
+        slot: |apis| &apis.sequencer.components,
+        reconfigurable: false,
         options: PhantomData,
     })
 }
+
+/// For APIs that put no layer around their components.
+fn as_is<'a, C: ?Sized + Send + Sync + 'static, O>(
+    component: Arc<C>,
+    _: &'a ComponentContext,
+    _: O,
+) -> BoxFuture<'a, Result<Arc<C>>> {
+    Box::pin(async move { Ok(component) })
+}
+
+fn secret_store() -> Box<dyn Api> {
+    Box::new(SecretStoreSpec(ApiSpec::<dyn SecretStore, NoOptions, Arc<dyn SecretStore>> {
+        section: "secret_store",
+        layotto_keys: &["secret_store", "secretStores"],
+        option_keys: &[],
+        registry: layotto_secrets::registry(),
+        prepare: no_prepare,
+        wrap: as_is,
+        health: |component| {
+            let component = component.clone();
+            Box::pin(async move { component.health().await })
+        },
+        slot: |apis| &apis.secrets.components,
+        reconfigurable: true,
+        options: PhantomData,
+    }))
+}
+
+fn config_store() -> Box<dyn Api> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ConfigStoreOptions {
+        /// Layotto's `address` list (host:port), beside `type`.
+        #[serde(default)]
+        address: Option<serde_json::Value>,
+        /// Layotto's `timeout`: seconds to connect.
+        #[serde(default)]
+        timeout: Option<serde_json::Value>,
+    }
+    Box::new(ConfigStoreSpec(ApiSpec::<dyn ConfigStore, ConfigStoreOptions, Arc<dyn ConfigStore>> {
+        section: "config_store",
+        layotto_keys: &["config_store"],
+        option_keys: &["address", "timeout"],
+        registry: layotto_configuration::registry(),
+        prepare: |ctx, options| {
+            let text = |v: &serde_json::Value| match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                other => other.to_string(),
+            };
+            if let Some(address) = &options.address {
+                ctx.metadata.entry("endpoints".to_owned()).or_insert_with(|| text(address));
+            }
+            if let Some(timeout) = &options.timeout {
+                ctx.metadata.entry("dialTimeout".to_owned()).or_insert_with(|| text(timeout));
+            }
+        },
+        wrap: as_is,
+        health: |component| {
+            let component = component.clone();
+            Box::pin(async move { component.health().await })
+        },
+        slot: |apis| &apis.configuration.components,
+        reconfigurable: true,
+        options: PhantomData,
+    }))
+}
+
+fn bindings() -> Box<dyn Api> {
+    Box::new(ApiSpec::<dyn OutputBinding, NoOptions, Arc<dyn OutputBinding>> {
+        section: "bindings",
+        layotto_keys: &["bindings"],
+        option_keys: &[],
+        registry: layotto_bindings::registry(),
+        prepare: no_prepare,
+        wrap: as_is,
+        health: |component| {
+            let component = component.clone();
+            Box::pin(async move { component.health().await })
+        },
+        slot: |apis| &apis.bindings.components,
+        reconfigurable: true,
+        options: PhantomData,
+    })
+}
+
+/// An API whose components others can be handed by `component_ref`.
+macro_rules! referable {
+    ($name:ident, $trait:path, $slot:ident) => {
+        struct $name<O>(ApiSpec<dyn $trait, O, Arc<dyn $trait>>);
+
+        impl<O: DeserializeOwned + Send + 'static> Api for $name<O> {
+            fn section(&self) -> &'static str {
+                self.0.section()
+            }
+            fn layotto_keys(&self) -> &'static [&'static str] {
+                self.0.layotto_keys()
+            }
+            fn option_keys(&self) -> &'static [&'static str] {
+                self.0.option_keys()
+            }
+            fn check_type(&self, name: &str, kind: &str) -> Result<()> {
+                self.0.check_type(name, kind)
+            }
+            fn reconfigurable(&self) -> bool {
+                self.0.reconfigurable()
+            }
+            fn build<'a>(
+                &'a self,
+                ctx: ComponentContext,
+                options: &'a Options,
+            ) -> BoxFuture<'a, Result<Built>> {
+                self.0.build(ctx, options)
+            }
+            fn probe(&self, apis: Arc<Apis>, name: &str, kind: &str) -> ComponentProbe {
+                self.0.probe(apis, name, kind)
+            }
+            fn component(&self, apis: &Apis, name: &str) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+                let component = apis.$slot.components.get(name).ok()?;
+                Some(Arc::new(component))
+            }
+        }
+    };
+}
+
+referable!(SecretStoreSpec, SecretStore, secrets);
+referable!(ConfigStoreSpec, ConfigStore, configuration);

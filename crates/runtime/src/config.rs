@@ -28,6 +28,9 @@ pub struct Config {
     /// a warning in Layotto's JSON (whose shipped files carry such keys).
     #[serde(skip)]
     pub unknown_keys: UnknownKeys,
+    /// The config file's directory: relative paths in metadata are relative to it.
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// How unknown metadata keys and component options are reported.
@@ -101,9 +104,38 @@ pub struct ComponentConfig {
     pub kind: String,
     #[serde(default, deserialize_with = "scalar_map")]
     pub metadata: Metadata,
+    /// Metadata values taken from secret stores before the component starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_ref: Vec<SecretRef>,
+    /// The config and secret stores handed to the component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_ref: Option<ComponentRef>,
     /// Keys beside `type` and `metadata`; the API checks them.
     #[serde(flatten)]
     pub options: Options,
+}
+
+/// Layotto's `secret_ref`: metadata `inject_as` (or `sub_key`) gets the value
+/// `sub_key` (or `key`) of secret `key` in secret store `store_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub store_name: String,
+    pub key: String,
+    #[serde(default)]
+    pub sub_key: String,
+    #[serde(default)]
+    pub inject_as: String,
+}
+
+/// Layotto's `component_ref`: stores handed to the component by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentRef {
+    #[serde(default)]
+    pub config_store: Option<String>,
+    #[serde(default)]
+    pub secret_store: Option<String>,
 }
 
 // Metadata can hold passwords: Debug shows only the keys.
@@ -117,7 +149,13 @@ impl fmt::Debug for ComponentConfig {
 
 impl ComponentConfig {
     pub fn new(kind: impl Into<String>) -> Self {
-        Self { kind: kind.into(), metadata: Metadata::new(), options: Options::new() }
+        Self {
+            kind: kind.into(),
+            metadata: Metadata::new(),
+            secret_ref: Vec::new(),
+            component_ref: None,
+            options: Options::new(),
+        }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -253,6 +291,7 @@ impl Config {
             server: ServerConfig::default(),
             components: BTreeMap::new(),
             unknown_keys: UnknownKeys::Deny,
+            base_dir: None,
         }
     }
 
@@ -267,6 +306,8 @@ impl Config {
         config.section_mut("pub_subs").insert("pub_subs_demo".into(), ComponentConfig::new("in-memory"));
         config.section_mut("lock").insert("lock_demo".into(), ComponentConfig::new("in-memory"));
         config.section_mut("sequencer").insert("sequencer_demo".into(), ComponentConfig::new("in-memory"));
+        config.section_mut("config_store").insert("config_demo".into(), ComponentConfig::new("in-memory"));
+        config.section_mut("secret_store").insert("secret_demo".into(), ComponentConfig::new("local.env"));
         config
     }
 
@@ -331,6 +372,7 @@ impl Config {
             figment.extract().map_err(|e| ConfigError(describe(&source, &[], e)))?;
         let mut config = Self::empty();
         config.unknown_keys = unknown_keys;
+        config.base_dir = path.and_then(Path::parent).map(Path::to_path_buf);
         for (key, value) in root {
             match key.as_str() {
                 "app" => {

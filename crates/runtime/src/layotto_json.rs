@@ -123,13 +123,23 @@ fn components<'a>(section: &str, value: &'a Value) -> Result<Vec<(String, &'a Va
 /// `type`, `metadata`, and every other key as an option of the API.
 fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig, String> {
     let kind = str_field(entry, "type").ok_or(format!("{section} component '{name}' has no 'type'"))?;
+    const OWN_KEYS: [&str; 4] = ["type", "metadata", "secret_ref", "component_ref"];
     let options: Options = entry
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("type") && !k.eq_ignore_ascii_case("metadata"))
+        .filter(|(k, _)| !OWN_KEYS.iter().any(|own| k.eq_ignore_ascii_case(own)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let bad = |what: &str, e: serde_json::Error| format!("{section} component '{name}': '{what}': {e}");
+    let secret_ref = match field(entry, "secret_ref") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(refs) => serde_json::from_value(refs.clone()).map_err(|e| bad("secret_ref", e))?,
+    };
+    let component_ref = match field(entry, "component_ref") {
+        None | Some(Value::Null) => None,
+        Some(refs) => Some(serde_json::from_value(refs.clone()).map_err(|e| bad("component_ref", e))?),
+    };
     let mut metadata = Metadata::new();
     if let Some(meta) = field(entry, "metadata") {
         let meta =
@@ -143,7 +153,7 @@ fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig
             metadata.insert(k.clone(), v);
         }
     }
-    Ok(ComponentConfig { kind, metadata, options })
+    Ok(ComponentConfig { kind, metadata, secret_ref, component_ref, options })
 }
 
 #[cfg(test)]

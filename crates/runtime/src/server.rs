@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use layotto_actuator::{Actuator, ComponentProbe, Startup};
 use layotto_core::{ComponentContext, Metadata};
-use layotto_grpc::api::Limits;
+use layotto_grpc::api::{ApiError, Limits, Lookup};
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
-use layotto_grpc::{Apis, AppCallback, LifecycleService, RuntimeService};
+use layotto_grpc::{Apis, AppCallback, LifecycleService, Reconfigure, ReconfigureError, RuntimeService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -22,6 +23,9 @@ use crate::apis::Registries;
 use crate::config::{ComponentConfig, Config, ListenAddr, UnknownKeys};
 use crate::listen::{GrpcListener, HttpLimits, bind, guarded, local_addr, serve_http, wait_for};
 use crate::services::Services;
+
+/// How long shutdown waits for in-flight calls.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// Why the runtime did not start; the message names the component or listener.
 #[derive(Debug)]
@@ -69,8 +73,12 @@ impl Running {
         for subscription in self.subscriptions.lock().await.drain(..) {
             subscription.close().await;
         }
-        for task in self.tasks {
-            let _ = task.await;
+        // In-flight calls finish; one that does not cannot hold the process for ever.
+        for mut task in self.tasks {
+            if tokio::time::timeout(SHUTDOWN_DRAIN, &mut task).await.is_err() {
+                tracing::warn!("a listener did not drain within {SHUTDOWN_DRAIN:?}; closing it");
+                task.abort();
+            }
         }
         if let ListenAddr::Unix(path) = &self.grpc_listen {
             let _ = std::fs::remove_file(path);
@@ -80,12 +88,11 @@ impl Running {
 
 /// Builds every component of `config` and starts serving.
 pub async fn start(config: Config, registries: Registries) -> Result<Running, StartError> {
-    let (mut apis, probes) = build_components(&config, &registries).await?;
-    apis.apply_limits(Limits {
-        max_response_bytes: config.server.max_response_bytes,
-        max_key_bytes: config.server.max_key_bytes,
-        max_bulk_items: config.server.max_bulk_items,
-        call_timeout: Duration::from_secs(config.server.call_timeout_seconds),
+    let (apis, probes) = build_components(&config, &registries).await?;
+    let reconfigure = Arc::new(Reconfigurer {
+        registries: Arc::new(registries),
+        config: Arc::new(config.clone()),
+        apis: apis.clone(),
     });
 
     let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;
@@ -98,7 +105,6 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let apis = Arc::new(apis);
     let subscriptions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     if config.app.callback_port != 0 && !apis.pubsub.components.is_empty() {
         let app = AppCallback::new(&config.app.callback_host, config.app.callback_port)
@@ -113,8 +119,8 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let mut services = Services::default();
-    services.add(RuntimeServer::new(RuntimeService::new(apis.clone())));
-    services.add(LifecycleServer::new(LifecycleService::new(apis.clone())));
+    services.add(RuntimeServer::new(RuntimeService::new(apis.clone(), shutdown_rx.clone())));
+    services.add(LifecycleServer::new(LifecycleService::new(reconfigure)));
     for name in services.names.clone() {
         reporter.set_service_status(name, ServingStatus::Serving).await;
     }
@@ -167,7 +173,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
 async fn build_components(
     config: &Config,
     registries: &Registries,
-) -> Result<(Apis, Vec<ComponentProbe>), StartError> {
+) -> Result<(Arc<Apis>, Vec<ComponentProbe>), StartError> {
     for section in config.components.keys() {
         if registries.find(section).is_none() {
             return Err(StartError(format!(
@@ -181,11 +187,21 @@ async fn build_components(
         }
     }
     let mut apis = Apis::default();
+    apis.apply_limits(Limits {
+        max_response_bytes: config.server.max_response_bytes,
+        max_key_bytes: config.server.max_key_bytes,
+        max_bulk_items: config.server.max_bulk_items,
+        call_timeout: Duration::from_secs(config.server.call_timeout_seconds),
+    });
+    apis.configuration.app_id = config.app.id.clone();
+    let apis = Arc::new(apis);
     let mut probes = Vec::new();
     for api in &registries.apis {
         let section = api.section();
         for (name, c) in config.section(section) {
-            let ctx = context(section, name, c, config);
+            let ctx = context(section, name, c, config, &apis, registries)
+                .await
+                .map_err(|reason| failed(section, name, c, reason))?;
             let built = api.build(ctx.clone(), &c.options).await;
             let unknown = ctx.keys.unknown(&ctx.metadata);
             let built = match built {
@@ -206,27 +222,116 @@ async fn build_components(
                 }
             }
             tracing::info!(api = section, name, r#type = %c.kind, "component ok");
-            (built.install)(&mut apis);
-            probes.push(built.probe);
+            (built.install)(&apis);
+            probes.push(api.probe(apis.clone(), name, &c.kind));
         }
     }
     Ok((apis, probes))
 }
 
-/// Component metadata passes here on its way to every component: the one
-/// place where secret references will resolve.
-fn resolve_metadata(metadata: &Metadata) -> Metadata {
-    metadata.clone()
-}
-
-fn context(api: &str, name: &str, c: &ComponentConfig, config: &Config) -> ComponentContext {
-    ComponentContext {
+/// What a component is built from: its metadata after it passed the one
+/// place where references resolve (`secret_ref` values from secret stores,
+/// `component_ref` stores), which never logs a resolved value.
+async fn context(
+    api: &str,
+    name: &str,
+    c: &ComponentConfig,
+    config: &Config,
+    apis: &Apis,
+    registries: &Registries,
+) -> Result<ComponentContext, String> {
+    let mut ctx = ComponentContext {
         api: api.to_owned(),
         name: name.to_owned(),
         kind: c.kind.clone(),
-        metadata: resolve_metadata(&c.metadata),
+        metadata: c.metadata.clone(),
         app_id: config.app.id.clone(),
+        base_dir: config.base_dir.clone(),
         ..Default::default()
+    };
+    if !c.secret_ref.is_empty() && api == "secret_store" {
+        return Err("secret stores cannot take secret_ref".to_owned());
+    }
+    for (i, r) in c.secret_ref.iter().enumerate() {
+        let at = format!("secret_ref[{i}] (store '{}', key '{}')", r.store_name, r.key);
+        let secret = apis.secrets.get(&r.store_name, &r.key).await.map_err(|e| match e {
+            ApiError::Lookup(Lookup::NotConfigured) => format!("{at}: no secret store is configured"),
+            ApiError::Lookup(_) => {
+                let known: Vec<String> = config.section("secret_store").map(|(n, _)| n.clone()).collect();
+                format!(
+                    "{at}: secret store '{}' is not configured (configured: {})",
+                    r.store_name,
+                    known.join(", ")
+                )
+            }
+            ApiError::Call(e) => format!("{at}: {e}"),
+        })?;
+        let sub_key = if r.sub_key.is_empty() { &r.key } else { &r.sub_key };
+        let Some(value) = secret.get(sub_key) else {
+            let has: Vec<&String> = secret.keys().collect();
+            return Err(format!("{at}: the secret has no value '{sub_key}' (it has: {has:?})"));
+        };
+        let target = if r.inject_as.is_empty() { sub_key } else { &r.inject_as };
+        ctx.metadata.insert(target.clone(), value.clone());
+    }
+    if let Some(refs) = &c.component_ref {
+        for (role, section, wanted) in [
+            ("config_store", "config_store", &refs.config_store),
+            ("secret_store", "secret_store", &refs.secret_store),
+        ] {
+            let Some(wanted) = wanted.as_deref().filter(|w| !w.is_empty()) else { continue };
+            let component = registries
+                .find(section)
+                .and_then(|api| api.component(apis, wanted))
+                .ok_or_else(|| format!("component_ref: {role} '{wanted}' is not configured"))?;
+            ctx.refs.insert(role, (wanted.to_owned(), component));
+        }
+    }
+    Ok(ctx)
+}
+
+/// Lifecycle's ApplyConfiguration: rebuilds one component from its config
+/// with the new metadata (references resolved again) and swaps it in.
+struct Reconfigurer {
+    registries: Arc<Registries>,
+    config: Arc<Config>,
+    apis: Arc<Apis>,
+}
+
+impl Reconfigure for Reconfigurer {
+    fn apply<'a>(
+        &'a self,
+        kind: &'a str,
+        name: &'a str,
+        metadata: Metadata,
+    ) -> BoxFuture<'a, Result<(), ReconfigureError>> {
+        Box::pin(async move {
+            let api = self.registries.find(kind).ok_or(ReconfigureError::NotFound)?;
+            let section = api.section();
+            let (_, current) =
+                self.config.section(section).find(|(n, _)| *n == name).ok_or(ReconfigureError::NotFound)?;
+            if !api.reconfigurable() {
+                return Err(ReconfigureError::NotReconfigurable);
+            }
+            let mut next = current.clone();
+            next.metadata = metadata;
+            let ctx = context(section, name, &next, &self.config, &self.apis, &self.registries)
+                .await
+                .map_err(|reason| ReconfigureError::Failed(layotto_core::Error::invalid_argument(reason)))?;
+            let built = api.build(ctx.clone(), &next.options).await.map_err(ReconfigureError::Failed)?;
+            for key in ctx.keys.unknown(&ctx.metadata) {
+                match self.config.unknown_keys {
+                    UnknownKeys::Deny => {
+                        let message = format!("{section} component '{name}': {key}");
+                        return Err(ReconfigureError::Failed(layotto_core::Error::invalid_argument(message)));
+                    }
+                    UnknownKeys::Warn => tracing::warn!(api = section, name, "{key}; ignored"),
+                }
+            }
+            (built.install)(&self.apis);
+            tracing::info!(api = section, name, r#type = %next.kind, "component reconfigured");
+            Ok(())
+        })
     }
 }
 

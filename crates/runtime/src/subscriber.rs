@@ -46,7 +46,7 @@ pub async fn subscribe_app(
     tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
     let app: Arc<dyn App> = Arc::new(app);
     for wanted in listed {
-        let Ok(pubsub) = apis.pubsub.components.get(&wanted.pubsub_name).cloned() else {
+        let Ok(pubsub) = apis.pubsub.components.get(&wanted.pubsub_name) else {
             tracing::warn!(
                 pubsub = %wanted.pubsub_name, topic = %wanted.topic,
                 "the app subscribes to a pubsub that is not configured; ignored"

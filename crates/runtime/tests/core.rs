@@ -22,6 +22,9 @@ const TYPOS: &[(&str, &str, &str, &str)] = &[
     ("pub_subs", "in-memory", "maxBacklg", "maxBacklog"),
     ("lock", "in-memory", "keyPrefixx", "keyPrefix"),
     ("sequencer", "in-memory", "segmentStpe", "segmentStep"),
+    ("secret_store", "local.env", "prefx", "prefix"),
+    ("config_store", "redis", "redisHots", "redisHost"),
+    ("bindings", "redis", "redisHostt", "redisHost"),
 ];
 
 fn file(ext: &str, text: &str) -> tempfile::NamedTempFile {

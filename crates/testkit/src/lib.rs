@@ -99,6 +99,69 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A private etcd on free ports with its data in a temporary directory,
+/// killed when dropped: tests kill and restart it to make an outage.
+pub struct PrivateEtcd {
+    pub port: u16,
+    peer_port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateEtcd {
+    pub fn start() -> Self {
+        let mut etcd = Self {
+            port: free_port(),
+            peer_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        etcd.restart();
+        etcd
+    }
+
+    /// `host:port`, as `endpoints` takes it.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again (after [`PrivateEtcd::kill`]) on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let client = format!("http://127.0.0.1:{}", self.port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", "private", "--data-dir"])
+            .arg(self.dir.path())
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("private={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd must be installed (Debian's etcd-server) for the etcd tests");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "private etcd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateEtcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A TCP proxy in front of a shared server: `set(false)` cuts every
 /// connection and refuses new ones (an outage), `set(true)` ends it.
 pub struct TcpProxy {

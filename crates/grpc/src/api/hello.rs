@@ -1,8 +1,7 @@
-//! The Hello API: `SayHello` and hot reconfiguration through Lifecycle.
+//! The Hello API: `SayHello`.
 
 use std::sync::Arc;
 
-use layotto_core::Metadata;
 use layotto_hello::{Hello, HelloRequest, HelloResponse};
 
 use super::{ApiResult, Named};
@@ -15,9 +14,5 @@ pub struct HelloApi {
 impl HelloApi {
     pub async fn say_hello(&self, service: &str, req: HelloRequest) -> ApiResult<HelloResponse> {
         Ok(self.components.get(service)?.say_hello(req).await?)
-    }
-
-    pub async fn apply_config(&self, name: &str, metadata: Metadata) -> ApiResult<()> {
-        Ok(self.components.get(name)?.apply_config(metadata).await?)
     }
 }

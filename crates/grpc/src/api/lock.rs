@@ -15,7 +15,7 @@ pub struct LockApi {
 
 impl LockApi {
     /// The store, once its resource id and owner are within the key limit.
-    fn store(&self, store: &str, resource_id: &str, owner: &str) -> ApiResult<&Arc<dyn LockStore>> {
+    fn store(&self, store: &str, resource_id: &str, owner: &str) -> ApiResult<Arc<dyn LockStore>> {
         let component = self.components.get(store)?;
         let name = || format!("lock store {store}");
         self.limits.check_key(name, "resource_id", resource_id)?;

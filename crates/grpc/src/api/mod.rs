@@ -4,17 +4,23 @@
 //! (Layotto's "state store is not configured", Dapr's later), so Layotto's
 //! `Runtime` service, its extensions and Dapr's service stay conversions.
 
+pub mod bindings;
+pub mod configuration;
 pub mod hello;
 pub mod lock;
 pub mod pubsub;
+pub mod secrets;
 pub mod sequencer;
 pub mod state;
 
 use std::collections::BTreeMap;
 
+pub use bindings::BindingsApi;
+pub use configuration::ConfigurationApi;
 pub use hello::HelloApi;
 pub use lock::LockApi;
 pub use pubsub::PubSubApi;
+pub use secrets::SecretsApi;
 pub use sequencer::SequencerApi;
 pub use state::StateApi;
 
@@ -26,6 +32,9 @@ pub struct Apis {
     pub pubsub: PubSubApi,
     pub lock: LockApi,
     pub sequencer: SequencerApi,
+    pub configuration: ConfigurationApi,
+    pub secrets: SecretsApi,
+    pub bindings: BindingsApi,
 }
 
 /// Largest answer of a bulk call by default, in bytes.
@@ -133,6 +142,9 @@ impl Apis {
         self.pubsub.limits = limits;
         self.lock.limits = limits;
         self.sequencer.limits = limits;
+        self.configuration.limits = limits;
+        self.secrets.limits = limits;
+        self.bindings.limits = limits;
     }
 }
 
@@ -168,37 +180,49 @@ impl From<Lookup> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The components of one API, by name.
+/// The components of one API, by name. A component can be replaced while
+/// the runtime serves (Lifecycle's ApplyConfiguration): readers take a
+/// snapshot without a lock, a replacement swaps the whole map.
 pub struct Named<H> {
-    components: BTreeMap<String, H>,
+    components: arc_swap::ArcSwap<BTreeMap<String, H>>,
 }
 
 impl<H> Default for Named<H> {
     fn default() -> Self {
-        Self { components: BTreeMap::new() }
+        Self { components: arc_swap::ArcSwap::from_pointee(BTreeMap::new()) }
     }
 }
 
-impl<H> Named<H> {
-    pub fn insert(&mut self, name: String, component: H) {
-        self.components.insert(name, component);
+impl<H: Clone> Named<H> {
+    /// Adds `component`, or replaces the one of that name.
+    pub fn insert(&self, name: String, component: H) {
+        self.components.rcu(|current| {
+            let mut next = BTreeMap::clone(current);
+            next.insert(name.clone(), component.clone());
+            next
+        });
     }
 
     pub fn is_empty(&self) -> bool {
-        self.components.is_empty()
+        self.components.load().is_empty()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.components.load().contains_key(name)
     }
 
     /// The component called `name`, or why there is none.
-    pub fn get(&self, name: &str) -> Result<&H, Lookup> {
-        if self.components.is_empty() {
+    pub fn get(&self, name: &str) -> Result<H, Lookup> {
+        let components = self.components.load();
+        if components.is_empty() {
             return Err(Lookup::NotConfigured);
         }
         if name.is_empty() {
             return Err(Lookup::NoName);
         }
-        self.components.get(name).ok_or_else(|| Lookup::NotFound {
+        components.get(name).cloned().ok_or_else(|| Lookup::NotFound {
             name: name.to_owned(),
-            known: self.components.keys().cloned().collect(),
+            known: components.keys().cloned().collect(),
         })
     }
 }

@@ -30,7 +30,7 @@ pub struct Publish {
 
 impl PubSubApi {
     /// The component for (`pubsub`, `topic`): both must be named.
-    pub fn component(&self, pubsub: &str, topic: &str) -> ApiResult<&PubSubComponent> {
+    pub fn component(&self, pubsub: &str, topic: &str) -> ApiResult<PubSubComponent> {
         if pubsub.is_empty() {
             return Err(Lookup::NoName.into());
         }

@@ -1,5 +1,6 @@
 //! Message conversions between Layotto's protobuf types and the API crates'.
 
+use layotto_configuration::ConfigurationItem;
 use layotto_state::{Concurrency, Consistency, DeleteRequest, SetRequest};
 
 use crate::pb::runtime as pb;
@@ -46,4 +47,26 @@ pub(crate) fn delete_request(item: pb::StateItem) -> DeleteRequest {
 /// Seconds on the wire; zero or negative is rejected by the lock layer.
 pub(crate) fn expire(seconds: i32) -> std::time::Duration {
     std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+pub(crate) fn configuration_item(item: ConfigurationItem) -> pb::ConfigurationItem {
+    pb::ConfigurationItem {
+        key: item.key,
+        content: item.content,
+        group: item.group,
+        label: item.label,
+        tags: item.tags.into_iter().collect(),
+        metadata: item.metadata.into_iter().collect(),
+    }
+}
+
+pub(crate) fn from_configuration_item(item: pb::ConfigurationItem) -> ConfigurationItem {
+    ConfigurationItem {
+        key: item.key,
+        content: item.content,
+        group: item.group,
+        label: item.label,
+        tags: item.tags.into_iter().collect(),
+        metadata: item.metadata.into_iter().collect(),
+    }
 }

@@ -6,5 +6,5 @@ mod lifecycle;
 mod runtime;
 mod wording;
 
-pub use lifecycle::LifecycleService;
+pub use lifecycle::{LifecycleService, Reconfigure, ReconfigureError};
 pub use runtime::RuntimeService;

@@ -6,14 +6,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use layotto_bindings::InvokeRequest;
 use layotto_hello::HelloRequest;
 use layotto_lock::{KeepAliveRequest, LockStatus, TryLockRequest, UnlockRequest};
 use layotto_sequencer::Increment;
 use layotto_state::{DeleteRequest, GetRequest, Operation};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{concurrency, consistency, delete_request, expire, set_request};
-use super::wording::{lookup_status, unimplemented_api, wording};
+use super::convert::{
+    concurrency, configuration_item, consistency, delete_request, expire, from_configuration_item,
+    set_request,
+};
+use super::wording::{lookup_status, secret_wording, unimplemented_api, wording};
 use crate::api::pubsub::Publish;
 use crate::api::{ApiError, Apis, Lookup};
 use crate::pb::runtime as pb;
@@ -27,11 +31,13 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 pub struct RuntimeService {
     apis: Arc<Apis>,
     streams: Arc<ActiveStreams>,
+    /// Turns true when the runtime shuts down: open streams end then.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl RuntimeService {
-    pub fn new(apis: Arc<Apis>) -> Self {
-        Self { apis, streams: Arc::default() }
+    pub fn new(apis: Arc<Apis>, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { apis, streams: Arc::default(), closing }
     }
 }
 
@@ -149,26 +155,110 @@ impl Runtime for RuntimeService {
 
     async fn get_configuration(
         &self,
-        _: Request<pb::GetConfigurationRequest>,
+        request: Request<pb::GetConfigurationRequest>,
     ) -> Reply<pb::GetConfigurationResponse> {
-        unimplemented_api("configuration", "GetConfiguration")
+        let req = request.into_inner();
+        let api = &self.apis.configuration;
+        let scope = api
+            .scope(&req.store_name, &req.app_id, &req.group, &req.label, req.keys)
+            .map_err(wording("configuration"))?;
+        let items = api.get(&req.store_name, scope).await.map_err(wording("configuration"))?;
+        Ok(Response::new(pb::GetConfigurationResponse {
+            items: items.into_iter().map(configuration_item).collect(),
+        }))
     }
 
-    async fn save_configuration(&self, _: Request<pb::SaveConfigurationRequest>) -> Reply<()> {
-        unimplemented_api("configuration", "SaveConfiguration")
+    async fn save_configuration(&self, request: Request<pb::SaveConfigurationRequest>) -> Reply<()> {
+        let req = request.into_inner();
+        let items = req.items.into_iter().map(from_configuration_item).collect();
+        self.apis
+            .configuration
+            .save(&req.store_name, &req.app_id, items)
+            .await
+            .map_err(wording("configuration"))?;
+        Ok(Response::new(()))
     }
 
-    async fn delete_configuration(&self, _: Request<pb::DeleteConfigurationRequest>) -> Reply<()> {
-        unimplemented_api("configuration", "DeleteConfiguration")
+    async fn delete_configuration(&self, request: Request<pb::DeleteConfigurationRequest>) -> Reply<()> {
+        let req = request.into_inner();
+        let api = &self.apis.configuration;
+        let scope = api
+            .scope(&req.store_name, &req.app_id, &req.group, &req.label, req.keys)
+            .map_err(wording("configuration"))?;
+        api.delete(&req.store_name, scope).await.map_err(wording("configuration"))?;
+        Ok(Response::new(()))
     }
 
     type SubscribeConfigurationStream = BoxStream<pb::SubscribeConfigurationResponse>;
 
+    /// Every message on the stream adds a subscription; every later change
+    /// in it is sent back. When the client goes, its subscriptions go (and
+    /// only its: Layotto stops every subscriber of the store).
     async fn subscribe_configuration(
         &self,
-        _: Request<Streaming<pb::SubscribeConfigurationRequest>>,
+        request: Request<Streaming<pb::SubscribeConfigurationRequest>>,
     ) -> Reply<Self::SubscribeConfigurationStream> {
-        unimplemented_api("configuration", "SubscribeConfiguration")
+        let mut requests = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::SubscribeConfigurationResponse, Status>>(64);
+        let (apis, mut closing) = (self.apis.clone(), self.closing.clone());
+        tokio::spawn(async move {
+            let mut forwarders = tokio::task::JoinSet::new();
+            loop {
+                let next = tokio::select! {
+                    _ = crate::closed(&mut closing) => {
+                        let _ = tx.send(Err(Status::unavailable("the runtime is shutting down"))).await;
+                        break;
+                    }
+                    next = requests.message() => next,
+                    // A forwarder that ended (a subscriber that fell behind) ends the stream.
+                    Some(_) = forwarders.join_next(), if !forwarders.is_empty() => break,
+                    _ = tx.closed() => break,
+                };
+                let req = match next {
+                    Ok(Some(req)) => req,
+                    Ok(None) | Err(_) => break,
+                };
+                let api = &apis.configuration;
+                let scope = api.scope(&req.store_name, &req.app_id, &req.group, &req.label, req.keys);
+                let subscription = match scope {
+                    Ok(scope) => api.subscribe(&req.store_name, scope).await,
+                    Err(e) => Err(e),
+                };
+                let mut subscription = match subscription {
+                    Ok(subscription) => subscription,
+                    Err(e) => {
+                        let _ = tx.send(Err(wording("configuration")(e))).await;
+                        break;
+                    }
+                };
+                let (tx, store_name, app_id) =
+                    (tx.clone(), req.store_name, api.app_id(&req.app_id).to_owned());
+                forwarders.spawn(async move {
+                    while let Some(items) = subscription.changes.recv().await {
+                        let response = pb::SubscribeConfigurationResponse {
+                            store_name: store_name.clone(),
+                            app_id: app_id.clone(),
+                            items: items.into_iter().map(configuration_item).collect(),
+                        };
+                        if tx.send(Ok(response)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let reason = if subscription.lagged() {
+                        format!(
+                            "config store {store_name}: this subscriber fell more than {} changes behind; subscribe again",
+                            layotto_configuration::hub::QUEUE
+                        )
+                    } else {
+                        format!("config store {store_name}: the subscription ended")
+                    };
+                    let _ = tx.send(Err(Status::resource_exhausted(reason))).await;
+                });
+            }
+            // Dropping the forwarders drops their subscriptions.
+            forwarders.shutdown().await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn try_lock(&self, request: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
@@ -291,7 +381,7 @@ impl Runtime for RuntimeService {
             ),
         };
         let _ = tx.send(Ok(first)).await;
-        tokio::spawn(serve_stream(open, requests, tx, self.streams.clone()));
+        tokio::spawn(serve_stream(open, requests, tx, self.streams.clone(), self.closing.clone()));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
@@ -317,19 +407,38 @@ impl Runtime for RuntimeService {
         unimplemented_api("file", "GetFileMeta")
     }
 
-    async fn invoke_binding(&self, _: Request<pb::InvokeBindingRequest>) -> Reply<pb::InvokeBindingResponse> {
-        unimplemented_api("bindings", "InvokeBinding")
+    async fn invoke_binding(
+        &self,
+        request: Request<pb::InvokeBindingRequest>,
+    ) -> Reply<pb::InvokeBindingResponse> {
+        let req = request.into_inner();
+        let invoke = InvokeRequest { operation: req.operation, data: req.data, metadata: req.metadata };
+        let response = self.apis.bindings.invoke(&req.name, invoke).await.map_err(wording("bindings"))?;
+        Ok(Response::new(pb::InvokeBindingResponse { data: response.data, metadata: response.metadata }))
     }
 
-    async fn get_secret(&self, _: Request<pb::GetSecretRequest>) -> Reply<pb::GetSecretResponse> {
-        unimplemented_api("secrets", "GetSecret")
+    async fn get_secret(&self, request: Request<pb::GetSecretRequest>) -> Reply<pb::GetSecretResponse> {
+        let req = request.into_inner();
+        let secret = self
+            .apis
+            .secrets
+            .get(&req.store_name, &req.key)
+            .await
+            .map_err(secret_wording(&req.store_name, &req.key))?;
+        Ok(Response::new(pb::GetSecretResponse { data: secret.into_iter().collect() }))
     }
 
     async fn get_bulk_secret(
         &self,
-        _: Request<pb::GetBulkSecretRequest>,
+        request: Request<pb::GetBulkSecretRequest>,
     ) -> Reply<pb::GetBulkSecretResponse> {
-        unimplemented_api("secrets", "GetBulkSecret")
+        let req = request.into_inner();
+        let all = self.apis.secrets.bulk_get(&req.store_name).await.map_err(wording("secrets"))?;
+        let data = all
+            .into_iter()
+            .map(|(key, secret)| (key, pb::SecretResponse { secrets: secret.into_iter().collect() }))
+            .collect();
+        Ok(Response::new(pb::GetBulkSecretResponse { data }))
     }
 }
 
@@ -340,9 +449,9 @@ mod tests {
     use layotto_state::components::memory::MemoryStore;
 
     fn service() -> RuntimeService {
-        let mut apis = Apis::default();
+        let apis = Apis::default();
         apis.state.components.insert("mem".into(), Arc::new(MemoryStore::new("mem")));
-        RuntimeService::new(Arc::new(apis))
+        RuntimeService::new(Arc::new(apis), tokio::sync::watch::channel(false).1)
     }
 
     #[tokio::test]

@@ -14,12 +14,35 @@ pub(crate) fn wording(api: &'static str) -> impl Fn(ApiError) -> Status {
     }
 }
 
+/// Layotto's words for a failed GetSecret: INTERNAL, naming key and store.
+pub(crate) fn secret_wording(store: &str, key: &str) -> impl Fn(ApiError) -> Status {
+    let (store, key) = (store.to_owned(), layotto_core::clip(key).into_owned());
+    move |e| match e {
+        ApiError::Call(e) if e.kind() == layotto_core::ErrorKind::NotFound => Status::internal(format!(
+            "failed getting secret with key {key} from secret store {store}: {}",
+            e.message()
+        )),
+        other => wording("secrets")(other),
+    }
+}
+
 pub(crate) fn lookup_status(api: &str, lookup: Lookup) -> Status {
     let name = match &lookup {
         Lookup::NotFound { name, .. } => layotto_core::clip(name).into_owned(),
         _ => String::new(),
     };
     match (api, lookup) {
+        ("configuration", _) => Status::unknown(format!("configure store [{name}] don't support now")),
+        ("secrets", Lookup::NotConfigured) => Status::failed_precondition("secret store is not configured"),
+        ("secrets", _) => Status::invalid_argument(format!("failed finding secret store with key {name}")),
+        ("bindings", Lookup::NotConfigured) => {
+            Status::internal(format!("error when invoke output binding {name}: no binding is configured"))
+        }
+        ("bindings", Lookup::NoName) => Status::internal("error when invoke output binding : name is empty"),
+        ("bindings", Lookup::NotFound { known, .. }) => Status::internal(format!(
+            "error when invoke output binding {name}: binding {name} not found; configured: {}",
+            known.join(", ")
+        )),
         ("hello", _) => {
             Status::unknown(format!("no instance found: hello service '{name}' is not configured"))
         }

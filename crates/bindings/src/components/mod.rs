@@ -1,0 +1,6 @@
+//! The output binding components.
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis;

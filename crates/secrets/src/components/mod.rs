@@ -1,0 +1,4 @@
+//! The secret store components.
+
+pub mod env;
+pub mod file;
