@@ -238,6 +238,12 @@ pub fn run(args: &[String]) -> Result<()> {
         "noop GetNextId",
         grpc_args(noop_addr, "next-id-weak", "mem"),
     )?);
+    cases.extend(load(
+        &mut guard,
+        "noop_get_config",
+        "noop GetConfiguration",
+        grpc_args(noop_addr, "get-config", "mem"),
+    )?);
     guard.kill(noop_pid);
 
     cases.extend(load(
@@ -275,10 +281,17 @@ pub fn run(args: &[String]) -> Result<()> {
          [sequencer.mem]\ntype = \"in-memory\"\n[sequencer.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\n\
          [pub_subs.mem]\ntype = \"in-memory\"\nmetadata = {{ concurrency = \"64\" }}\n\
          [pub_subs.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\", concurrency = \"64\" }}\n\
-         [pub_subs.rabbit]\ntype = \"rabbitmq\"\nmetadata = {{ host = \"amqp://guest:guest@{rabbit}/%2f\", prefetchCount = \"64\" }}\n",
+         [pub_subs.rabbit]\ntype = \"rabbitmq\"\nmetadata = {{ host = \"amqp://guest:guest@{rabbit}/%2f\", prefetchCount = \"64\" }}\n\n\
+         [config_store.mem]\ntype = \"in-memory\"\n\
+         [config_store.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\
+         [config_store.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
+         [config_store.postgresql]\ntype = \"postgresql\"\n\
+         metadata = {{ connectionString = \"postgres://postgres@{postgres}/test\", tableName = \"layotto_configuration_bench\" }}\n",
         port = callback.port(),
         redis = crate::REDIS_ADDR,
         rabbit = crate::RABBITMQ_ADDR,
+        etcd = crate::ETCD_ADDR,
+        postgres = crate::POSTGRES_ADDR,
     );
     let (full_pid, full_grpc, _) = start_layotto(&mut guard, &layotto_bin, &dir, opts.starts, &full)?;
     cases.extend(load(
@@ -334,7 +347,49 @@ pub fn run(args: &[String]) -> Result<()> {
     cases.extend(load(&mut guard, "ps_mem", "runtime in-memory publish→deliver", pubsub_args("mem"))?);
     cases.extend(load(&mut guard, "ps_redis", "runtime redis publish→deliver", pubsub_args("redis"))?);
     cases.extend(load(&mut guard, "ps_rabbit", "runtime rabbitmq publish→deliver", pubsub_args("rabbit"))?);
+    cases.extend(load(
+        &mut guard,
+        "mem_get_config",
+        "runtime in-memory GetConfiguration",
+        grpc_args(full_grpc, "get-config", "mem"),
+    )?);
+    // Push latency: a change made straight in the backend until it reaches a
+    // subscriber, through the runtime and then through the backend's own watch.
+    let backends = [
+        ("etcd", crate::ETCD_ADDR.to_owned()),
+        ("redis", format!("redis://{}", crate::REDIS_ADDR)),
+        ("postgresql", format!("postgres://postgres@{}/test", crate::POSTGRES_ADDR)),
+    ];
+    let push_args = |backend: &str, url: &str, through: Option<SocketAddr>| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["config-push", "--backend", backend, "--url", url].iter().map(|s| s.to_string()).collect();
+        if let Some(target) = through {
+            args.extend([
+                "--target".to_owned(),
+                format!("http://{target}"),
+                "--store".to_owned(),
+                backend.to_owned(),
+            ]);
+        }
+        args
+    };
+    const PUSH_CASES: [(&str, &str, &str, &str); 3] = [
+        ("push_etcd", "runtime etcd config push", "push_etcd_direct", "etcd watch direct"),
+        (
+            "push_redis",
+            "runtime redis config push",
+            "push_redis_direct",
+            "redis keyspace notification direct",
+        ),
+        ("push_pg", "runtime postgresql config push", "push_pg_direct", "postgresql LISTEN direct"),
+    ];
+    for ((backend, url), (id, label, _, _)) in backends.iter().zip(PUSH_CASES) {
+        cases.extend(load(&mut guard, id, label, push_args(backend, url, Some(full_grpc)))?);
+    }
     guard.kill(full_pid);
+    for ((backend, url), (_, _, id, label)) in backends.iter().zip(PUSH_CASES) {
+        cases.extend(load(&mut guard, id, label, push_args(backend, url, None))?);
+    }
 
     cases.extend(load(&mut guard, "fred_get", "fred direct GET", redis_args("get"))?);
     cases.extend(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
@@ -637,6 +692,10 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("redis_next_weak", "noop_next_id"),
     ("redis_next_strong", "noop_next_id"),
     ("redis_next_strong", "fred_incr"),
+    ("mem_get_config", "noop_get_config"),
+    ("push_etcd", "push_etcd_direct"),
+    ("push_redis", "push_redis_direct"),
+    ("push_pg", "push_pg_direct"),
     ("ps_redis", "fred_stream"),
     ("ps_rabbit", "lapin_direct"),
 ];

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod config_push;
 mod pubsub;
 
 use std::future::Future;
@@ -88,6 +89,24 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
+    /// Time from a change made straight in a backend to its push: through a
+    /// runtime's SubscribeConfiguration (`--target`), or (`--direct`) through
+    /// the backend's own watch, the same run's baseline.
+    ConfigPush {
+        #[arg(long)]
+        backend: config_push::Backend,
+        /// etcd `host:port`, a Redis or a PostgreSQL URL.
+        #[arg(long)]
+        url: String,
+        /// The runtime; with none, the backend's own watch is measured.
+        #[arg(long)]
+        target: Option<String>,
+        /// The runtime's config store name.
+        #[arg(long, default_value = "bench")]
+        store: String,
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -113,6 +132,8 @@ enum GrpcOp {
     Lock,
     NextIdWeak,
     NextIdStrong,
+    /// GetConfiguration of one key.
+    GetConfig,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,6 +209,11 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
+        Command::ConfigPush { backend, url, target, store, changes } => {
+            let report = config_push::run(backend, &url, target.as_deref(), &store, changes).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
         Command::RedisLoad { url, op, load } => {
             let report = redis_load(&url, op, &load).await?;
             println!("{}", serde_json::to_string(&report)?);
@@ -227,6 +253,24 @@ async fn grpc_load(target: &str, op: GrpcOp, store: &str, load: &Load) -> Result
         tokio::time::timeout(SETUP_TIMEOUT, populate_grpc(&clients, store, &keys, &payload))
             .await
             .context("pre-populating the keys timed out")??;
+    }
+    if matches!(op, GrpcOp::GetConfig) {
+        let items = keys
+            .iter()
+            .map(|key| pb::ConfigurationItem {
+                key: key.clone(),
+                content: String::from_utf8_lossy(&payload).into_owned(),
+                ..Default::default()
+            })
+            .collect();
+        let save = pb::SaveConfigurationRequest {
+            store_name: store.to_owned(),
+            app_id: "bench".into(),
+            items,
+            metadata: Default::default(),
+        };
+        // The noop server has nothing to save: it answers every key anyway.
+        let _ = clients[0].clone().save_configuration(save).await;
     }
     let store = Arc::new(store.to_owned());
     let payload = Arc::new(payload);
@@ -275,6 +319,17 @@ async fn grpc_load(target: &str, op: GrpcOp, store: &str, load: &Load) -> Result
                         metadata: Default::default(),
                     };
                     client.get_next_id(req).await.map(drop).map_err(|e| e.to_string())
+                }
+                GrpcOp::GetConfig => {
+                    let req = pb::GetConfigurationRequest {
+                        store_name: (*store).clone(),
+                        app_id: "bench".into(),
+                        keys: vec![key],
+                        ..Default::default()
+                    };
+                    let items =
+                        client.get_configuration(req).await.map_err(|e| e.to_string())?.into_inner().items;
+                    if items.len() == 1 { Ok(()) } else { Err(format!("{} items instead of 1", items.len())) }
                 }
             }
         }
@@ -537,9 +592,22 @@ impl Runtime for Noop {
 
     async fn get_configuration(
         &self,
-        _: Request<pb::GetConfigurationRequest>,
+        request: Request<pb::GetConfigurationRequest>,
     ) -> Reply<pb::GetConfigurationResponse> {
-        unimplemented()
+        let req = request.into_inner();
+        let content = String::from_utf8_lossy(&self.data).into_owned();
+        let items = req
+            .keys
+            .into_iter()
+            .map(|key| pb::ConfigurationItem {
+                key,
+                content: content.clone(),
+                group: "default".into(),
+                label: "default".into(),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(pb::GetConfigurationResponse { items }))
     }
 
     async fn save_configuration(&self, _: Request<pb::SaveConfigurationRequest>) -> Reply<()> {

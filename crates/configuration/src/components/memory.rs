@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use layotto_core::{ComponentContext, Result};
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
-use crate::{ConfigStore, ConfigurationItem, Features, Hub, SaveRequest, Scope, Subscription};
+use crate::{ConfigStore, ConfigurationItem, Features, Hub, SaveRequest, Scope, Subscription, WILDCARD};
 
 /// (app, group, label, key)
 type ItemKey = (String, String, String, String);
 
 pub struct MemoryConfigStore {
-    items: Mutex<BTreeMap<ItemKey, ConfigurationItem>>,
+    items: RwLock<BTreeMap<ItemKey, ConfigurationItem>>,
     hub: Hub,
 }
 
@@ -22,7 +22,7 @@ impl MemoryConfigStore {
     pub const TYPE: &'static str = "in-memory";
 
     pub fn new(_name: &str) -> Self {
-        Self { items: Mutex::default(), hub: Hub::default() }
+        Self { items: RwLock::default(), hub: Hub::default() }
     }
 
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn ConfigStore>> {
@@ -30,10 +30,24 @@ impl MemoryConfigStore {
         Ok(Arc::new(Self::new(&ctx.name)))
     }
 
+    /// Looks keys up directly when the scope names them exactly, else
+    /// walks only the app (and group and label) it is about.
     fn matching(&self, scope: &Scope) -> Vec<ConfigurationItem> {
-        self.items
-            .lock()
-            .iter()
+        let items = self.items.read();
+        let exact = |v: &str| v != WILDCARD;
+        if exact(&scope.group)
+            && exact(&scope.label)
+            && !scope.keys.is_empty()
+            && scope.keys.iter().all(|k| exact(k))
+        {
+            let id =
+                |key: &String| (scope.app_id.clone(), scope.group.clone(), scope.label.clone(), key.clone());
+            return scope.keys.iter().filter_map(|key| items.get(&id(key)).cloned()).collect();
+        }
+        let from = (scope.app_id.clone(), String::new(), String::new(), String::new());
+        items
+            .range(from..)
+            .take_while(|((app, ..), _)| *app == scope.app_id)
             .filter(|((app, ..), item)| scope.matches(app, item))
             .map(|(_, item)| item.clone())
             .collect()
@@ -55,7 +69,7 @@ impl ConfigStore for MemoryConfigStore {
 
     async fn set(&self, req: SaveRequest) -> Result<()> {
         {
-            let mut items = self.items.lock();
+            let mut items = self.items.write();
             for item in &req.items {
                 let key = (req.app_id.clone(), item.group.clone(), item.label.clone(), item.key.clone());
                 items.insert(key, item.clone());
@@ -67,7 +81,7 @@ impl ConfigStore for MemoryConfigStore {
 
     async fn delete(&self, scope: &Scope) -> Result<()> {
         let deleted: Vec<ConfigurationItem> = {
-            let mut items = self.items.lock();
+            let mut items = self.items.write();
             let gone: Vec<ItemKey> = items
                 .iter()
                 .filter(|((app, ..), item)| scope.matches(app, item))
