@@ -7,6 +7,8 @@ const PROTOS: &[&str] = &[
     "spec/proto/runtime/v1/runtime.proto",
     "spec/proto/runtime/v1/appcallback.proto",
     "spec/proto/runtime/v1/lifecycle.proto",
+    "spec/proto/extension/v1/email/email.proto",
+    "spec/proto/extension/v1/delay_queue/delay_queue.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -30,6 +30,7 @@ fuzz_target!(|input: Input| {
         metadata: metadata.clone(),
         traceparent: input.traceparent,
         broker_ttl: false,
+        id: None,
     };
     let Ok(bytes) = envelope(&publish) else { return };
     // JSON data is re-serialised and a TTL may expire it: the round trip is

@@ -271,6 +271,21 @@ pub fn run(args: &[String]) -> Result<()> {
     )?);
     guard.kill(runtime_pid);
 
+    // An SMTP server (aiosmtpd, as in the email tests) for the email rows.
+    let python = crate::ensure_python()?;
+    let smtp_port = free_ports(1)?[0];
+    let smtp_dir = dir.join("smtp");
+    std::fs::create_dir_all(&smtp_dir)?;
+    let smtp_pid = guard.spawn(
+        Command::new(&python)
+            .arg(root.join("crates/email/tests/smtp_sink.py"))
+            .args(["--port", &smtp_port.to_string(), "--dir"])
+            .arg(&smtp_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    wait_for_tcp(&mut guard, smtp_pid, SocketAddr::from(([127, 0, 0, 1], smtp_port)), &dir.join("noop.log"))?;
+
     // Lock, sequencer and pub/sub on a runtime configured with them, whose
     // AppCallback is the pubsub-load process.
     let callback = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
@@ -286,7 +301,8 @@ pub fn run(args: &[String]) -> Result<()> {
          [config_store.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\
          [config_store.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
          [config_store.postgresql]\ntype = \"postgresql\"\n\
-         metadata = {{ connectionString = \"postgres://postgres@{postgres}/test\", tableName = \"layotto_configuration_bench\" }}\n",
+         metadata = {{ connectionString = \"postgres://postgres@{postgres}/test\", tableName = \"layotto_configuration_bench\" }}\n\n\
+         [email.smtp]\ntype = \"smtp\"\nmetadata = {{ host = \"127.0.0.1\", port = \"{smtp_port}\", tls = \"none\" }}\n",
         port = callback.port(),
         redis = crate::REDIS_ADDR,
         rabbit = crate::RABBITMQ_ADDR,
@@ -386,7 +402,24 @@ pub fn run(args: &[String]) -> Result<()> {
     for ((backend, url), (id, label, _, _)) in backends.iter().zip(PUSH_CASES) {
         cases.extend(load(&mut guard, id, label, push_args(backend, url, Some(full_grpc)))?);
     }
+    let mut email_args = vec!["email-load".to_owned(), "--target".to_owned(), format!("http://{full_grpc}")];
+    email_args.extend(opts.load_args());
+    cases.extend(load(&mut guard, "email_runtime", "runtime smtp SendEmail", email_args)?);
+    for (id, label, pubsub) in [
+        ("delay_mem", "runtime in-memory delayed 1 s (scheduled/s; lateness)", "mem"),
+        ("delay_redis", "runtime redis delayed 1 s (scheduled/s; lateness)", "redis"),
+        ("delay_rabbit", "runtime rabbitmq delayed 1 s (scheduled/s; lateness)", "rabbit"),
+    ] {
+        let args =
+            ["delay-load", "--target", &format!("http://{full_grpc}"), "--pubsub", pubsub, "--count", "5000"];
+        cases.extend(load(&mut guard, id, label, args.iter().map(|a| a.to_string()).collect())?);
+    }
     guard.kill(full_pid);
+    let mut direct_email = vec!["email-direct".to_owned(), "--host".to_owned(), "127.0.0.1".to_owned()];
+    direct_email.extend(["--port".to_owned(), smtp_port.to_string()]);
+    direct_email.extend(opts.load_args());
+    cases.extend(load(&mut guard, "email_direct", "lettre direct SMTP send", direct_email)?);
+    guard.kill(smtp_pid);
     for ((backend, url), (_, _, id, label)) in backends.iter().zip(PUSH_CASES) {
         cases.extend(load(&mut guard, id, label, push_args(backend, url, None))?);
     }
@@ -696,6 +729,7 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("push_etcd", "push_etcd_direct"),
     ("push_redis", "push_redis_direct"),
     ("push_pg", "push_pg_direct"),
+    ("email_runtime", "email_direct"),
     ("ps_redis", "fred_stream"),
     ("ps_rabbit", "lapin_direct"),
 ];

@@ -10,6 +10,7 @@
 mod bench;
 
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,7 @@ fn main() -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_services()?;
+    let python = ensure_python()?;
     cargo(&["fmt", "--all", "--", "--check"]).context("cargo fmt --check failed: run `cargo fmt --all`")?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     // Doc tests first, so the suite summary is the last thing printed.
@@ -70,6 +72,7 @@ fn test() -> Result<()> {
         .env("LAYOTTO_TEST_POSTGRES", format!("postgres://postgres@{POSTGRES_ADDR}/test"))
         .env("LAYOTTO_TEST_MYSQL", format!("mysql://root@{MARIADB_ADDR}/test"))
         .env("LAYOTTO_TEST_ETCD", ETCD_ADDR)
+        .env("LAYOTTO_TEST_PYTHON", &python)
         .env("LAYOTTO_SKIP_LOG", &skip_log))?;
     // The harness's own self-test skips on purpose; it is not a component.
     let mut skipped: Vec<String> = std::fs::read_to_string(&skip_log)
@@ -282,6 +285,23 @@ fn ensure_services() -> Result<()> {
         }
     }
     prepare_databases()
+}
+
+/// The Python packages the tests drive (aiosmtpd, the SMTP server of the
+/// email tests), in a virtual environment under target/; its interpreter.
+pub(crate) fn ensure_python() -> Result<PathBuf> {
+    let venv = std::env::current_dir()?.join("target").join("py");
+    let python = venv.join("bin").join("python");
+    let has = |module: &str| {
+        Command::new(&python).args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success())
+    };
+    if has("aiosmtpd") {
+        return Ok(python);
+    }
+    println!("xtask: setting up {} with aiosmtpd", venv.display());
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python).args(["-m", "pip", "install", "-q", "aiosmtpd==1.4.6"]))?;
+    Ok(python)
 }
 
 /// The `test` databases the SQL suites use.

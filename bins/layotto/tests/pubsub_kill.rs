@@ -1,6 +1,6 @@
 //! A runtime process killed with SIGKILL while it holds unacknowledged
-//! messages: the next runtime of the same app gets every one of them, on
-//! Redis Streams and on RabbitMQ. The app is a tonic AppCallback server in
+//! messages, or delayed messages not yet due: the next runtime of the same
+//! app gets every one of them, on Redis Streams and on RabbitMQ. The app is a tonic AppCallback server in
 //! this test that ignores events until the first runtime is dead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use layotto_grpc::pb::delay_queue::DelayMessageRequest;
+use layotto_grpc::pb::delay_queue::delay_queue_client::DelayQueueClient;
 use layotto_grpc::pb::runtime as pb;
 use layotto_grpc::pb::runtime::app_callback_server::{AppCallback, AppCallbackServer};
 use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
@@ -80,7 +82,15 @@ fn spawn_runtime(dir: &std::path::Path, app_port: u16, pubsub_toml: &str) -> Run
     Runtime::start(cmd)
 }
 
-async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {
+/// How the 20 messages are sent: published, or delayed 2 s (DelayQueue),
+/// so the kill comes before they are due.
+#[derive(Clone, Copy, PartialEq)]
+enum Send {
+    Publish,
+    Delayed,
+}
+
+async fn killed_runtime_loses_nothing(kind: &str, metadata: &str, how: Send) {
     let topic = format!("kill-{}", uuid::Uuid::new_v4().simple());
     let pubsub_toml = format!("[pub_subs.ps]\ntype = \"{kind}\"\nmetadata = {{ {metadata} }}\n");
     let dir = tempfile::tempdir().unwrap();
@@ -118,7 +128,22 @@ async fn killed_runtime_loses_nothing(kind: &str, metadata: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let sent: BTreeSet<Vec<u8>> = (0..20).map(|i| format!("k{i:02}").into_bytes()).collect();
-    for m in &sent {
+    if how == Send::Delayed {
+        let mut delay_queue =
+            DelayQueueClient::connect(format!("http://127.0.0.1:{}", first.grpc)).await.unwrap();
+        for m in &sent {
+            let request = DelayMessageRequest {
+                component_name: "ps".into(),
+                topic: topic.clone(),
+                data: m.clone(),
+                data_content_type: "text/plain".into(),
+                delay_in_seconds: 2,
+                metadata: Default::default(),
+            };
+            delay_queue.publish_delay_message(request).await.unwrap();
+        }
+    }
+    for m in sent.iter().filter(|_| how == Send::Publish) {
         client
             .publish_event(pb::PublishEventRequest {
                 pubsub_name: "ps".into(),
@@ -159,10 +184,24 @@ async fn killed_runtime_loses_nothing_on_redis() {
         "redisHost = \"{}\", processingTimeout = \"2s\", redeliverInterval = \"500ms\"",
         redis_host()
     );
-    killed_runtime_loses_nothing("redis", &metadata).await;
+    killed_runtime_loses_nothing("redis", &metadata, Send::Publish).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runtime_loses_no_delayed_message_on_redis() {
+    let metadata = format!(
+        "redisHost = \"{}\", processingTimeout = \"2s\", redeliverInterval = \"500ms\"",
+        redis_host()
+    );
+    killed_runtime_loses_nothing("redis", &metadata, Send::Delayed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runtime_loses_no_delayed_message_on_rabbitmq() {
+    killed_runtime_loses_nothing("rabbitmq", &format!("host = \"{}\"", rabbitmq_url()), Send::Delayed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_runtime_loses_nothing_on_rabbitmq() {
-    killed_runtime_loses_nothing("rabbitmq", &format!("host = \"{}\"", rabbitmq_url())).await;
+    killed_runtime_loses_nothing("rabbitmq", &format!("host = \"{}\"", rabbitmq_url()), Send::Publish).await;
 }

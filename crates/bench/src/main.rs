@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_push;
+mod email_delay;
 mod pubsub;
 
 use std::future::Future;
@@ -106,6 +107,38 @@ enum Command {
         store: String,
         #[arg(long, default_value_t = 200)]
         changes: usize,
+    },
+    /// SendEmail through the runtime's email `--component`.
+    EmailLoad {
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value = "smtp")]
+        component: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// The same message sent straight to the SMTP server with lettre.
+    EmailDirect {
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// Delayed messages scheduled through DelayQueue: the rate, and their
+    /// lateness at a subscriber (errors counts any that came early).
+    DelayLoad {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        pubsub: String,
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        delay_secs: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
     },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
@@ -211,6 +244,22 @@ async fn main() -> Result<()> {
         }
         Command::ConfigPush { backend, url, target, store, changes } => {
             let report = config_push::run(backend, &url, target.as_deref(), &store, changes).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::EmailLoad { target, component, load } => {
+            println!(
+                "{}",
+                serde_json::to_string(&email_delay::email_load(&target, &component, &load).await?)?
+            );
+            Ok(())
+        }
+        Command::EmailDirect { host, port, load } => {
+            println!("{}", serde_json::to_string(&email_delay::email_direct(&host, port, &load).await?)?);
+            Ok(())
+        }
+        Command::DelayLoad { target, pubsub, count, delay_secs, concurrency } => {
+            let report = email_delay::delay_load(&target, &pubsub, count, delay_secs, concurrency).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

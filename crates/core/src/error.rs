@@ -25,6 +25,10 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// Configuration is missing or wrong.
     Config,
+    /// The backend refused the credentials it was given.
+    Unauthenticated,
+    /// The backend refused the operation to these credentials.
+    PermissionDenied,
     /// Anything else: a bug or an unexpected backend reply.
     Internal,
 }
@@ -41,6 +45,8 @@ impl ErrorKind {
             Self::Timeout => "timeout",
             Self::ResourceExhausted => "resource exhausted",
             Self::Config => "configuration error",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission denied",
             Self::Internal => "internal error",
         }
     }

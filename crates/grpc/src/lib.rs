@@ -16,7 +16,9 @@ pub mod pubsub;
 pub mod status;
 
 pub use api::Apis;
-pub use layotto::{LifecycleService, Reconfigure, ReconfigureError, RuntimeService};
+pub use layotto::{
+    DelayQueueService, EmailServiceImpl, LifecycleService, Reconfigure, ReconfigureError, RuntimeService,
+};
 pub use pubsub::{AppCallback, PubSubComponent};
 
 /// Encoded `FileDescriptorSet` of every proto we serve, for gRPC reflection.

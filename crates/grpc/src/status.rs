@@ -13,6 +13,8 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::Timeout => Code::DeadlineExceeded,
         ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::Config => Code::FailedPrecondition,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
         _ => Code::Internal,
     }
 }

@@ -28,6 +28,9 @@ pub struct PublishInput {
     pub traceparent: Option<String>,
     /// Whether the component expires messages itself.
     pub broker_ttl: bool,
+    /// The event id to use; a new one when `None` (a CloudEvent given by
+    /// the publisher keeps its own).
+    pub id: Option<String>,
 }
 
 /// An event as the app receives it (`TopicEventRequest`).
@@ -90,7 +93,7 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
             }
         }
         let defaults = [
-            ("id", uuid::Uuid::new_v4().to_string()),
+            ("id", input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
             ("source", DEFAULT_SOURCE.to_owned()),
             ("type", DEFAULT_TYPE.to_owned()),
             ("specversion", SPEC_VERSION.to_owned()),
@@ -103,7 +106,8 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
         let content_type =
             if input.content_type.trim().is_empty() { "text/plain" } else { input.content_type.trim() };
         let mut event = Map::new();
-        event.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
+        event
+            .insert("id".into(), input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into());
         event.insert("source".into(), DEFAULT_SOURCE.into());
         event.insert("type".into(), DEFAULT_TYPE.into());
         event.insert("specversion".into(), SPEC_VERSION.into());

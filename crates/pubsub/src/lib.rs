@@ -119,6 +119,8 @@ pub struct Features {
     /// The broker expires messages itself (`ttlInSeconds`); otherwise the
     /// envelope carries an `expiration` that delivery checks.
     pub message_ttl: bool,
+    /// `publish_delayed` works (Layotto's DelayQueue).
+    pub delayed: bool,
 }
 
 /// A message broker behind the Pub/Sub API.
@@ -130,6 +132,13 @@ pub trait PubSub: Send + Sync {
 
     /// Returns once the broker has accepted the message.
     async fn publish(&self, req: PublishRequest) -> Result<()>;
+
+    /// Publishes a message that subscribers get no earlier than `delay`
+    /// from now, at least once. Returns once it is scheduled (durably, for
+    /// a broker that keeps messages).
+    async fn publish_delayed(&self, _req: PublishRequest, _delay: std::time::Duration) -> Result<()> {
+        Err(Error::new(ErrorKind::Unsupported, "this pub/sub component cannot delay messages"))
+    }
 
     /// Starts consuming `req.topic` as the consumer group `consumerID`:
     /// subscribers in one group share the messages, each group gets all.

@@ -160,17 +160,148 @@ fn numbered(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("m{i:05}").into_bytes()).collect()
 }
 
+/// When each delayed message (its index in the data) arrived.
+struct Arrivals {
+    seen: Arc<Mutex<HashMap<usize, Instant>>>,
+    _sub: Subscription,
+}
+
+impl Arrivals {
+    async fn subscribe(broker: &Arc<dyn PubSub>, topic: &str, _expected: usize) -> Self {
+        let seen: Arc<Mutex<HashMap<usize, Instant>>> = Arc::default();
+        let record = seen.clone();
+        let handler: layotto_pubsub::Handler = Arc::new(move |message| {
+            let record = record.clone();
+            Box::pin(async move {
+                let index: usize = String::from_utf8_lossy(&message.data).parse().unwrap_or(usize::MAX);
+                record.lock().entry(index).or_insert_with(Instant::now);
+                Ok(())
+            })
+        });
+        let req = layotto_pubsub::SubscribeRequest { topic: topic.to_owned(), metadata: Metadata::new() };
+        let sub = broker.subscribe(req, handler).await.unwrap();
+        Self { seen, _sub: sub }
+    }
+
+    /// Waits for every message; none may come before its earliest time.
+    /// The lateness of each, after its latest possible due time.
+    async fn wait(&self, sent: &[(Instant, Instant, u64)], within: Duration) -> Vec<Duration> {
+        let deadline = Instant::now() + within;
+        while self.seen.lock().len() < sent.len() {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} delayed messages arrived",
+                self.seen.lock().len(),
+                sent.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = self.seen.lock();
+        sent.iter()
+            .enumerate()
+            .map(|(i, (before, after, delay))| {
+                let arrived = seen[&i];
+                let delay = Duration::from_secs(*delay);
+                assert!(
+                    arrived >= *before + delay,
+                    "message {i} came {:?} early",
+                    (*before + delay) - arrived
+                );
+                arrived.saturating_duration_since(*after + delay)
+            })
+            .collect()
+    }
+}
+
+/// Schedules one message per delay (its data its index), 16 at a time;
+/// for each, the instants just before and after it was scheduled.
+async fn schedule(broker: &Arc<dyn PubSub>, topic: &str, delays: &[u64]) -> Vec<(Instant, Instant, u64)> {
+    let sent = Arc::new(Mutex::new(vec![None; delays.len()]));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let delays: Arc<Vec<u64>> = Arc::new(delays.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (broker, sent, next, delays, topic) =
+            (broker.clone(), sent.clone(), next.clone(), delays.clone(), topic.to_owned());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(delay) = delays.get(i).copied() else { return };
+                let req = PublishRequest {
+                    topic: topic.clone(),
+                    data: i.to_string().into_bytes(),
+                    metadata: Metadata::new(),
+                };
+                let before = Instant::now();
+                broker.publish_delayed(req, Duration::from_secs(delay)).await.unwrap();
+                sent.lock()[i] = Some((before, Instant::now(), delay));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let sent = sent.lock();
+    sent.iter().map(|s| s.unwrap()).collect()
+}
+
 layotto_testkit::conformance! {
     subject: Backend;
     components {
         // In-memory keeps nothing across instances, so the crash case is for brokers only.
-        in_memory: async { memory() }, [];
+        in_memory: async { memory() }, ["delayed"];
         #[cfg(feature = "redis")]
-        redis: async { redis_backend::redis() }, ["durable"];
+        redis: async { redis_backend::redis() }, ["durable", "delayed"];
         #[cfg(feature = "rabbitmq")]
-        rabbitmq: async { rabbitmq_backend::rabbitmq() }, ["durable"];
+        rabbitmq: async { rabbitmq_backend::rabbitmq() }, ["durable", "delayed"];
     }
     cases {
+
+        /// Delayed messages (the DelayQueue API) arrive no earlier than
+        /// their delay and within a second after it.
+        #[needs("delayed")]
+        async fn delayed_messages_arrive_on_time_never_early(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let delays: Vec<u64> = (0..24).map(|i| i % 4).collect();
+            let arrivals = Arrivals::subscribe(&broker, &topic, delays.len()).await;
+            let sent = schedule(&broker, &topic, &delays).await;
+            let lateness = arrivals.wait(&sent, Duration::from_secs(20)).await;
+            let worst = lateness.iter().max().copied().unwrap_or_default();
+            assert!(worst <= Duration::from_secs(1), "a message came {worst:?} after its time");
+        }
+
+        /// A short delay does not wait behind a longer one scheduled before it.
+        #[needs("delayed")]
+        async fn a_short_delay_does_not_wait_behind_a_long_one(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let arrivals = Arrivals::subscribe(&broker, &topic, 2).await;
+            let sent = schedule(&broker, &topic, &[4, 1]).await;
+            let lateness = arrivals.wait(&sent, Duration::from_secs(15)).await;
+            assert!(lateness[1] <= Duration::from_secs(1), "the 1 s message came {:?} late", lateness[1]);
+        }
+
+        /// 10 000 messages with delays from 0 to 30 s: none lost, none early.
+        #[needs("delayed")]
+        async fn ten_thousand_mixed_delays_none_lost_none_early(b) {
+            let broker = b.instance(&unique("g")).await;
+            let topic = unique("t");
+            let delays: Vec<u64> = (0..10_000u64).map(|i| (i * 7919) % 31).collect();
+            let arrivals = Arrivals::subscribe(&broker, &topic, delays.len()).await;
+            let sent = schedule(&broker, &topic, &delays).await;
+            let mut lateness = arrivals.wait(&sent, Duration::from_secs(90)).await;
+            lateness.sort();
+            let at = |q: f64| lateness[((lateness.len() - 1) as f64 * q) as usize];
+            println!(
+                "delayed lateness over {} messages: p50 {:?}, p99 {:?}, max {:?}",
+                lateness.len(),
+                at(0.5),
+                at(0.99),
+                at(1.0)
+            );
+            assert!(at(0.99) <= Duration::from_secs(1), "p99 lateness {:?}", at(0.99));
+        }
 
         async fn round_trip_and_cloudevent_fields(b) {
             let broker = b.instance(&unique("g")).await;

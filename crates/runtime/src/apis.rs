@@ -15,6 +15,7 @@ use layotto_actuator::ComponentProbe;
 use layotto_bindings::OutputBinding;
 use layotto_configuration::ConfigStore;
 use layotto_core::{ComponentContext, Health, KeyPrefix, Registry, Result};
+use layotto_email::EmailSender;
 use layotto_grpc::api::Named;
 use layotto_grpc::{Apis, PubSubComponent};
 use layotto_hello::Hello;
@@ -150,6 +151,7 @@ impl Registries {
                 lock(),
                 sequencer(),
                 bindings(),
+                email(),
             ],
         }
     }
@@ -381,6 +383,24 @@ fn bindings() -> Box<dyn Api> {
             Box::pin(async move { component.health().await })
         },
         slot: |apis| &apis.bindings.components,
+        reconfigurable: true,
+        options: PhantomData,
+    })
+}
+
+fn email() -> Box<dyn Api> {
+    Box::new(ApiSpec::<dyn EmailSender, NoOptions, Arc<dyn EmailSender>> {
+        section: "email",
+        layotto_keys: &["email"],
+        option_keys: &[],
+        registry: layotto_email::registry(),
+        prepare: no_prepare,
+        wrap: as_is,
+        health: |component| {
+            let component = component.clone();
+            Box::pin(async move { component.health().await })
+        },
+        slot: |apis| &apis.email.components,
         reconfigurable: true,
         options: PhantomData,
     })

@@ -308,6 +308,7 @@ impl Config {
         config.section_mut("sequencer").insert("sequencer_demo".into(), ComponentConfig::new("in-memory"));
         config.section_mut("config_store").insert("config_demo".into(), ComponentConfig::new("in-memory"));
         config.section_mut("secret_store").insert("secret_demo".into(), ComponentConfig::new("local.env"));
+        config.section_mut("email").insert("email_demo".into(), ComponentConfig::new("outbox"));
         config
     }
 

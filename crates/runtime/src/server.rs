@@ -11,9 +11,14 @@ use futures::future::BoxFuture;
 use layotto_actuator::{Actuator, ComponentProbe, Startup};
 use layotto_core::{ComponentContext, Metadata};
 use layotto_grpc::api::{ApiError, Limits, Lookup};
+use layotto_grpc::pb::delay_queue::delay_queue_server::DelayQueueServer;
+use layotto_grpc::pb::email::email_service_server::EmailServiceServer;
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
-use layotto_grpc::{Apis, AppCallback, LifecycleService, Reconfigure, ReconfigureError, RuntimeService};
+use layotto_grpc::{
+    Apis, AppCallback, DelayQueueService, EmailServiceImpl, LifecycleService, Reconfigure, ReconfigureError,
+    RuntimeService,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -121,6 +126,8 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let mut services = Services::default();
     services.add(RuntimeServer::new(RuntimeService::new(apis.clone(), shutdown_rx.clone())));
     services.add(LifecycleServer::new(LifecycleService::new(reconfigure)));
+    services.add(EmailServiceServer::new(EmailServiceImpl::new(apis.clone())));
+    services.add(DelayQueueServer::new(DelayQueueService::new(apis.clone())));
     for name in services.names.clone() {
         reporter.set_service_status(name, ServingStatus::Serving).await;
     }

@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod configuration;
+pub mod email;
 pub mod hello;
 pub mod lock;
 pub mod pubsub;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 
 pub use bindings::BindingsApi;
 pub use configuration::ConfigurationApi;
+pub use email::EmailApi;
 pub use hello::HelloApi;
 pub use lock::LockApi;
 pub use pubsub::PubSubApi;
@@ -35,6 +37,7 @@ pub struct Apis {
     pub configuration: ConfigurationApi,
     pub secrets: SecretsApi,
     pub bindings: BindingsApi,
+    pub email: EmailApi,
 }
 
 /// Largest answer of a bulk call by default, in bytes.
@@ -145,6 +148,7 @@ impl Apis {
         self.configuration.limits = limits;
         self.secrets.limits = limits;
         self.bindings.limits = limits;
+        self.email.limits = limits;
     }
 }
 

@@ -58,12 +58,49 @@ impl PubSubApi {
             metadata: publish.metadata,
             traceparent: publish.traceparent,
             broker_ttl: component.component.features().message_ttl,
+            id: None,
         };
         let data = envelope(&input)?;
         let pubsub = input.pubsub_name;
         let req = PublishRequest { topic: input.topic, data, metadata: input.metadata };
         let call = component.component.publish(req);
         Ok(self.limits.deadline(|| format!("pubsub {pubsub}"), call).await?)
+    }
+
+    /// Schedules `publish` for its topic's subscribers `delay_in_seconds`
+    /// from now (Layotto's DelayQueue), in the same envelope as a publish;
+    /// the message id.
+    pub async fn publish_delayed(&self, publish: Publish, delay_in_seconds: i32) -> ApiResult<String> {
+        let component = self.component(&publish.pubsub_name, &publish.topic)?;
+        let pubsub = publish.pubsub_name.clone();
+        let delay = u64::try_from(delay_in_seconds).map_err(|_| {
+            Error::invalid_argument(format!(
+                "pubsub {pubsub}: delay_in_seconds must not be negative, got {delay_in_seconds}"
+            ))
+        })?;
+        if !component.component.features().delayed {
+            return Err(Error::new(
+                layotto_core::ErrorKind::Unsupported,
+                format!("pubsub {pubsub}: this component cannot delay messages"),
+            )
+            .into());
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let input = PublishInput {
+            pubsub_name: publish.pubsub_name,
+            topic: publish.topic,
+            data: publish.data,
+            content_type: publish.data_content_type,
+            metadata: publish.metadata,
+            traceparent: publish.traceparent,
+            broker_ttl: component.component.features().message_ttl,
+            id: Some(id.clone()),
+        };
+        let data = envelope(&input)?;
+        let req = PublishRequest { topic: input.topic, data, metadata: input.metadata };
+        let call = component.component.publish_delayed(req, std::time::Duration::from_secs(delay));
+        self.limits.deadline(|| format!("pubsub {pubsub}"), call).await?;
+        Ok(id)
     }
 
     /// Subscribes `app` to `topic` with the component's delivery policy.

@@ -2,9 +2,11 @@
 //! around the shared API layer.
 
 mod convert;
+mod extensions;
 mod lifecycle;
 mod runtime;
 mod wording;
 
+pub use extensions::{DelayQueueService, EmailServiceImpl};
 pub use lifecycle::{LifecycleService, Reconfigure, ReconfigureError};
 pub use runtime::RuntimeService;

@@ -9,8 +9,11 @@
 //! subscription, default 16), `redeliverInterval`, `maxBacklog` (messages
 //! per topic without a subscriber), `maxBacklogBytes` (bytes waiting in the
 //! whole broker, in backlogs and in the queues of groups, also of groups
-//! whose subscribers left; default 64 MiB), `maxTopics` (default 10 000).
-//! Past any of them, publish is RESOURCE_EXHAUSTED.
+//! whose subscribers left, and delayed messages; default 64 MiB), `maxTopics`
+//! (default 10 000). Past any of them, publish is RESOURCE_EXHAUSTED.
+//!
+//! Delayed messages (the DelayQueue API) wait in one heap under one timer
+//! task, and are published like any other message when they are due.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Handler, Message, PubSub, PublishRequest, SubscribeRequest, Subscription, consumer_group};
 
+#[derive(Clone)]
 pub struct MemoryPubSub {
     name: String,
     metadata: Metadata,
@@ -35,6 +39,34 @@ pub struct MemoryPubSub {
     /// Bytes of every message not yet taken by a subscriber: backlogs and group queues.
     waiting_bytes: Arc<AtomicUsize>,
     topics: Arc<Mutex<HashMap<String, Topic>>>,
+    /// The timer of delayed messages, started by the first one.
+    timer: Arc<std::sync::OnceLock<mpsc::UnboundedSender<Delayed>>>,
+}
+
+/// A message waiting for its time.
+struct Delayed {
+    due: tokio::time::Instant,
+    /// Breaks ties, so messages due together keep their order.
+    seq: u64,
+    req: PublishRequest,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    /// Reversed: the heap's top is the earliest.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
 }
 
 #[derive(Default)]
@@ -109,6 +141,7 @@ impl MemoryPubSub {
             max_topics: settings.max_topics.unwrap_or(DEFAULT_MAX_TOPICS).max(1),
             waiting_bytes: Arc::default(),
             topics: Arc::default(),
+            timer: Arc::default(),
         })
     }
 
@@ -129,8 +162,72 @@ impl MemoryPubSub {
     }
 }
 
+impl MemoryPubSub {
+    /// The one timer of this broker: a heap of delayed messages, earliest on
+    /// top, and a task that sleeps until the top is due (not a task per message).
+    fn timer(&self) -> &mpsc::UnboundedSender<Delayed> {
+        self.timer.get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Delayed>();
+            // Its own copy has no timer of its own, so the task ends with the component.
+            let broker = MemoryPubSub { timer: Arc::default(), ..self.clone() };
+            tokio::spawn(async move {
+                let mut heap = std::collections::BinaryHeap::new();
+                loop {
+                    let next = heap.peek().map(|d: &Delayed| d.due);
+                    tokio::select! {
+                        delayed = rx.recv() => match delayed {
+                            Some(delayed) => heap.push(delayed),
+                            None => return,
+                        },
+                        _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
+                            let now = tokio::time::Instant::now();
+                            while heap.peek().is_some_and(|d| d.due <= now) {
+                                let Some(due) = heap.pop() else { break };
+                                broker.waiting_bytes.fetch_sub(due.req.data.len() + due.req.topic.len(), Ordering::Relaxed);
+                                if let Err(e) = broker.publish(due.req).await {
+                                    tracing::warn!(pubsub = %broker.name, error = %e, "a delayed message could not be published");
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+            tx
+        })
+    }
+}
+
 #[async_trait]
 impl PubSub for MemoryPubSub {
+    fn features(&self) -> crate::Features {
+        crate::Features { delayed: true, ..Default::default() }
+    }
+
+    async fn publish_delayed(&self, req: PublishRequest, delay: Duration) -> Result<()> {
+        let size = req.data.len() + req.topic.len();
+        let held = self.waiting_bytes.load(Ordering::Relaxed);
+        if held.saturating_add(size) > self.max_backlog_bytes {
+            return Err(Error::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "pubsub '{}' (in-memory): {held} bytes wait; a delayed message of {size} bytes would pass \
+                     maxBacklogBytes = {}",
+                    self.name, self.max_backlog_bytes
+                ),
+            ));
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let delayed = Delayed {
+            due: tokio::time::Instant::now() + delay,
+            seq: SEQ.fetch_add(1, Ordering::Relaxed),
+            req,
+        };
+        self.waiting_bytes.fetch_add(size, Ordering::Relaxed);
+        self.timer()
+            .send(delayed)
+            .map_err(|_| Error::internal(format!("pubsub '{}': the timer stopped", self.name)))
+    }
+
     async fn publish(&self, req: PublishRequest) -> Result<()> {
         let message = Message {
             topic: req.topic.clone(),

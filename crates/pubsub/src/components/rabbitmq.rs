@@ -2,6 +2,13 @@
 //! pub/sub: a fanout exchange per topic, and per consumer group a queue
 //! named `<consumerID>-<topic>` bound to it.
 //!
+//! Delayed messages (the DelayQueue API): Debian's broker has no delayed
+//! message plugin, so a delayed message goes to a queue of its own delay
+//! (`layotto-delay.<topic>.<ms>ms`, `x-message-ttl` = the delay) with no
+//! consumer, which dead-letters it into the topic's exchange when it
+//! expires. One queue per delay, not per-message TTLs in one queue: a
+//! queue only expires its head, so a short delay would wait behind a long one.
+//!
 //! Publishing waits for the broker's publisher confirm, with persistent
 //! messages on durable exchanges and queues by default, so an acknowledged
 //! publish survives a broker restart. Consumers use manual acks: a handled
@@ -204,6 +211,67 @@ impl RabbitMq {
     }
 }
 
+impl RabbitMq {
+    /// A delayed message waits in a queue of its own delay (`ttl` for every
+    /// message in it, so none waits behind a longer one), which dead-letters
+    /// it into the topic's exchange when it expires. The queue is declared
+    /// on every use, so it outlives its last message (`x-expires` = delay +
+    /// 60 s after that), and the publish is mandatory: a message that
+    /// finds no queue comes back as an error instead of vanishing.
+    async fn publish_delayed_once(&self, req: &PublishRequest, delay: Duration) -> Result<()> {
+        use lapin::types::{AMQPValue, ShortString};
+        let millis = u32::try_from(delay.as_millis()).map_err(|_| {
+            Error::invalid_argument(format!(
+                "pubsub '{}' (rabbitmq): a delay of {delay:?} is longer than RabbitMQ can hold a message (about 49 days)",
+                self.name
+            ))
+        })?;
+        let what = |step: &str| format!("topic '{}': delayed message: {step}", req.topic);
+        let channel = self.publisher_channel().await?;
+        declare_exchange(&channel, &req.topic, &self.options)
+            .await
+            .map_err(|e| self.error(&what("declaring the exchange"), e))?;
+        let queue = format!("layotto-delay.{}.{millis}ms", req.topic);
+        let mut arguments = FieldTable::default();
+        arguments.insert(ShortString::from("x-message-ttl"), AMQPValue::LongUInt(millis));
+        arguments.insert(
+            ShortString::from("x-dead-letter-exchange"),
+            AMQPValue::LongString(req.topic.as_str().into()),
+        );
+        arguments.insert(ShortString::from("x-expires"), AMQPValue::LongUInt(millis.saturating_add(60_000)));
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions { durable: self.options.durable, ..Default::default() },
+                arguments,
+            )
+            .await
+            .map_err(|e| self.error(&what("declaring its queue"), e))?;
+        let properties = BasicProperties::default().with_delivery_mode(self.options.delivery_mode);
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &req.data,
+                properties,
+            )
+            .await
+            .map_err(|e| self.error(&what("publishing"), e))?
+            .await
+            .map_err(|e| self.error(&what("waiting for the publisher confirm"), e))?;
+        // An ack with the message returned: it found no queue.
+        match (confirm.is_ack(), confirm.take_message()) {
+            (true, None) => Ok(()),
+            _ => Err(Error::unavailable(format!(
+                "pubsub '{}' (rabbitmq): {}: the broker did not take it",
+                self.name,
+                what("publishing")
+            ))),
+        }
+    }
+}
+
 async fn declare_exchange(channel: &Channel, topic: &str, o: &Options) -> lapin::Result<()> {
     channel
         .exchange_declare(
@@ -218,7 +286,21 @@ async fn declare_exchange(channel: &Channel, topic: &str, o: &Options) -> lapin:
 #[async_trait]
 impl PubSub for RabbitMq {
     fn features(&self) -> crate::Features {
-        crate::Features { message_ttl: true }
+        crate::Features { message_ttl: true, delayed: true }
+    }
+
+    async fn publish_delayed(&self, req: PublishRequest, delay: Duration) -> Result<()> {
+        if delay.is_zero() {
+            return self.publish(req).await;
+        }
+        match self.publish_delayed_once(&req, delay).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                // A stale connection gets one fresh attempt, as for publish.
+                *self.publisher.lock().await = None;
+                self.publish_delayed_once(&req, delay).await
+            }
+        }
     }
 
     async fn publish(&self, req: PublishRequest) -> Result<()> {

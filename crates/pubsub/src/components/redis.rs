@@ -16,7 +16,13 @@
 //! `redisPassword`, …), `consumerID`, `concurrency` (handlers at once per
 //! subscription, default 16), `processingTimeout` (default 60s),
 //! `redeliverInterval` (default 15s; `0` turns reclaiming off),
-//! `maxLenApprox` (trim streams to about this many entries; off by default).
+//! `maxLenApprox` (trim streams to about this many entries; off by default),
+//! `delayQueueKey` (the keys of delayed messages, default `layotto-delay`).
+//!
+//! Delayed messages (the DelayQueue API) wait in a sorted set scored by
+//! their due time on Redis's clock; a script run by every runtime sharing
+//! the Redis moves each due one into its topic's stream exactly once, so a
+//! runtime restart loses nothing and two runtimes do not deliver twice.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,7 +45,60 @@ pub struct RedisStreams {
     metadata: Metadata,
     conn: Arc<RedisConn>,
     max_len: Option<i64>,
+    delay: Arc<DelayQueue>,
+    /// Stops the mover of delayed messages with the component.
+    stop: CancellationToken,
 }
+
+/// Delayed messages: a sorted set of `<id>|<topic>` scored by their due
+/// time (Redis's clock) and a hash of their data, moved into the topic's
+/// stream by a script that every runtime sharing the Redis runs: one move
+/// per message, whoever runs it first; after a restart the next runtime
+/// moves what was scheduled before.
+struct DelayQueue {
+    queue: String,
+    data: String,
+    schedule: fred::types::scripts::Script,
+    mover: fred::types::scripts::Script,
+    /// Wakes the mover when a message was scheduled here.
+    scheduled: tokio::sync::Notify,
+}
+
+/// KEYS: queue, data. ARGV: id, topic, delay in µs, data. Scores are
+/// microseconds on Redis's clock (exact in a double until the year 2255).
+const SCHEDULE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1] .. '|' .. ARGV[2])
+return 1
+"#;
+
+/// KEYS: queue, data. ARGV: most to move. Returns {moved, µs until the next is due or -1}.
+const MOVE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  local sep = string.find(member, '|', 1, true)
+  local id = string.sub(member, 1, sep - 1)
+  local topic = string.sub(member, sep + 1)
+  local data = redis.call('HGET', KEYS[2], id)
+  if data then
+    redis.call('XADD', topic, '*', 'data', data)
+  end
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[1], member)
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if next[2] then
+  return {#due, tonumber(next[2]) - now}
+end
+return {#due, -1}
+"#;
+
+/// Delayed messages moved per script run.
+const MOVE_BATCH: i64 = 200;
 
 impl RedisStreams {
     pub const TYPE: &'static str = "redis";
@@ -65,9 +124,23 @@ impl RedisStreams {
         streams: &StreamSettings,
     ) -> Result<Self> {
         let component = format!("pubsub '{name}' (redis)");
-        let conn = RedisConn::connect(&component, redis, 1).await?;
+        let conn = Arc::new(RedisConn::connect(&component, redis, 1).await?);
         let max_len = streams.max_len_approx.filter(|n| *n > 0);
-        Ok(Self { name: name.to_owned(), metadata: metadata.clone(), conn: Arc::new(conn), max_len })
+        let prefix = streams
+            .delay_queue_key
+            .clone()
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "layotto-delay".into());
+        let delay = Arc::new(DelayQueue {
+            queue: format!("{prefix}||queue"),
+            data: format!("{prefix}||data"),
+            schedule: fred::types::scripts::Script::from_lua(SCHEDULE_SCRIPT),
+            mover: fred::types::scripts::Script::from_lua(MOVE_SCRIPT),
+            scheduled: tokio::sync::Notify::new(),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(move_delayed(component, conn.clone(), delay.clone(), stop.clone()));
+        Ok(Self { name: name.to_owned(), metadata: metadata.clone(), conn, max_len, delay, stop })
     }
 
     fn component(&self, topic: &str) -> String {
@@ -95,6 +168,58 @@ struct StreamSettings {
     redeliver_interval: Option<Duration>,
     #[serde(rename = "maxLenApprox", default)]
     max_len_approx: Option<i64>,
+    /// Names the keys of delayed messages (default `layotto-delay`).
+    #[serde(rename = "delayQueueKey", default)]
+    delay_queue_key: Option<String>,
+}
+
+impl Drop for RedisStreams {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Moves due delayed messages into their streams, sleeping until the next
+/// is due (at most a second, so messages scheduled by other runtimes are
+/// found), woken early when this runtime schedules one.
+async fn move_delayed(
+    component: String,
+    conn: Arc<RedisConn>,
+    delay: Arc<DelayQueue>,
+    stop: CancellationToken,
+) {
+    let mut failing = false;
+    loop {
+        let wait = match conn.client() {
+            Ok(client) => {
+                let keys = vec![delay.queue.clone(), delay.data.clone()];
+                match delay.mover.evalsha_with_reload::<Vec<i64>, _, _>(client, keys, vec![MOVE_BATCH]).await
+                {
+                    Ok(reply) => {
+                        failing = false;
+                        match reply.as_slice() {
+                            [moved, _] if *moved >= MOVE_BATCH => Duration::ZERO,
+                            [_, next] if *next >= 0 => Duration::from_micros((*next as u64).min(1_000_000)),
+                            _ => Duration::from_secs(1),
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(component = %component, error = %e, "cannot move delayed messages; retrying");
+                            failing = true;
+                        }
+                        Duration::from_millis(500)
+                    }
+                }
+            }
+            Err(_) => Duration::from_millis(500),
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = delay.scheduled.notified() => {}
+        }
+    }
 }
 
 fn settings(component: &str, layers: [&Metadata; 2]) -> Result<Settings> {
@@ -120,6 +245,30 @@ fn settings(component: &str, layers: [&Metadata; 2]) -> Result<Settings> {
 
 #[async_trait]
 impl PubSub for RedisStreams {
+    fn features(&self) -> crate::Features {
+        crate::Features { delayed: true, ..Default::default() }
+    }
+
+    async fn publish_delayed(&self, req: PublishRequest, delay: Duration) -> Result<()> {
+        let client = self.conn.client()?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let keys = vec![self.delay.queue.clone(), self.delay.data.clone()];
+        let micros = i64::try_from(delay.as_micros()).unwrap_or(i64::MAX);
+        let args: Vec<fred::types::Value> = vec![
+            id.into(),
+            req.topic.as_str().into(),
+            micros.into(),
+            fred::types::Value::Bytes(req.data.into()),
+        ];
+        let _: i64 = self.delay.schedule.evalsha_with_reload(client, keys, args).await.map_err(|e| {
+            self.conn.error(&format!("topic '{}': scheduling a delayed message", req.topic), e)
+        })?;
+        if delay.is_zero() {
+            self.delay.scheduled.notify_one();
+        }
+        Ok(())
+    }
+
     async fn publish(&self, req: PublishRequest) -> Result<()> {
         let client = self.conn.client()?;
         let cap = match self.max_len {

@@ -1,0 +1,5 @@
+//! The email components.
+
+pub mod outbox;
+#[cfg(feature = "smtp")]
+pub mod smtp;
