@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "spec/proto/runtime/v1/lifecycle.proto",
     "spec/proto/extension/v1/email/email.proto",
     "spec/proto/extension/v1/delay_queue/delay_queue.proto",
+    "spec/proto/extension/v1/s3/oss.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -21,6 +21,11 @@ const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
 const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
 const ETCD_ADDR: &str = "127.0.0.1:2379";
+/// The S3-compatible server of the object-storage suites (s3s-fs).
+const S3_ADDR: &str = "127.0.0.1:9000";
+const S3_ACCESS_KEY: &str = "layotto";
+const S3_SECRET_KEY: &str = "layotto-secret";
+const S3S_FS_VERSION: &str = "0.14.1";
 /// Pinned so a clean machine installs what CI ran.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
@@ -72,6 +77,7 @@ fn test() -> Result<()> {
         .env("LAYOTTO_TEST_POSTGRES", format!("postgres://postgres@{POSTGRES_ADDR}/test"))
         .env("LAYOTTO_TEST_MYSQL", format!("mysql://root@{MARIADB_ADDR}/test"))
         .env("LAYOTTO_TEST_ETCD", ETCD_ADDR)
+        .env("LAYOTTO_TEST_S3", format!("http://{S3_ADDR}"))
         .env("LAYOTTO_TEST_PYTHON", &python)
         .env("LAYOTTO_SKIP_LOG", &skip_log))?;
     // The harness's own self-test skips on purpose; it is not a component.
@@ -284,7 +290,36 @@ fn ensure_services() -> Result<()> {
             apt_install(package)?;
         }
     }
+    ensure_s3()?;
     prepare_databases()
+}
+
+/// s3s-fs, a small S3 server over a directory, installed with cargo when
+/// missing and started on loopback with its data in a temporary directory.
+fn ensure_s3() -> Result<()> {
+    if answers(S3_ADDR) {
+        println!("xtask: S3 (s3s-fs) is up on {S3_ADDR}");
+        return Ok(());
+    }
+    if !which("s3s-fs") {
+        println!("xtask: s3s-fs not found, installing it with cargo (about two minutes)");
+        cargo(&["install", "s3s-fs", "--locked", "--version", S3S_FS_VERSION, "--features", "binary"])?;
+    }
+    println!("xtask: starting s3s-fs on {S3_ADDR}");
+    let (host, port) = S3_ADDR.split_once(':').context("S3_ADDR")?;
+    let start = format!(
+        "dir=$(mktemp -d /tmp/layotto-s3.XXXXXX) && nohup s3s-fs --host {host} --port {port} \
+         --access-key {S3_ACCESS_KEY} --secret-key {S3_SECRET_KEY} \"$dir\" > \"$dir.log\" 2>&1 &"
+    );
+    run(Command::new("sh").args(["-c", &start]))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !answers(S3_ADDR) {
+        if Instant::now() > deadline {
+            bail!("s3s-fs did not come up on {S3_ADDR}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// The Python packages the tests drive (aiosmtpd, the SMTP server of the

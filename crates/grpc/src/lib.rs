@@ -17,7 +17,8 @@ pub mod status;
 
 pub use api::Apis;
 pub use layotto::{
-    DelayQueueService, EmailServiceImpl, LifecycleService, Reconfigure, ReconfigureError, RuntimeService,
+    DelayQueueService, EmailServiceImpl, LifecycleService, ObjectStorage, Reconfigure, ReconfigureError,
+    RuntimeService,
 };
 pub use pubsub::{AppCallback, PubSubComponent};
 

@@ -17,3 +17,9 @@ pub mod delay_queue {
     //! `spec.proto.extension.v1.delay_queue`: DelayQueue.
     tonic::include_proto!("spec.proto.extension.v1.delay_queue");
 }
+
+#[allow(clippy::all, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+pub mod s3 {
+    //! `spec.proto.extension.v1.s3`: ObjectStorageService.
+    tonic::include_proto!("spec.proto.extension.v1.s3");
+}

@@ -20,6 +20,7 @@ use layotto_grpc::api::Named;
 use layotto_grpc::{Apis, PubSubComponent};
 use layotto_hello::Hello;
 use layotto_lock::{LockStore, PrefixedLock};
+use layotto_oss::ObjectStore;
 use layotto_pubsub::PubSub;
 use layotto_secrets::SecretStore;
 use layotto_sequencer::{PrefixedSequencer, Sequencer};
@@ -152,6 +153,8 @@ impl Registries {
                 sequencer(),
                 bindings(),
                 email(),
+                oss(),
+                file(),
             ],
         }
     }
@@ -404,6 +407,38 @@ fn email() -> Box<dyn Api> {
         reconfigurable: true,
         options: PhantomData,
     })
+}
+
+fn object_store(
+    section: &'static str,
+    layotto_keys: &'static [&'static str],
+    slot: fn(&Apis) -> &Named<Arc<dyn ObjectStore>>,
+) -> Box<dyn Api> {
+    Box::new(ApiSpec::<dyn ObjectStore, NoOptions, Arc<dyn ObjectStore>> {
+        section,
+        layotto_keys,
+        option_keys: &[],
+        registry: layotto_oss::registry(section),
+        prepare: no_prepare,
+        wrap: as_is,
+        health: |component| {
+            let component = component.clone();
+            Box::pin(async move { component.health().await })
+        },
+        slot,
+        reconfigurable: true,
+        options: PhantomData,
+    })
+}
+
+/// ObjectStorageService's stores.
+fn oss() -> Box<dyn Api> {
+    object_store("oss", &["oss"], |apis| &apis.oss.components)
+}
+
+/// The File API's stores: the same components, configured apart, as in Layotto.
+fn file() -> Box<dyn Api> {
+    object_store("file", &["file", "files"], |apis| &apis.files.components)
 }
 
 /// An API whose components others can be handed by `component_ref`.

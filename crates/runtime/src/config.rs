@@ -309,6 +309,13 @@ impl Config {
         config.section_mut("config_store").insert("config_demo".into(), ComponentConfig::new("in-memory"));
         config.section_mut("secret_store").insert("secret_demo".into(), ComponentConfig::new("local.env"));
         config.section_mut("email").insert("email_demo".into(), ComponentConfig::new("outbox"));
+        let temp = |name: &str| std::env::temp_dir().join(name).display().to_string();
+        config
+            .section_mut("oss")
+            .insert("oss_demo".into(), ComponentConfig::new("local").with("root", &temp("layotto-oss")));
+        config
+            .section_mut("file")
+            .insert("file_demo".into(), ComponentConfig::new("local").with("root", &temp("layotto-files")));
         config
     }
 

@@ -142,15 +142,35 @@ fn component(section: &str, name: &str, entry: &Value) -> Result<ComponentConfig
     };
     let mut metadata = Metadata::new();
     if let Some(meta) = field(entry, "metadata") {
-        let meta =
-            meta.as_object().ok_or(format!("{section} component '{name}': 'metadata' must be an object"))?;
-        for (k, v) in meta {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(_) | Value::Bool(_) => v.to_string(),
-                _ => return Err(format!("{section} component '{name}': metadata '{k}' must be a string")),
-            };
-            metadata.insert(k.clone(), v);
+        // Layotto's `file` components take a list of endpoints: the first serves.
+        let meta = match meta {
+            Value::Array(list) => {
+                if list.len() > 1 {
+                    tracing::warn!(
+                        section,
+                        name,
+                        "only the first of {} metadata entries is used",
+                        list.len()
+                    );
+                }
+                list.first().unwrap_or(&Value::Null)
+            }
+            other => other,
+        };
+        if !meta.is_null() {
+            let meta = meta
+                .as_object()
+                .ok_or(format!("{section} component '{name}': 'metadata' must be an object"))?;
+            for (k, v) in meta {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(_) | Value::Bool(_) => v.to_string(),
+                    // Nested JSON (the `basic_config` of Layotto's oss components) stays JSON text.
+                    Value::Object(_) | Value::Array(_) => v.to_string(),
+                    Value::Null => String::new(),
+                };
+                metadata.insert(k.clone(), v);
+            }
         }
     }
     Ok(ComponentConfig { kind, metadata, secret_ref, component_ref, options })

@@ -15,9 +15,10 @@ use layotto_grpc::pb::delay_queue::delay_queue_server::DelayQueueServer;
 use layotto_grpc::pb::email::email_service_server::EmailServiceServer;
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
 use layotto_grpc::pb::runtime::runtime_server::RuntimeServer;
+use layotto_grpc::pb::s3::object_storage_service_server::ObjectStorageServiceServer;
 use layotto_grpc::{
-    Apis, AppCallback, DelayQueueService, EmailServiceImpl, LifecycleService, Reconfigure, ReconfigureError,
-    RuntimeService,
+    Apis, AppCallback, DelayQueueService, EmailServiceImpl, LifecycleService, ObjectStorage, Reconfigure,
+    ReconfigureError, RuntimeService,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -128,6 +129,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     services.add(LifecycleServer::new(LifecycleService::new(reconfigure)));
     services.add(EmailServiceServer::new(EmailServiceImpl::new(apis.clone())));
     services.add(DelayQueueServer::new(DelayQueueService::new(apis.clone())));
+    services.add(ObjectStorageServiceServer::new(ObjectStorage::new(apis.clone())));
     for name in services.names.clone() {
         reporter.set_service_status(name, ServingStatus::Serving).await;
     }

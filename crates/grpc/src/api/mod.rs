@@ -9,6 +9,7 @@ pub mod configuration;
 pub mod email;
 pub mod hello;
 pub mod lock;
+pub mod oss;
 pub mod pubsub;
 pub mod secrets;
 pub mod sequencer;
@@ -21,6 +22,7 @@ pub use configuration::ConfigurationApi;
 pub use email::EmailApi;
 pub use hello::HelloApi;
 pub use lock::LockApi;
+pub use oss::OssApi;
 pub use pubsub::PubSubApi;
 pub use secrets::SecretsApi;
 pub use sequencer::SequencerApi;
@@ -38,6 +40,10 @@ pub struct Apis {
     pub secrets: SecretsApi,
     pub bindings: BindingsApi,
     pub email: EmailApi,
+    /// `oss` components: ObjectStorageService.
+    pub oss: OssApi,
+    /// `file` components: the File API on Runtime.
+    pub files: OssApi,
 }
 
 /// Largest answer of a bulk call by default, in bytes.
@@ -149,6 +155,8 @@ impl Apis {
         self.secrets.limits = limits;
         self.bindings.limits = limits;
         self.email.limits = limits;
+        self.oss.limits = limits;
+        self.files.limits = limits;
     }
 }
 

@@ -4,9 +4,11 @@
 mod convert;
 mod extensions;
 mod lifecycle;
+mod oss;
 mod runtime;
 mod wording;
 
 pub use extensions::{DelayQueueService, EmailServiceImpl};
 pub use lifecycle::{LifecycleService, Reconfigure, ReconfigureError};
+pub use oss::ObjectStorage;
 pub use runtime::RuntimeService;

@@ -17,12 +17,14 @@ use super::convert::{
     concurrency, configuration_item, consistency, delete_request, expire, from_configuration_item,
     set_request,
 };
+use super::oss::{body_stream, stream_back};
 use super::wording::{lookup_status, secret_wording, unimplemented_api, wording};
 use crate::api::pubsub::Publish;
 use crate::api::{ApiError, Apis, Lookup};
 use crate::pb::runtime as pb;
 use crate::pb::runtime::runtime_server::Runtime;
 use crate::pubsub::{ActiveStreams, open_stream, serve_stream};
+use layotto_oss::{GetObject, ListObjects, PutObject};
 
 type Reply<T> = Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -35,7 +37,48 @@ pub struct RuntimeService {
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
+/// File API bodies go back in chunks of at most 100 KiB, as Layotto's.
+const FILE_CHUNK: usize = 100 * 1024;
+
+/// Unix seconds as RFC 3339, as the File API's `last_modified` strings.
+fn rfc3339(secs: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Component errors of the File API keep their kinds (NotFound for a file
+/// that is not there, as Layotto's).
+fn file_wording(e: ApiError) -> Status {
+    match e {
+        ApiError::Lookup(lookup) => lookup_status("file", lookup),
+        ApiError::Call(e) => crate::status::to_status(e),
+    }
+}
+
 impl RuntimeService {
+    /// The `file` component of a request and its file name split into
+    /// bucket and key (`<bucket>/<key>`, Layotto's convention).
+    fn file(
+        &self,
+        store: &str,
+        name: &str,
+        unknown: &str,
+    ) -> Result<(std::sync::Arc<dyn layotto_oss::ObjectStore>, String, String), Status> {
+        let Some((bucket, key)) = name.split_once('/') else {
+            return Err(Status::invalid_argument(format!(
+                "file store '{store}': name '{}' must be <bucket>/<key>",
+                layotto_core::clip(name)
+            )));
+        };
+        let component = self.apis.files.object_store(store, bucket, Some(key)).map_err(|e| match e {
+            ApiError::Lookup(_) => {
+                Status::invalid_argument(format!("{unknown}: {}", layotto_core::clip(store)))
+            }
+            ApiError::Call(e) => crate::status::to_status(e),
+        })?;
+        Ok((component, bucket.to_owned(), key.to_owned()))
+    }
+
     pub fn new(apis: Arc<Apis>, closing: tokio::sync::watch::Receiver<bool>) -> Self {
         Self { apis, streams: Arc::default(), closing }
     }
@@ -387,24 +430,102 @@ impl Runtime for RuntimeService {
 
     type GetFileStream = BoxStream<pb::GetFileResponse>;
 
-    async fn get_file(&self, _: Request<pb::GetFileRequest>) -> Reply<Self::GetFileStream> {
-        unimplemented_api("file", "GetFile")
+    async fn get_file(&self, request: Request<pb::GetFileRequest>) -> Reply<Self::GetFileStream> {
+        let req = request.into_inner();
+        let (store, bucket, key) = self.file(&req.store_name, &req.name, "not supported store type")?;
+        let get = GetObject { bucket, key, ..Default::default() };
+        let (_, body) =
+            self.apis.files.call(&req.store_name, store.get_object(get)).await.map_err(file_wording)?;
+        Ok(Response::new(stream_back(body, FILE_CHUNK, |data| pb::GetFileResponse { data })))
     }
 
-    async fn put_file(&self, _: Request<Streaming<pb::PutFileRequest>>) -> Reply<()> {
-        unimplemented_api("file", "PutFile")
+    async fn put_file(&self, request: Request<Streaming<pb::PutFileRequest>>) -> Reply<()> {
+        let mut stream = request.into_inner();
+        // Layotto answers OK to a stream closed at once.
+        let Some(first) = stream.message().await? else { return Ok(Response::new(())) };
+        let (store, bucket, key) = self.file(&first.store_name, &first.name, "not support store type")?;
+        let put =
+            PutObject { bucket, key, metadata: first.metadata.into_iter().collect(), ..Default::default() };
+        let body = body_stream(first.data.into(), stream, |m: pb::PutFileRequest| m.data);
+        store.put_object(put, body).await.map_err(crate::status::to_status)?;
+        Ok(Response::new(()))
     }
 
-    async fn list_file(&self, _: Request<pb::ListFileRequest>) -> Reply<pb::ListFileResp> {
-        unimplemented_api("file", "ListFile")
+    async fn list_file(&self, request: Request<pb::ListFileRequest>) -> Reply<pb::ListFileResp> {
+        let req = request.into_inner();
+        let file = req.request.unwrap_or_default();
+        let (bucket, prefix) = match file.name.split_once('/') {
+            Some((bucket, prefix)) => (bucket.to_owned(), prefix.to_owned()),
+            None => (file.name.clone(), String::new()),
+        };
+        let store = self.apis.files.object_store(&file.store_name, &bucket, None).map_err(|e| match e {
+            ApiError::Lookup(_) => Status::invalid_argument(format!(
+                "not support store type: {}",
+                layotto_core::clip(&file.store_name)
+            )),
+            ApiError::Call(e) => crate::status::to_status(e),
+        })?;
+        let list =
+            ListObjects { bucket, prefix, marker: req.marker, max_keys: req.page_size, ..Default::default() };
+        let listing =
+            self.apis.files.call(&file.store_name, store.list_objects(list)).await.map_err(file_wording)?;
+        Ok(Response::new(pb::ListFileResp {
+            files: listing
+                .contents
+                .into_iter()
+                .map(|o| pb::FileInfo {
+                    file_name: o.key,
+                    size: o.size,
+                    last_modified: rfc3339(o.last_modified),
+                    metadata: o.metadata.into_iter().collect(),
+                })
+                .collect(),
+            marker: listing.next_marker,
+            is_truncated: listing.is_truncated,
+        }))
     }
 
-    async fn del_file(&self, _: Request<pb::DelFileRequest>) -> Reply<()> {
-        unimplemented_api("file", "DelFile")
+    async fn del_file(&self, request: Request<pb::DelFileRequest>) -> Reply<()> {
+        let file = request.into_inner().request.unwrap_or_default();
+        let (store, bucket, key) = self.file(&file.store_name, &file.name, "not support store type")?;
+        // Layotto's DelFile says NotFound for a file that is not there.
+        self.apis
+            .files
+            .call(&file.store_name, store.head_object(&bucket, &key, ""))
+            .await
+            .map_err(file_wording)?;
+        self.apis
+            .files
+            .call(&file.store_name, store.delete_object(&bucket, &key, ""))
+            .await
+            .map_err(file_wording)?;
+        Ok(Response::new(()))
     }
 
-    async fn get_file_meta(&self, _: Request<pb::GetFileMetaRequest>) -> Reply<pb::GetFileMetaResponse> {
-        unimplemented_api("file", "GetFileMeta")
+    async fn get_file_meta(
+        &self,
+        request: Request<pb::GetFileMetaRequest>,
+    ) -> Reply<pb::GetFileMetaResponse> {
+        let file = request.into_inner().request.unwrap_or_default();
+        let (store, bucket, key) = self.file(&file.store_name, &file.name, "not support store type")?;
+        let info = self
+            .apis
+            .files
+            .call(&file.store_name, store.head_object(&bucket, &key, ""))
+            .await
+            .map_err(file_wording)?;
+        let mut metadata: std::collections::HashMap<String, pb::FileMetaValue> =
+            info.metadata.into_iter().map(|(k, v)| (k, pb::FileMetaValue { value: vec![v] })).collect();
+        for (k, v) in [("ETag", info.etag), ("Content-Type", info.content_type)] {
+            if !v.is_empty() {
+                metadata.insert(k.to_owned(), pb::FileMetaValue { value: vec![v] });
+            }
+        }
+        Ok(Response::new(pb::GetFileMetaResponse {
+            size: info.size,
+            last_modified: rfc3339(info.last_modified),
+            response: Some(pb::FileMeta { metadata }),
+        }))
     }
 
     async fn invoke_binding(

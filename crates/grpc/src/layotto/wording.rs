@@ -32,6 +32,7 @@ pub(crate) fn lookup_status(api: &str, lookup: Lookup) -> Status {
         _ => String::new(),
     };
     match (api, lookup) {
+        ("file", _) => Status::invalid_argument(format!("not support store type: {name}")),
         ("configuration", _) => Status::unknown(format!("configure store [{name}] don't support now")),
         ("secrets", Lookup::NotConfigured) => Status::failed_precondition("secret store is not configured"),
         ("secrets", _) => Status::invalid_argument(format!("failed finding secret store with key {name}")),
