@@ -161,9 +161,7 @@ pub fn run(args: &[String]) -> Result<()> {
     )?;
     let layotto_bin = target_dir.join("release/layotto");
     let bench_bin = target_dir.join("release/layotto-bench");
-    if !crate::redis_answers() {
-        crate::ensure_services()?;
-    }
+    crate::ensure_services()?;
 
     let dir = std::env::temp_dir().join(format!("layotto-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -424,6 +422,38 @@ pub fn run(args: &[String]) -> Result<()> {
         cases.extend(load(&mut guard, id, label, push_args(backend, url, None))?);
     }
 
+    // Object storage: a runtime of its own, so its peak RSS is the objects' alone.
+    let s3_endpoint = format!("http://{}", crate::S3_ADDR);
+    let oss_config = format!(
+        "\n[oss.s3]\ntype = \"aws.s3\"\n\
+         metadata = {{ endpoint = \"{s3_endpoint}\", accessKeyID = \"{}\", accessKeySecret = \"{}\" }}\n",
+        crate::S3_ACCESS_KEY,
+        crate::S3_SECRET_KEY,
+    );
+    let (oss_pid, oss_grpc, _) = start_layotto(&mut guard, &layotto_bin, &dir, opts.starts + 1, &oss_config)?;
+    let mut oss_rss = Vec::new();
+    for &(id, label, direct_id, direct_label, op, size, count, concurrency) in OSS_CASES {
+        let args = |through: Option<SocketAddr>| -> Vec<String> {
+            let mut args: Vec<String> =
+                ["oss-load", "--endpoint", &s3_endpoint, "--op", op].iter().map(|s| s.to_string()).collect();
+            args.extend(["--size".into(), size.to_string(), "--count".into(), count.to_string()]);
+            args.extend(["--concurrency".into(), concurrency.to_string()]);
+            if let Some(target) = through {
+                args.extend(["--target".into(), format!("http://{target}"), "--store".into(), "s3".into()]);
+            }
+            args
+        };
+        let sampler = RssSampler::start(oss_pid);
+        let through = load(&mut guard, id, label, args(Some(oss_grpc)));
+        let peak = sampler.stop();
+        if let Some(case) = through? {
+            oss_rss.push((case.label, peak));
+            cases.push(case);
+        }
+        cases.extend(load(&mut guard, direct_id, direct_label, args(None))?);
+    }
+    guard.kill(oss_pid);
+
     cases.extend(load(&mut guard, "fred_get", "fred direct GET", redis_args("get"))?);
     cases.extend(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
     cases.extend(load(&mut guard, "fred_lock", "fred direct SET NX + unlock script", redis_args("lock"))?);
@@ -448,7 +478,7 @@ pub fn run(args: &[String]) -> Result<()> {
     )?);
     drop(guard);
 
-    let report = Report { opts: &opts, cases, ready_ms, ready_median, idle_rss_kib, load_rss_kib };
+    let report = Report { opts: &opts, cases, ready_ms, ready_median, idle_rss_kib, load_rss_kib, oss_rss };
     let machine = machine_info(root);
     let markdown = report.markdown(&machine);
     let json = report.json(machine);
@@ -464,6 +494,52 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     Ok(())
 }
+
+/// Object storage rows (id, label, baseline id, baseline label, op, object
+/// size, objects, concurrency); their "ops/s" is MiB/s.
+type OssCase = (&'static str, &'static str, &'static str, &'static str, &'static str, usize, usize, usize);
+const OSS_CASES: &[OssCase] = &[
+    (
+        "oss_put_1m",
+        "runtime s3 PutObject 1 MiB (MiB/s)",
+        "oss_put_1m_direct",
+        "aws-sdk-s3 direct PutObject 1 MiB (MiB/s)",
+        "put",
+        1 << 20,
+        300,
+        4,
+    ),
+    (
+        "oss_get_1m",
+        "runtime s3 GetObject 1 MiB (MiB/s)",
+        "oss_get_1m_direct",
+        "aws-sdk-s3 direct GetObject 1 MiB (MiB/s)",
+        "get",
+        1 << 20,
+        300,
+        4,
+    ),
+    (
+        "oss_put_256m",
+        "runtime s3 PutObject 256 MiB (MiB/s)",
+        "oss_put_256m_direct",
+        "aws-sdk-s3 direct PutObject 256 MiB (MiB/s)",
+        "put",
+        256 << 20,
+        3,
+        1,
+    ),
+    (
+        "oss_get_256m",
+        "runtime s3 GetObject 256 MiB (MiB/s)",
+        "oss_get_256m_direct",
+        "aws-sdk-s3 direct GetObject 256 MiB (MiB/s)",
+        "get",
+        256 << 20,
+        3,
+        1,
+    ),
+];
 
 /// Ports the OS considers free now; all held at once so they differ.
 fn free_ports(n: usize) -> Result<Vec<u16>> {
@@ -730,6 +806,10 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("push_redis", "push_redis_direct"),
     ("push_pg", "push_pg_direct"),
     ("email_runtime", "email_direct"),
+    ("oss_put_1m", "oss_put_1m_direct"),
+    ("oss_get_1m", "oss_get_1m_direct"),
+    ("oss_put_256m", "oss_put_256m_direct"),
+    ("oss_get_256m", "oss_get_256m_direct"),
     ("ps_redis", "fred_stream"),
     ("ps_rabbit", "lapin_direct"),
 ];
@@ -747,6 +827,8 @@ struct Report<'a> {
     ready_median: f64,
     idle_rss_kib: u64,
     load_rss_kib: u64,
+    /// Peak RSS of the object-storage runtime during each of its cases.
+    oss_rss: Vec<(&'static str, u64)>,
 }
 
 impl Report<'_> {
@@ -779,6 +861,10 @@ impl Report<'_> {
             ("redis_next_weak", "noop_next_id", 0.9),
             ("ps_redis", "fred_stream", 0.5),
             ("ps_rabbit", "lapin_direct", 0.5),
+            ("oss_put_1m", "oss_put_1m_direct", 0.8),
+            ("oss_get_1m", "oss_get_1m_direct", 0.8),
+            ("oss_put_256m", "oss_put_256m_direct", 0.8),
+            ("oss_get_256m", "oss_get_256m_direct", 0.8),
         ] {
             let (Some(c), Some(b)) = (self.case(case), self.case(base)) else { continue };
             let r = if b.ops_per_sec > 0.0 { c.ops_per_sec / b.ops_per_sec } else { 0.0 };
@@ -871,6 +957,14 @@ impl Report<'_> {
             "- RSS max during in-memory SaveState: {:.1} MiB",
             self.load_rss_kib as f64 / 1024.0
         );
+        for (label, kib) in &self.oss_rss {
+            let _ = writeln!(md, "- RSS max during {label}: {:.1} MiB", *kib as f64 / 1024.0);
+        }
+        let _ = writeln!(
+            md,
+            "\nObject storage rows: ops/s is MiB/s moved, p50/p99 the time per object; the runtime \
+             streams 256 KiB messages and sends S3 8 MiB parts, aws-sdk-s3 one request per object."
+        );
         let _ = writeln!(md, "\nTargets (informational):\n");
         for t in self.targets() {
             let _ = writeln!(md, "- [{}] {}: {}", if t.met { "x" } else { " " }, t.name, t.actual);
@@ -929,7 +1023,11 @@ impl Report<'_> {
                 "keys": o.keys,
             },
             "startup": { "ready_ms": self.ready_ms, "ready_ms_median": self.ready_median },
-            "rss": { "idle_kib": self.idle_rss_kib, "load_max_kib": self.load_rss_kib },
+            "rss": {
+                "idle_kib": self.idle_rss_kib,
+                "load_max_kib": self.load_rss_kib,
+                "oss_max_kib": self.oss_rss.iter().map(|(label, kib)| json!({ "case": label, "kib": kib })).collect::<Vec<_>>(),
+            },
             "cases": cases,
             "comparisons": comparisons,
             "targets": targets,

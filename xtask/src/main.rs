@@ -22,9 +22,9 @@ const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
 const ETCD_ADDR: &str = "127.0.0.1:2379";
 /// The S3-compatible server of the object-storage suites (s3s-fs).
-const S3_ADDR: &str = "127.0.0.1:9000";
-const S3_ACCESS_KEY: &str = "layotto";
-const S3_SECRET_KEY: &str = "layotto-secret";
+pub(crate) const S3_ADDR: &str = "127.0.0.1:9000";
+pub(crate) const S3_ACCESS_KEY: &str = "layotto";
+pub(crate) const S3_SECRET_KEY: &str = "layotto-secret";
 const S3S_FS_VERSION: &str = "0.14.1";
 /// Pinned so a clean machine installs what CI ran.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -64,6 +64,8 @@ fn test() -> Result<()> {
     // Conformance cases skipped for a missing capability are listed after the run.
     let skip_log = std::env::current_dir()?.join("target").join("conformance-skipped.txt");
     let _ = std::fs::remove_file(&skip_log);
+    // The demo suite runs the example programs, which no test target builds.
+    cargo(&["build", "-p", "layotto-examples"])?;
     let runner: &[&str] = if which("cargo-nextest") {
         &["nextest", "run", "--workspace", "--no-fail-fast"]
     } else {
@@ -84,7 +86,7 @@ fn test() -> Result<()> {
     let mut skipped: Vec<String> = std::fs::read_to_string(&skip_log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| !l.starts_with("SKIPPED: layotto-testkit ") && !l.starts_with("SKIPPED: demo "))
+        .filter(|l| !l.starts_with("SKIPPED: layotto-testkit "))
         .map(str::to_owned)
         .collect();
     skipped.sort();
@@ -167,10 +169,11 @@ fn ci() -> Result<()> {
 /// What CI checks beyond `test`.
 fn ci_extra() -> Result<()> {
     // A slim runtime: no optional component at all; then each optional
-    // component alone, so no feature relies on another being on.
+    // component alone, so no feature relies on another being on (type
+    // checking is enough for that, and far quicker on two cores).
     cargo(&["build", "-p", "layotto", "--no-default-features"])?;
     for feature in binary_features()? {
-        cargo(&["build", "-p", "layotto", "--no-default-features", "--features", &feature])?;
+        cargo(&["check", "-p", "layotto", "--no-default-features", "--features", &feature])?;
     }
     if which("cargo-deny") {
         // cargo-deny reads the metadata of every locked crate, other platforms' too.
@@ -291,6 +294,7 @@ fn ensure_services() -> Result<()> {
         }
     }
     ensure_s3()?;
+    ensure_java()?;
     prepare_databases()
 }
 
@@ -323,20 +327,59 @@ fn ensure_s3() -> Result<()> {
 }
 
 /// The Python packages the tests drive (aiosmtpd, the SMTP server of the
-/// email tests), in a virtual environment under target/; its interpreter.
+/// email tests; grpcio-tools for the Python demo), in a virtual environment
+/// under target/; its interpreter.
 pub(crate) fn ensure_python() -> Result<PathBuf> {
     let venv = std::env::current_dir()?.join("target").join("py");
     let python = venv.join("bin").join("python");
     let has = |module: &str| {
         Command::new(&python).args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success())
     };
-    if has("aiosmtpd") {
+    if has("aiosmtpd") && has("grpc_tools") {
         return Ok(python);
     }
-    println!("xtask: setting up {} with aiosmtpd", venv.display());
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    println!("xtask: setting up {} with aiosmtpd and grpcio-tools", venv.display());
+    if !python.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
     run(Command::new(&python).args(["-m", "pip", "install", "-q", "aiosmtpd==1.4.6"]))?;
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-r",
+        "examples/oss/python/requirements.txt",
+    ]))?;
     Ok(python)
+}
+
+/// What the Java demo (examples/oss/java) builds with: javac, protoc, the
+/// grpc-java plugin and Debian's grpc-java, protobuf-java and netty jars.
+fn ensure_java() -> Result<()> {
+    const PACKAGES: &[&str] = &[
+        "default-jdk-headless",
+        "protobuf-compiler",
+        "protobuf-compiler-grpc-java-plugin",
+        "libgrpc-java",
+        "libprotobuf-java",
+        "libnetty-java",
+        "libperfmark-java",
+        "libgeronimo-annotation-1.3-spec-java",
+    ];
+    let jars =
+        ["grpc-netty", "netty-codec-http2", "perfmark-api", "protobuf", "geronimo-annotation-1.3-spec"];
+    let present = which("javac")
+        && which("protoc")
+        && std::path::Path::new("/usr/bin/grpc_java_plugin").is_file()
+        && jars.iter().all(|jar| std::path::Path::new(&format!("/usr/share/java/{jar}.jar")).is_file());
+    if !present {
+        println!("xtask: installing the Java demo's toolchain with apt-get: {}", PACKAGES.join(" "));
+        for package in PACKAGES {
+            apt_install(package)?;
+        }
+    }
+    Ok(())
 }
 
 /// The `test` databases the SQL suites use.

@@ -7,12 +7,16 @@
 //! - `pubsub-load` / `pubsub-direct`: publish → deliver through the runtime
 //!   (to an AppCallback server in this process) and straight to the broker.
 //!
+//! - `oss-load`: PutObject/GetObject MiB/s through the runtime or straight
+//!   to the S3 server with aws-sdk-s3.
+//!
 //! Each load run prints one JSON line: ops_per_sec, p50_us, p99_us, ops, errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_push;
 mod email_delay;
+mod oss;
 mod pubsub;
 
 use std::future::Future;
@@ -140,6 +144,24 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// `count` objects of `size` bytes put (or got) through the runtime's
+    /// `store` (`--target`), or straight to the S3 server with aws-sdk-s3.
+    OssLoad {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value = "s3")]
+        store: String,
+        #[arg(long)]
+        op: oss::Op,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -261,6 +283,11 @@ async fn main() -> Result<()> {
         Command::DelayLoad { target, pubsub, count, delay_secs, concurrency } => {
             let report = email_delay::delay_load(&target, &pubsub, count, delay_secs, concurrency).await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::OssLoad { endpoint, target, store, op, size, count, concurrency } => {
+            let run = oss::Run { endpoint, target, store, op, size, count, concurrency };
+            println!("{}", serde_json::to_string(&oss::load(run).await?)?);
             Ok(())
         }
         Command::RedisLoad { url, op, load } => {

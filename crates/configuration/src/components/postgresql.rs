@@ -82,8 +82,15 @@ impl PostgresConfigStore {
              CREATE OR REPLACE TRIGGER {channel}_changed AFTER INSERT OR UPDATE OR DELETE ON {table} \
                FOR EACH ROW EXECUTE FUNCTION {function}();"
         );
-        let run = sqlx::raw_sql(AssertSqlSafe(setup)).execute(&pool);
-        layotto_sql::create_table(&component, &table, timeout, async { run.await.map(drop) }).await?;
+        // One transaction under an advisory lock: runtimes starting together would
+        // otherwise race on the function and trigger ("tuple concurrently updated").
+        let run = async {
+            let mut tx: sqlx::Transaction<'_, sqlx::Postgres> = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&table).execute(&mut *tx).await?;
+            sqlx::raw_sql(AssertSqlSafe(setup)).execute(&mut *tx).await?;
+            tx.commit().await
+        };
+        layotto_sql::create_table(&component, &table, timeout, run).await?;
         let sql = |s: String| AssertSqlSafe(s).into_sql_str();
         let inner = Inner {
             component,
