@@ -290,8 +290,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let topic = format!("bench-{}", std::process::id());
     let full = format!(
         "\n[app]\nid = \"bench\"\ncallback_port = {port}\n\n\
-         [lock.mem]\ntype = \"in-memory\"\n[lock.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\n\
-         [sequencer.mem]\ntype = \"in-memory\"\n[sequencer.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\n\
+         [lock.mem]\ntype = \"in-memory\"\n[lock.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
+         [lock.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\n\
+         [sequencer.mem]\ntype = \"in-memory\"\n[sequencer.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
+         [sequencer.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\n\
          [pub_subs.mem]\ntype = \"in-memory\"\nmetadata = {{ concurrency = \"64\" }}\n\
          [pub_subs.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\", concurrency = \"64\" }}\n\
          [pub_subs.rabbit]\ntype = \"rabbitmq\"\nmetadata = {{ host = \"amqp://guest:guest@{rabbit}/%2f\", prefetchCount = \"64\" }}\n\n\
@@ -337,6 +339,24 @@ pub fn run(args: &[String]) -> Result<()> {
         "redis_next_strong",
         "runtime redis GetNextId STRONG",
         grpc_args(full_grpc, "next-id-strong", "redis"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "etcd_lock",
+        "runtime etcd TryLock+Unlock",
+        grpc_args(full_grpc, "lock", "etcd"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "etcd_next_weak",
+        "runtime etcd GetNextId WEAK",
+        grpc_args(full_grpc, "next-id-weak", "etcd"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "etcd_next_strong",
+        "runtime etcd GetNextId STRONG",
+        grpc_args(full_grpc, "next-id-strong", "etcd"),
     )?);
     let pubsub_args = |pubsub: &str| -> Vec<String> {
         let mut args: Vec<String> = [
@@ -458,6 +478,19 @@ pub fn run(args: &[String]) -> Result<()> {
     cases.extend(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
     cases.extend(load(&mut guard, "fred_lock", "fred direct SET NX + unlock script", redis_args("lock"))?);
     cases.extend(load(&mut guard, "fred_incr", "fred direct INCR", redis_args("incr"))?);
+    let etcd_args = |op: &str| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["etcd-load", "--endpoint", crate::ETCD_ADDR, "--op", op].iter().map(|s| s.to_string()).collect();
+        args.extend(opts.load_args());
+        args
+    };
+    cases.extend(load(
+        &mut guard,
+        "etcd_lock_direct",
+        "etcd direct lease+txn lock, txn unlock",
+        etcd_args("lock"),
+    )?);
+    cases.extend(load(&mut guard, "etcd_incr_direct", "etcd direct put+get txn", etcd_args("incr"))?);
     let direct_args = |broker: &str, url: String| -> Vec<String> {
         let mut args: Vec<String> =
             ["pubsub-direct", "--broker", broker, "--url", &url].iter().map(|s| s.to_string()).collect();
@@ -801,6 +834,10 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("redis_next_weak", "noop_next_id"),
     ("redis_next_strong", "noop_next_id"),
     ("redis_next_strong", "fred_incr"),
+    ("etcd_lock", "noop_lock"),
+    ("etcd_lock", "etcd_lock_direct"),
+    ("etcd_next_weak", "etcd_incr_direct"),
+    ("etcd_next_strong", "etcd_incr_direct"),
     ("mem_get_config", "noop_get_config"),
     ("push_etcd", "push_etcd_direct"),
     ("push_redis", "push_redis_direct"),

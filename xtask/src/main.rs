@@ -21,6 +21,7 @@ const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
 const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
 const ETCD_ADDR: &str = "127.0.0.1:2379";
+const ZOOKEEPER_ADDR: &str = "127.0.0.1:2181";
 /// The S3-compatible server of the object-storage suites (s3s-fs).
 pub(crate) const S3_ADDR: &str = "127.0.0.1:9000";
 pub(crate) const S3_ACCESS_KEY: &str = "layotto";
@@ -79,6 +80,7 @@ fn test() -> Result<()> {
         .env("LAYOTTO_TEST_POSTGRES", format!("postgres://postgres@{POSTGRES_ADDR}/test"))
         .env("LAYOTTO_TEST_MYSQL", format!("mysql://root@{MARIADB_ADDR}/test"))
         .env("LAYOTTO_TEST_ETCD", ETCD_ADDR)
+        .env("LAYOTTO_TEST_ZOOKEEPER", ZOOKEEPER_ADDR)
         .env("LAYOTTO_TEST_S3", format!("http://{S3_ADDR}"))
         .env("LAYOTTO_TEST_PYTHON", &python)
         .env("LAYOTTO_SKIP_LOG", &skip_log))?;
@@ -295,7 +297,38 @@ fn ensure_services() -> Result<()> {
     }
     ensure_s3()?;
     ensure_java()?;
+    ensure_zookeeper()?;
     prepare_databases()
+}
+
+/// ZooKeeper from Debian's `zookeeper` package (it runs on the JDK that
+/// `ensure_java` installs), started on loopback with its data in a temporary directory.
+fn ensure_zookeeper() -> Result<()> {
+    if answers(ZOOKEEPER_ADDR) {
+        println!("xtask: ZooKeeper is up on {ZOOKEEPER_ADDR}");
+        return Ok(());
+    }
+    if !std::path::Path::new("/usr/share/java/zookeeper.jar").is_file() {
+        println!("xtask: ZooKeeper not found, installing zookeeper with apt-get");
+        apt_install("zookeeper")?;
+    }
+    println!("xtask: starting ZooKeeper on {ZOOKEEPER_ADDR}");
+    let (host, port) = ZOOKEEPER_ADDR.split_once(':').context("ZOOKEEPER_ADDR")?;
+    let start = format!(
+        "dir=$(mktemp -d /tmp/layotto-zk.XXXXXX) && \
+         printf 'tickTime=200\\ndataDir=%s/data\\nclientPort={port}\\nclientPortAddress={host}\\nadmin.enableServer=false\\n' \"$dir\" > \"$dir/zoo.cfg\" && \
+         nohup java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
+         org.apache.zookeeper.server.quorum.QuorumPeerMain \"$dir/zoo.cfg\" > \"$dir.log\" 2>&1 &"
+    );
+    run(Command::new("sh").args(["-c", &start]))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !answers(ZOOKEEPER_ADDR) {
+        if Instant::now() > deadline {
+            bail!("ZooKeeper did not come up on {ZOOKEEPER_ADDR}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// s3s-fs, a small S3 server over a directory, installed with cargo when

@@ -16,6 +16,7 @@
 
 mod config_push;
 mod email_delay;
+mod etcd;
 mod oss;
 mod pubsub;
 
@@ -162,6 +163,15 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
     },
+    /// The etcd lock's and sequencer's operations straight to etcd.
+    EtcdLoad {
+        #[arg(long, default_value = "127.0.0.1:2379")]
+        endpoint: String,
+        #[arg(long)]
+        op: etcd::Op,
+        #[command(flatten)]
+        load: Load,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -288,6 +298,10 @@ async fn main() -> Result<()> {
         Command::OssLoad { endpoint, target, store, op, size, count, concurrency } => {
             let run = oss::Run { endpoint, target, store, op, size, count, concurrency };
             println!("{}", serde_json::to_string(&oss::load(run).await?)?);
+            Ok(())
+        }
+        Command::EtcdLoad { endpoint, op, load } => {
+            println!("{}", serde_json::to_string(&etcd::load(&endpoint, op, &load).await?)?);
             Ok(())
         }
         Command::RedisLoad { url, op, load } => {

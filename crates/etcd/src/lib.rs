@@ -1,5 +1,5 @@
-//! The etcd v3 client every etcd component shares (configuration now; lock
-//! and sequencer later): Layotto's metadata keys ([`EtcdSettings`]), one
+//! The etcd v3 client every etcd component shares (configuration, lock and
+//! sequencer): Layotto's metadata keys ([`EtcdSettings`]), one
 //! connection over all endpoints, KV calls, watches that resume after an
 //! outage from the last revision seen, and leases. It speaks etcd's gRPC API
 //! through our own proto subset (`proto/`), so no `protoc` is needed.
@@ -63,6 +63,27 @@ impl EtcdSettings {
                 })
             })
             .collect()
+    }
+}
+
+/// Layotto's `keyPrefixPath` of the etcd lock and sequencer: where their keys live.
+#[derive(Debug, Default, Deserialize)]
+pub struct KeyPrefixPath {
+    #[serde(rename = "keyPrefixPath", default)]
+    pub key_prefix_path: Option<String>,
+}
+
+impl KeyPrefixPath {
+    /// The prefix with a leading and a trailing `/`, as Go Layotto makes it; `/layotto/` by default.
+    pub fn path(&self) -> String {
+        match self.key_prefix_path.as_deref().map(str::trim) {
+            None | Some("") => "/layotto/".to_owned(),
+            Some(p) => {
+                let lead = if p.starts_with('/') { "" } else { "/" };
+                let trail = if p.ends_with('/') { "" } else { "/" };
+                format!("{lead}{p}{trail}")
+            }
+        }
     }
 }
 
@@ -317,6 +338,46 @@ impl Etcd {
         Ok(response.id)
     }
 
+    /// Revokes a lease; the keys attached to it go with it.
+    pub async fn revoke_lease(&self, id: i64) -> Result<()> {
+        self.call("revoking a lease", || async {
+            let mut lease = rpc::lease_client::LeaseClient::new(self.inner.channel.clone());
+            let message = rpc::LeaseRevokeRequest { id };
+            lease.lease_revoke(self.request(message).await).await.map(drop)
+        })
+        .await
+    }
+
+    /// The TTL a lease was granted with, in seconds; None once it has expired.
+    pub async fn lease_granted_ttl(&self, id: i64) -> Result<Option<i64>> {
+        let response = self
+            .call("reading a lease", || async {
+                let mut lease = rpc::lease_client::LeaseClient::new(self.inner.channel.clone());
+                let message = rpc::LeaseTimeToLiveRequest { id, keys: false };
+                lease.lease_time_to_live(self.request(message).await).await.map(tonic::Response::into_inner)
+            })
+            .await?;
+        Ok((response.ttl > 0).then_some(response.granted_ttl))
+    }
+
+    /// Renews a lease to its granted TTL once; false when it had already expired.
+    pub async fn keep_alive_once(&self, id: i64) -> Result<bool> {
+        let response = self
+            .call("renewing a lease", || async {
+                let mut lease = rpc::lease_client::LeaseClient::new(self.inner.channel.clone());
+                // The request stream stays open until the answer is in.
+                let (requests, request_rx) = mpsc::channel::<rpc::LeaseKeepAliveRequest>(1);
+                let _ = requests.send(rpc::LeaseKeepAliveRequest { id }).await;
+                let stream = tokio_stream::wrappers::ReceiverStream::new(request_rx);
+                let mut answers = lease.lease_keep_alive(self.request(stream).await).await?.into_inner();
+                let answer = answers.message().await?;
+                drop(requests);
+                Ok(answer)
+            })
+            .await?;
+        Ok(response.is_some_and(|r| r.ttl > 0))
+    }
+
     /// Whether etcd answers within two seconds.
     pub async fn health(&self) -> Health {
         match tokio::time::timeout(Duration::from_secs(2), self.revision()).await {
@@ -456,6 +517,15 @@ mod tests {
         assert_eq!(prefix_end(b"aa"), b"ab");
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+
+    #[test]
+    fn key_prefix_paths_follow_layotto() {
+        let path = |p: Option<&str>| KeyPrefixPath { key_prefix_path: p.map(str::to_owned) }.path();
+        assert_eq!(path(None), "/layotto/");
+        assert_eq!(path(Some("/lock")), "/lock/");
+        assert_eq!(path(Some("seq/")), "/seq/");
+        assert_eq!(path(Some("/")), "/");
     }
 
     #[test]

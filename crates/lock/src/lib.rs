@@ -1,8 +1,8 @@
 //! The Distributed Lock API: non-blocking, lease-based locks with an owner.
 //!
 //! [`LockStore`] is the one trait every component implements. Components
-//! live in [`components`]: `in-memory` is always built, `redis` and
-//! `postgresql` behind features of the same names. [`PrefixedLock`] validates
+//! live in [`components`]: `in-memory` is always built, `redis`,
+//! `postgresql`, `etcd` and `zookeeper` behind features of the same names. [`PrefixedLock`] validates
 //! requests and stores every lock under Layotto's key
 //! (`lock|||<prefix>||<resource_id>`, reference §3.4), so a component only
 //! sees stored keys and Go Layotto sharing the backend sees the same locks.
@@ -82,6 +82,9 @@ pub struct Features {
     pub keep_alive: bool,
     /// Locks survive a restart of the runtime (the backend holds them).
     pub durable: bool,
+    /// The smallest step a lease moves in: a shorter `expire` is rounded up
+    /// to it (etcd leases are whole seconds).
+    pub lease_step: Duration,
 }
 
 /// A lock store component. Keys it receives are already prefixed and
@@ -90,7 +93,7 @@ pub struct Features {
 #[async_trait]
 pub trait LockStore: Send + Sync {
     fn features(&self) -> Features {
-        Features { keep_alive: true, durable: true }
+        Features { keep_alive: true, durable: true, lease_step: Duration::from_millis(1) }
     }
 
     /// true = acquired; false = held by another owner (not an error)
@@ -113,6 +116,11 @@ pub fn registry() -> Registry<dyn LockStore> {
     registry.register(components::memory::MemoryLock::TYPE, components::memory::MemoryLock::build);
     #[cfg(feature = "redis")]
     registry.register(components::redis::RedisLock::TYPE, components::redis::RedisLock::build);
+    #[cfg(feature = "etcd")]
+    registry.register(components::etcd::EtcdLock::TYPE, components::etcd::EtcdLock::build);
+    #[cfg(feature = "zookeeper")]
+    registry
+        .register(components::zookeeper::ZookeeperLock::TYPE, components::zookeeper::ZookeeperLock::build);
     #[cfg(feature = "postgresql")]
     registry
         .register(components::postgresql::PostgresLock::TYPE, components::postgresql::PostgresLock::build);
@@ -127,5 +135,7 @@ mod tests {
         assert!(types.contains(&"in-memory"));
         assert_eq!(types.contains(&"redis"), cfg!(feature = "redis"));
         assert_eq!(types.contains(&"postgresql"), cfg!(feature = "postgresql"));
+        assert_eq!(types.contains(&"etcd"), cfg!(feature = "etcd"));
+        assert_eq!(types.contains(&"zookeeper"), cfg!(feature = "zookeeper"));
     }
 }

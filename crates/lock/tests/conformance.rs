@@ -1,7 +1,9 @@
 //! The lock conformance suite: every case runs against every component
 //! (in-memory always, also through `PrefixedLock`; Redis at
 //! `LAYOTTO_TEST_REDIS`, default redis://127.0.0.1:6379; PostgreSQL at
-//! `LAYOTTO_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test).
+//! `LAYOTTO_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test;
+//! etcd at `LAYOTTO_TEST_ETCD`, default 127.0.0.1:2379; ZooKeeper at
+//! `LAYOTTO_TEST_ZOOKEEPER`, default 127.0.0.1:2181).
 //! A backend that cannot be reached fails its cases loudly; nothing is skipped.
 //! Each PostgreSQL case uses its own table and drops it afterwards.
 
@@ -38,6 +40,26 @@ fn keep_req(resource_id: &str, lock_owner: &str, expire: Duration) -> KeepAliveR
 
 const LONG: Duration = Duration::from_secs(30);
 
+/// Lease lengths a case can rely on, from the store's lease step.
+struct Timing {
+    /// A lease that ends soon.
+    short: Duration,
+    /// How long past its end a lease may still hold: etcd rounds short leases
+    /// up (its minimum TTL) and ends expired ones every half second.
+    grace: Duration,
+}
+
+impl Timing {
+    fn of(lock: &dyn LockStore) -> Self {
+        let step = lock.features().lease_step;
+        if step >= Duration::from_secs(1) {
+            Self { short: step, grace: step * 2 }
+        } else {
+            Self { short: Duration::from_millis(300), grace: Duration::from_millis(150) }
+        }
+    }
+}
+
 /// What a case's lock store needs kept alive until it ends (a table to drop).
 type Guard = Option<Box<dyn Send + Sync>>;
 
@@ -51,6 +73,10 @@ layotto_testkit::conformance! {
         redis: redis_backend::redis(), ["raw", "keep-alive"];
         #[cfg(feature = "postgresql")]
         postgresql: postgresql_backend::postgresql(), ["raw", "keep-alive"];
+        #[cfg(feature = "etcd")]
+        etcd: etcd_backend::etcd(), ["raw", "keep-alive"];
+        #[cfg(feature = "zookeeper")]
+        zookeeper: zookeeper_backend::zookeeper(), ["raw", "keep-alive"];
     }
     cases {
 
@@ -76,16 +102,17 @@ layotto_testkit::conformance! {
 
         async fn expiry_frees_the_lock((lock, _guard)) {
             let (res, a, b) = (resource(), owner(), owner());
-            let short = Duration::from_millis(300);
+            let timing = Timing::of(lock.as_ref());
+            let short = timing.short;
             let start = Instant::now();
             assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
-            if start.elapsed() < Duration::from_millis(200) {
+            if start.elapsed() < short * 2 / 3 {
                 assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "held before expiry");
             }
-            tokio::time::sleep(Duration::from_millis(450)).await;
+            tokio::time::sleep(short + timing.grace).await;
             assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockUnexist, "expired");
             assert!(lock.try_lock(try_req(&res, &a, short)).await.unwrap());
-            tokio::time::sleep(Duration::from_millis(450)).await;
+            tokio::time::sleep(short + timing.grace).await;
             assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "an expired lock is taken over");
             assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockBelongToOthers);
             assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
@@ -94,20 +121,24 @@ layotto_testkit::conformance! {
         #[needs("keep-alive")]
         async fn keep_alive_extends_the_lease((lock, _guard)) {
             let (res, a, b) = (resource(), owner(), owner());
-            let lease = Duration::from_millis(600);
+            let timing = Timing::of(lock.as_ref());
+            let lease = timing.short * 2;
             assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
             assert!(lock.try_lock(try_req(&res, &a, lease)).await.unwrap());
-            // Renew every 200 ms for 1.4 s: well past the first lease's end.
+            // Renew every third of the lease for over two leases.
             for _ in 0..7 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(lease / 3).await;
                 assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::Success);
             }
             assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "renewed lease still held");
             assert_eq!(lock.keep_alive(keep_req(&res, &b, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
-            tokio::time::sleep(Duration::from_millis(800)).await;
+            tokio::time::sleep(lease + timing.grace).await;
             assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockUnexist);
             assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "lease ended without renewal");
             assert_eq!(lock.keep_alive(keep_req(&res, &a, lease)).await.unwrap(), LockStatus::LockBelongToOthers);
+            assert_eq!(lock.keep_alive(keep_req(&res, &b, LONG)).await.unwrap(), LockStatus::Success, "a longer lease");
+            tokio::time::sleep(lease + timing.grace).await;
+            assert!(!lock.try_lock(try_req(&res, &a, LONG)).await.unwrap(), "held on the longer lease");
             assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
         }
 
@@ -514,4 +545,253 @@ mod postgresql_backend {
 #[test]
 fn backend_cases_not_compiled() {
     eprintln!("NOTE: layotto-lock was built without `redis` or `postgresql`: those cases did not run");
+}
+
+#[cfg(feature = "etcd")]
+mod etcd_backend {
+    use super::*;
+    use layotto_etcd::{Etcd, EtcdSettings};
+
+    pub fn endpoint() -> String {
+        std::env::var("LAYOTTO_TEST_ETCD").unwrap_or_else(|_| "127.0.0.1:2379".to_owned())
+    }
+
+    pub async fn build(name: &str, pairs: &[(&str, &str)]) -> layotto_core::Result<Arc<dyn LockStore>> {
+        let ctx = ComponentContext {
+            api: "lock".into(),
+            name: name.into(),
+            kind: "etcd".into(),
+            metadata: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        layotto_lock::components::etcd::EtcdLock::build(ctx).await
+    }
+
+    pub async fn connect(name: &str) -> Arc<dyn LockStore> {
+        build(name, &[("endpoints", &endpoint())])
+            .await
+            .unwrap_or_else(|e| panic!("etcd conformance needs etcd at {}: {e}", endpoint()))
+    }
+
+    pub async fn etcd() -> (Arc<dyn LockStore>, Guard) {
+        (connect("conformance").await, None)
+    }
+
+    async fn raw() -> Etcd {
+        let settings = EtcdSettings { endpoints: Some(endpoint()), ..Default::default() };
+        Etcd::connect("raw", &settings).await.unwrap()
+    }
+
+    /// Go Layotto's layout: `<keyPrefixPath>lock|||<app>||<id>` holding the owner, on a lease.
+    #[tokio::test]
+    async fn stores_layotto_layout() {
+        let (res, a) = (resource(), owner());
+        for (pairs, prefix) in [(vec![], "/layotto/"), (vec![("keyPrefixPath", "/lock")], "/lock/")] {
+            let mut pairs = pairs;
+            let endpoint = endpoint();
+            pairs.push(("endpoints", endpoint.as_str()));
+            let lock =
+                PrefixedLock::new(build("layout", &pairs).await.unwrap(), "locks", Some("app1".into()));
+            assert!(lock.try_lock(try_req(&res, &a, Duration::from_secs(10))).await.unwrap());
+            let etcd = raw().await;
+            let kv = etcd.get(&format!("{prefix}lock|||app1||{res}")).await.unwrap().expect("the lock's key");
+            assert_eq!(kv.value, a.as_bytes());
+            let granted = etcd.lease_granted_ttl(kv.lease).await.unwrap();
+            assert_eq!(granted, Some(10), "the lease is the lock's expire");
+            assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+            assert!(etcd.get(&format!("{prefix}lock|||app1||{res}")).await.unwrap().is_none());
+        }
+    }
+
+    /// A lock taken through one component is held for a new one (a restarted runtime).
+    #[tokio::test]
+    async fn locks_survive_a_new_component() {
+        let (res, a, b) = (resource(), owner(), owner());
+        let before = connect("before").await;
+        assert!(before.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        drop(before);
+        let after = connect("after").await;
+        assert!(!after.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert_eq!(after.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn unreachable_etcd_fails_to_start_naming_the_component_and_address() {
+        let pairs = [("endpoints", "127.0.0.1:1"), ("dialTimeout", "1"), ("timeout", "1")];
+        let err = build("locks", &pairs).await.err().expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let text = err.to_string();
+        assert!(text.contains("lock store 'locks' (etcd)") && text.contains("127.0.0.1:1"), "{text}");
+        let err = build("locks", &[("endpoints", "not a host:x")]).await.err().expect("bad endpoints");
+        assert!(err.to_string().contains("endpoints"), "{err}");
+    }
+
+    /// etcd going away is UNAVAILABLE (never "not acquired"); after it is back
+    /// the component recovers by itself and the lock taken before is still held.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_and_recovers() {
+        let mut server = layotto_testkit::PrivateEtcd::start();
+        let endpoint = server.endpoint();
+        let lock = build("outage", &[("endpoints", &endpoint), ("timeout", "1"), ("dialTimeout", "1")])
+            .await
+            .unwrap();
+        let (res, a, b) = (resource(), owner(), owner());
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        server.kill();
+        for _ in 0..3 {
+            let err = lock.try_lock(try_req(&res, &b, LONG)).await.unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{err}");
+            assert!(err.to_string().contains("outage"), "{err}");
+            let err = lock.unlock(unlock_req(&res, &a)).await.unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{err}");
+        }
+        assert!(!lock.health().await.is_up());
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match lock.try_lock(try_req(&res, &b, LONG)).await {
+                Ok(acquired) => {
+                    assert!(!acquired, "the lock taken before the outage is still held");
+                    break;
+                }
+                Err(e) => {
+                    assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{e}");
+                    assert!(Instant::now() < deadline, "no recovery within 15 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(lock.health().await.is_up());
+    }
+}
+
+#[cfg(feature = "zookeeper")]
+mod zookeeper_backend {
+    use super::*;
+    use layotto_zookeeper::{Zookeeper, ZookeeperSettings};
+
+    pub fn endpoint() -> String {
+        std::env::var("LAYOTTO_TEST_ZOOKEEPER").unwrap_or_else(|_| "127.0.0.1:2181".to_owned())
+    }
+
+    pub async fn build(name: &str, pairs: &[(&str, &str)]) -> layotto_core::Result<Arc<dyn LockStore>> {
+        let ctx = ComponentContext {
+            api: "lock".into(),
+            name: name.into(),
+            kind: "zookeeper".into(),
+            metadata: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        layotto_lock::components::zookeeper::ZookeeperLock::build(ctx).await
+    }
+
+    pub async fn connect(name: &str) -> Arc<dyn LockStore> {
+        build(name, &[("zookeeperHosts", &endpoint())])
+            .await
+            .unwrap_or_else(|e| panic!("ZooKeeper conformance needs ZooKeeper at {}: {e}", endpoint()))
+    }
+
+    pub async fn zookeeper() -> (Arc<dyn LockStore>, Guard) {
+        (connect("conformance").await, None)
+    }
+
+    async fn raw() -> layotto_zookeeper::zk::Client {
+        let settings = ZookeeperSettings { hosts: Some(endpoint()), ..Default::default() };
+        let zk = Zookeeper::new("raw", &settings).unwrap();
+        zk.session(Duration::from_secs(5)).await.unwrap()
+    }
+
+    /// Go Layotto's layout: the ephemeral node `/lock|||<app>||<id>` holding the owner.
+    #[tokio::test]
+    async fn stores_layotto_layout() {
+        let (res, a) = (resource(), owner());
+        let lock = PrefixedLock::new(connect("layout").await, "locks", Some("app1".into()));
+        assert!(lock.try_lock(try_req(&res, &a, Duration::from_secs(10))).await.unwrap());
+        let zk = raw().await;
+        let path = format!("/lock|||app1||{res}");
+        let (data, stat) = zk.get_data(&path).await.unwrap();
+        assert_eq!(data, a.as_bytes());
+        assert_ne!(stat.ephemeral_owner, 0, "the node is ephemeral");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(zk.check_stat(&path).await.unwrap().is_none());
+    }
+
+    /// A node that disappears under a held lock (its session ended on the
+    /// server, or an operator removed it) is a lost lock: never held twice.
+    #[tokio::test]
+    async fn a_lock_whose_node_vanished_is_reported_lost() {
+        let (res, a, b) = (resource(), owner(), owner());
+        let lock = connect("lost").await;
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        raw().await.delete(&format!("/{res}"), None).await.unwrap();
+        assert_eq!(lock.keep_alive(keep_req(&res, &a, LONG)).await.unwrap(), LockStatus::LockUnexist);
+        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "the next owner gets it");
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::LockBelongToOthers);
+        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+    }
+
+    /// A lock taken through one component is held for another (a second runtime).
+    #[tokio::test]
+    async fn locks_are_seen_by_another_component() {
+        let (res, a, b) = (resource(), owner(), owner());
+        let first = connect("first").await;
+        let second = connect("second").await;
+        assert!(first.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        assert!(!second.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        let err = second.keep_alive(keep_req(&res, &a, LONG)).await.unwrap_err();
+        assert!(err.to_string().contains("another runtime"), "{err}");
+        assert_eq!(second.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(second.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert_eq!(first.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn unreachable_zookeeper_fails_to_start_naming_the_component_and_address() {
+        let err = build("locks", &[("zookeeperHosts", "127.0.0.1:1"), ("sessionTimeout", "1")])
+            .await
+            .err()
+            .expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("lock store 'locks' (zookeeper)") && text.contains("127.0.0.1:1"), "{text}");
+        let err = build("locks", &[("zookeeperHosts", "localhost")]).await.err().expect("bad hosts");
+        assert!(err.to_string().contains("zookeeperHosts"), "{err}");
+    }
+
+    /// ZooKeeper going away is UNAVAILABLE (never "not acquired"); the
+    /// component recovers by itself when it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_and_recovers() {
+        let mut server = layotto_testkit::PrivateZookeeper::start();
+        let endpoint = server.endpoint();
+        let lock = build("outage", &[("zookeeperHosts", &endpoint), ("sessionTimeout", "2")]).await.unwrap();
+        let (res, a, b) = (resource(), owner(), owner());
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        server.kill();
+        let err = lock.try_lock(try_req(&resource(), &b, LONG)).await.unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{err}");
+        assert!(err.to_string().contains("outage"), "{err}");
+        let err = tokio::time::timeout(Duration::from_secs(20), lock.unlock(unlock_req(&res, &a)))
+            .await
+            .expect("an unlock while ZooKeeper is down must fail, not hang")
+            .unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{err}");
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match lock.try_lock(try_req(&resource(), &b, LONG)).await {
+                Ok(acquired) => {
+                    assert!(acquired, "a free lock is acquired after the outage");
+                    break;
+                }
+                Err(e) => {
+                    assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{e}");
+                    assert!(Instant::now() < deadline, "no recovery within 30 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        assert!(lock.health().await.is_up());
+    }
 }

@@ -25,6 +25,14 @@ fn postgres_url() -> String {
     env("LAYOTTO_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 }
 
+fn etcd_endpoint() -> String {
+    env("LAYOTTO_TEST_ETCD", "127.0.0.1:2379")
+}
+
+fn zookeeper_endpoint() -> String {
+    env("LAYOTTO_TEST_ZOOKEEPER", "127.0.0.1:2181")
+}
+
 fn mysql_url() -> String {
     env("LAYOTTO_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
 }
@@ -45,7 +53,28 @@ fn config(app_id: &str) -> Config {
     config
         .section_mut("lock")
         .insert("pg".into(), ComponentConfig::new("postgresql").with("connectionString", &postgres_url()));
+    config
+        .section_mut("lock")
+        .insert("etcd".into(), ComponentConfig::new("etcd").with("endpoints", &etcd_endpoint()));
+    config
+        .section_mut("lock")
+        .insert("zk".into(), ComponentConfig::new("zookeeper").with("zookeeperHosts", &zookeeper_endpoint()));
     config.section_mut("sequencer").insert("mem".into(), ComponentConfig::new("in-memory"));
+    config
+        .section_mut("sequencer")
+        .insert("zk".into(), ComponentConfig::new("zookeeper").with("zookeeperHosts", &zookeeper_endpoint()));
+    let mysql_host =
+        mysql_url().trim_start_matches("mysql://").trim_start_matches("root@").replace("/test", "");
+    config.section_mut("sequencer").insert(
+        "snowflake".into(),
+        ComponentConfig::new("snowflake")
+            .with("mysqlHost", &mysql_host)
+            .with("databaseName", "test")
+            .with("userName", "root"),
+    );
+    config
+        .section_mut("sequencer")
+        .insert("etcd".into(), ComponentConfig::new("etcd").with("endpoints", &etcd_endpoint()));
     config
         .section_mut("sequencer")
         .insert("redis".into(), ComponentConfig::new("redis").with("redisHost", &redis_url()));
@@ -100,7 +129,7 @@ async fn lock_api_on_every_backend() {
     use pb::lock_keep_alive_response::Status as K;
     use pb::unlock_response::Status as U;
     let (running, mut c) = start(config(&unique("app"))).await;
-    for store in ["mem", "redis", "pg"] {
+    for store in ["mem", "redis", "pg", "etcd", "zk"] {
         let res = unique("res");
         assert!(c.try_lock(try_lock(store, &res, "a", 10)).await.unwrap().into_inner().success, "{store}");
         assert!(!c.try_lock(try_lock(store, &res, "b", 10)).await.unwrap().into_inner().success, "{store}");
@@ -186,7 +215,7 @@ async fn redis_keys_match_layotto() {
 #[tokio::test]
 async fn sequencer_on_every_backend() {
     let (running, mut c) = start(config(&unique("app"))).await;
-    for store in ["mem", "redis", "pg", "mysql"] {
+    for store in ["mem", "redis", "pg", "mysql", "etcd", "zk", "snowflake"] {
         for strong in [false, true] {
             let key = unique("k");
             let mut last = 0;
@@ -218,13 +247,13 @@ async fn bigger_than_and_restart() {
     let app = unique("app");
     let key = unique("order");
     let mut cfg = config(&app);
-    for store in ["mem", "redis", "pg", "mysql"] {
+    for store in ["mem", "redis", "pg", "mysql", "etcd", "zk", "snowflake"] {
         let c = cfg.section_mut("sequencer").get_mut(store).unwrap();
         c.options.insert("bigger_than".into(), serde_json::json!({ key.clone(): 1000 }));
     }
     let (running, mut c) = start(cfg.clone()).await;
     let mut before = HashMap::new();
-    for store in ["mem", "redis", "pg", "mysql"] {
+    for store in ["mem", "redis", "pg", "mysql", "etcd", "zk", "snowflake"] {
         let weak = c.get_next_id(next_id(store, &key, false)).await.unwrap().into_inner().next_id;
         let strong = c.get_next_id(next_id(store, &key, true)).await.unwrap().into_inner().next_id;
         assert!(weak > 1000 && strong > 1000, "{store}: biggerThan 1000 gave {weak} and {strong}");
@@ -232,7 +261,7 @@ async fn bigger_than_and_restart() {
     }
     running.shutdown().await;
     let (running, mut c) = start(cfg).await;
-    for store in ["redis", "pg", "mysql"] {
+    for store in ["redis", "pg", "mysql", "etcd", "zk", "snowflake"] {
         let strong = c.get_next_id(next_id(store, &key, true)).await.unwrap().into_inner().next_id;
         assert!(strong > before[store], "{store}: {strong} after restart, {} before", before[store]);
     }

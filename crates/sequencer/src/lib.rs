@@ -2,7 +2,7 @@
 //!
 //! [`Sequencer`] is the one trait every component implements; components
 //! live in [`components`]: `in-memory` is always built, `redis`,
-//! `postgresql` and `mysql` behind features of the same names.
+//! `postgresql`, `mysql`, `etcd`, `zookeeper` and `snowflake` behind features of the same names.
 //! [`PrefixedSequencer`] is what the runtime (or an embedding program) calls:
 //! it validates keys, stores them under Layotto's key
 //! (`sequencer|||<prefix>||<key>`, reference §3.4), applies `biggerThan`, and
@@ -99,6 +99,18 @@ pub fn registry() -> Registry<dyn Sequencer> {
         components::postgresql::PostgresSequencer::TYPE,
         components::postgresql::PostgresSequencer::build,
     );
+    #[cfg(feature = "etcd")]
+    registry.register(components::etcd::EtcdSequencer::TYPE, components::etcd::EtcdSequencer::build);
+    #[cfg(feature = "zookeeper")]
+    registry.register(
+        components::zookeeper::ZookeeperSequencer::TYPE,
+        components::zookeeper::ZookeeperSequencer::build,
+    );
+    #[cfg(feature = "snowflake")]
+    registry.register(
+        components::snowflake::SnowflakeSequencer::TYPE,
+        components::snowflake::SnowflakeSequencer::build,
+    );
     #[cfg(feature = "mysql")]
     registry.register(components::mysql::MySqlSequencer::TYPE, components::mysql::MySqlSequencer::build);
     registry
@@ -121,5 +133,8 @@ mod tests {
         assert_eq!(types.contains(&"redis"), cfg!(feature = "redis"));
         assert_eq!(types.contains(&"postgresql"), cfg!(feature = "postgresql"));
         assert_eq!(types.contains(&"mysql"), cfg!(feature = "mysql"));
+        assert_eq!(types.contains(&"etcd"), cfg!(feature = "etcd"));
+        assert_eq!(types.contains(&"snowflake"), cfg!(feature = "snowflake"));
+        assert_eq!(types.contains(&"zookeeper"), cfg!(feature = "zookeeper"));
     }
 }

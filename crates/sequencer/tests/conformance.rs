@@ -2,7 +2,9 @@
 //! directly and through `PrefixedSequencer` (in-memory always; Redis at
 //! `LAYOTTO_TEST_REDIS`, default redis://127.0.0.1:6379; PostgreSQL at
 //! `LAYOTTO_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test;
-//! MySQL/MariaDB at `LAYOTTO_TEST_MYSQL`, default mysql://root@127.0.0.1:3306/test).
+//! MySQL/MariaDB at `LAYOTTO_TEST_MYSQL`, default mysql://root@127.0.0.1:3306/test;
+//! etcd at `LAYOTTO_TEST_ETCD`, default 127.0.0.1:2379; ZooKeeper at
+//! `LAYOTTO_TEST_ZOOKEEPER`, default 127.0.0.1:2181; snowflake's tables in that MySQL).
 //! A backend that cannot be reached fails its cases loudly; nothing is skipped.
 //! Each SQL case uses its own table and drops it afterwards.
 
@@ -93,26 +95,41 @@ async fn concurrent(backend: Backend, increment: Increment) {
 layotto_testkit::conformance! {
     subject: Backend;
     components {
-        in_memory: memory(), [];
+        in_memory: memory(), ["dense"];
         #[cfg(feature = "redis")]
-        redis: redis_backend::redis(), ["persistent"];
+        redis: redis_backend::redis(), ["persistent", "dense"];
         #[cfg(feature = "postgresql")]
-        postgresql: postgresql_backend::postgresql(), ["persistent"];
+        postgresql: postgresql_backend::postgresql(), ["persistent", "dense"];
         #[cfg(feature = "mysql")]
-        mysql: mysql_backend::mysql(), ["persistent"];
+        mysql: mysql_backend::mysql(), ["persistent", "dense"];
+        #[cfg(feature = "etcd")]
+        etcd: etcd_backend::etcd(), ["persistent", "dense"];
+        #[cfg(feature = "zookeeper")]
+        zookeeper: zookeeper_backend::zookeeper(), ["persistent", "dense"];
+        /// Snowflake ids are unique and increasing, not dense: cases that
+        /// expect ids 1, 2, 3 … report as skipped on it.
+        #[cfg(feature = "snowflake")]
+        snowflake: snowflake_backend::snowflake(), ["persistent"];
     }
     cases {
 
+        #[needs("dense")]
         async fn component_ids_start_at_one_and_increase(backend) {
             let seq = backend.component().await;
             let k = key();
             assert_eq!(seq.next_id(&k).await.unwrap(), 1);
             assert_eq!(seq.next_id(&k).await.unwrap(), 2);
-            assert_eq!(seq.segment(&k, 10).await.unwrap(), Some(3..=12));
-            assert_eq!(seq.next_id(&k).await.unwrap(), 13);
-            assert_eq!(seq.segment(&key(), 5).await.unwrap(), Some(1..=5), "a segment of a new key");
+            if seq.features().segments {
+                assert_eq!(seq.segment(&k, 10).await.unwrap(), Some(3..=12));
+                assert_eq!(seq.next_id(&k).await.unwrap(), 13);
+                assert_eq!(seq.segment(&key(), 5).await.unwrap(), Some(1..=5), "a segment of a new key");
+            } else {
+                assert_eq!(seq.segment(&k, 10).await.unwrap(), None);
+                assert_eq!(seq.next_id(&k).await.unwrap(), 3, "no segment, no ids used");
+            }
         }
 
+        #[needs("dense")]
         async fn keys_are_independent(backend) {
             let seq = backend.component().await;
             let (a, b) = (key(), key());
@@ -123,6 +140,7 @@ layotto_testkit::conformance! {
             assert_eq!(svc.next_id(&a, Increment::Strong).await.unwrap(), 1, "prefixed: another key");
         }
 
+        #[needs("dense")]
         async fn service_weak_and_strong_increase(backend) {
             let svc = service(backend.component().await, &[]).await;
             let k = key();
@@ -185,6 +203,7 @@ layotto_testkit::conformance! {
             assert!(weak_after > after, "a new runtime's segment is above every earlier id");
         }
 
+        #[needs("dense")]
         async fn bigger_than_is_respected(backend) {
             let (k, other) = (key(), key());
             let bigger = BTreeMap::from([(k.clone(), 1000), (other.clone(), 7)]);
@@ -207,10 +226,15 @@ layotto_testkit::conformance! {
             seq.ensure_bigger_than(&raw, 50).await.unwrap();
             assert_eq!(seq.next_id(&raw).await.unwrap(), 102);
             seq.ensure_bigger_than(&raw, 200).await.unwrap();
-            assert_eq!(seq.segment(&raw, 3).await.unwrap(), Some(201..=203));
+            if seq.features().segments {
+                assert_eq!(seq.segment(&raw, 3).await.unwrap(), Some(201..=203));
+            } else {
+                assert_eq!(seq.next_id(&raw).await.unwrap(), 201);
+            }
         }
 
         /// Layotto §3.4: the stored key is `sequencer|||<app id>||<key>` by default.
+        #[needs("dense")]
         async fn prefixed_keys(backend) {
             let seq = backend.component().await;
             let k = key();
@@ -256,6 +280,7 @@ layotto_testkit::conformance! {
         }
 
         /// With `segmentCacheEnable: false`, WEAK asks the component for every id.
+        #[needs("dense")]
         async fn cache_can_be_disabled(backend) {
             let seq = backend.component().await;
             let svc = service(seq.clone(), &[("segmentCacheEnable", "false")]).await;
@@ -486,13 +511,13 @@ mod redis_backend {
 }
 
 /// Drops a test's table when the test ends, also when it fails.
-#[cfg(any(feature = "postgresql", feature = "mysql"))]
+#[cfg(any(feature = "postgresql", feature = "mysql", feature = "snowflake"))]
 struct DropTable {
     url: String,
     table: String,
 }
 
-#[cfg(any(feature = "postgresql", feature = "mysql"))]
+#[cfg(any(feature = "postgresql", feature = "mysql", feature = "snowflake"))]
 impl Drop for DropTable {
     fn drop(&mut self) {
         let (url, table) = (self.url.clone(), self.table.clone());
@@ -515,7 +540,7 @@ impl Drop for DropTable {
     }
 }
 
-#[cfg(any(feature = "postgresql", feature = "mysql"))]
+#[cfg(any(feature = "postgresql", feature = "mysql", feature = "snowflake"))]
 fn table() -> String {
     format!("seq_test_{}", uuid::Uuid::new_v4().simple())
 }
@@ -657,4 +682,372 @@ mod mysql_backend {
 #[test]
 fn backend_cases_not_compiled() {
     eprintln!("NOTE: layotto-sequencer was built without some backends: their cases did not run");
+}
+
+#[cfg(feature = "etcd")]
+mod etcd_backend {
+    use super::*;
+    use layotto_etcd::{Etcd, EtcdSettings};
+    use layotto_sequencer::components::etcd::EtcdSequencer;
+    use std::time::{Duration, Instant};
+
+    pub fn endpoint() -> String {
+        std::env::var("LAYOTTO_TEST_ETCD").unwrap_or_else(|_| "127.0.0.1:2379".to_owned())
+    }
+
+    async fn build(name: &str, pairs: Vec<(String, String)>) -> layotto_core::Result<Arc<dyn Sequencer>> {
+        let ctx = ComponentContext {
+            api: "sequencer".into(),
+            name: name.into(),
+            kind: "etcd".into(),
+            metadata: pairs.into_iter().collect(),
+            ..Default::default()
+        };
+        EtcdSequencer::build(ctx).await
+    }
+
+    fn pairs(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut pairs = vec![("endpoints".to_owned(), endpoint())];
+        pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        pairs
+    }
+
+    pub async fn etcd() -> Backend {
+        let make = || async {
+            build("conformance", pairs(&[]))
+                .await
+                .unwrap_or_else(|e| panic!("etcd conformance needs etcd at {}: {e}", endpoint()))
+        };
+        Backend { make: Arc::new(move || Box::pin(make())), persistent: true, _guard: None }
+    }
+
+    /// Go Layotto's layout: the id is the version of `<keyPrefixPath>sequencer|||<app id>||<key>`.
+    #[tokio::test]
+    async fn stores_layotto_layout() {
+        let etcd = Etcd::connect("raw", &EtcdSettings { endpoints: Some(endpoint()), ..Default::default() })
+            .await
+            .unwrap();
+        for (extra, prefix) in [(vec![], "/layotto/"), (vec![("keyPrefixPath", "seq")], "/seq/")] {
+            let svc = service(build("layout", pairs(&extra)).await.unwrap(), &[]).await;
+            let k = key();
+            let stored = format!("{prefix}sequencer|||app1||{k}");
+            assert_eq!(svc.next_id(&k, Increment::Strong).await.unwrap(), 1);
+            // Another runtime (Go Layotto) putting the key takes the next id.
+            etcd.put(&stored, b"", 0).await.unwrap();
+            assert_eq!(svc.next_id(&k, Increment::Strong).await.unwrap(), 3);
+            assert_eq!(etcd.get(&stored).await.unwrap().unwrap().version, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bigger_than_out_of_reach_fails_startup_naming_the_key() {
+        let seq = build("ids", pairs(&[])).await.unwrap();
+        let err = seq.ensure_bigger_than(&key(), 1_000_000_000).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let text = err.to_string();
+        assert!(text.contains("sequencer store 'ids' (etcd)") && text.contains("biggerThan"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_etcd_fails_to_start_naming_the_component_and_address() {
+        let err = build(
+            "ids",
+            vec![("endpoints".into(), "127.0.0.1:1".into()), ("dialTimeout".into(), "1".into())],
+        )
+        .await
+        .err()
+        .expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        let text = err.to_string();
+        assert!(text.contains("sequencer store 'ids' (etcd)") && text.contains("127.0.0.1:1"), "{text}");
+    }
+
+    /// etcd going away is UNAVAILABLE, WEAK and STRONG; no id repeats after it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_and_recovers_without_repeating_ids() {
+        let mut server = layotto_testkit::PrivateEtcd::start();
+        let metadata = vec![
+            ("endpoints".to_owned(), server.endpoint()),
+            ("timeout".to_owned(), "1".to_owned()),
+            ("dialTimeout".to_owned(), "1".to_owned()),
+        ];
+        let seq = build("outage", metadata).await.unwrap();
+        let svc = service(seq, &[]).await;
+        let k = key();
+        let before = collect(&svc, &k, Increment::Weak, 5).await;
+        server.kill();
+        for increment in [Increment::Weak, Increment::Strong] {
+            let err = svc.next_id(&k, increment).await.unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{err}");
+            assert!(err.to_string().contains("outage"), "{err}");
+        }
+        assert!(!svc.health().await.is_up());
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let after = loop {
+            match svc.next_id(&k, Increment::Strong).await {
+                Ok(id) => break id,
+                Err(e) => {
+                    assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{e}");
+                    assert!(Instant::now() < deadline, "no recovery within 15 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        assert!(after > *before.last().unwrap(), "{before:?} then {after}");
+        assert!(svc.health().await.is_up());
+    }
+}
+
+#[cfg(feature = "snowflake")]
+mod snowflake_backend {
+    use super::*;
+    use layotto_sequencer::components::snowflake::{Layout, SnowflakeSequencer};
+
+    /// `mysqlHost` and friends pointing at the test MySQL, with tables of the test's own.
+    fn metadata(tables: &(String, String), extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let url = mysql_backend::url();
+        let host = url.trim_start_matches("mysql://").split('@').next_back().unwrap_or("127.0.0.1:3306");
+        let host = host.split('/').next().unwrap_or(host).to_owned();
+        let mut pairs = vec![
+            ("mysqlHost".to_owned(), host),
+            ("databaseName".to_owned(), "test".to_owned()),
+            ("userName".to_owned(), "root".to_owned()),
+            ("tableName".to_owned(), tables.0.clone()),
+            ("keyTableName".to_owned(), tables.1.clone()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        pairs
+    }
+
+    async fn build(name: &str, pairs: Vec<(String, String)>) -> layotto_core::Result<Arc<dyn Sequencer>> {
+        let ctx = ComponentContext {
+            api: "sequencer".into(),
+            name: name.into(),
+            kind: "snowflake".into(),
+            metadata: pairs.into_iter().collect(),
+            ..Default::default()
+        };
+        SnowflakeSequencer::build(ctx).await
+    }
+
+    /// Dropped (so both tables are) when the test ends.
+    struct Tables(#[allow(dead_code)] DropTable, #[allow(dead_code)] DropTable);
+
+    fn tables() -> ((String, String), Tables) {
+        let names = (table(), table());
+        let url = mysql_backend::url();
+        let guard = Tables(
+            DropTable { url: url.clone(), table: names.0.clone() },
+            DropTable { url, table: names.1.clone() },
+        );
+        (names, guard)
+    }
+
+    pub async fn snowflake() -> Backend {
+        let (names, guard) = tables();
+        let pairs = metadata(&names, &[]);
+        let make = move || {
+            let pairs = pairs.clone();
+            async move {
+                build("conformance", pairs).await.unwrap_or_else(|e| {
+                    panic!("snowflake conformance needs MySQL at {}: {e}", mysql_backend::url())
+                })
+            }
+        };
+        Backend { make: Arc::new(move || Box::pin(make())), persistent: true, _guard: Some(Box::new(guard)) }
+    }
+
+    const LAYOUT: Layout = Layout { time_bits: 28, worker_bits: 22, seq_bits: 13 };
+
+    /// Each start takes a new worker id from the table; ids carry it and the
+    /// seconds since 2022-01-01.
+    #[tokio::test]
+    async fn every_start_takes_its_own_worker_id() {
+        let (names, _guard) = tables();
+        let first = build("a", metadata(&names, &[])).await.unwrap();
+        let second = build("b", metadata(&names, &[])).await.unwrap();
+        let (a, b) = (first.next_id("k").await.unwrap(), second.next_id("k").await.unwrap());
+        let (ts_a, worker_a, seq_a) = LAYOUT.split(a);
+        let (ts_b, worker_b, _) = LAYOUT.split(b);
+        assert_ne!(worker_a, worker_b, "two runtimes never share a worker id");
+        assert_eq!(seq_a, 0);
+        let since_2022 =
+            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                - 1_640_995_200) as i64;
+        for ts in [ts_a, ts_b] {
+            assert!(
+                (since_2022 - ts).abs() <= 2,
+                "timestamp {ts} is not seconds since 2022-01-01 ({since_2022})"
+            );
+        }
+        use sqlx::{Connection, Row};
+        let mut conn = sqlx::MySqlConnection::connect(&mysql_backend::url()).await.unwrap();
+        let sql = format!("SELECT COUNT(*) FROM {}", names.0);
+        let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap().get(0);
+        assert_eq!(rows, 2, "one row per start in Layotto's worker table");
+    }
+
+    /// More ids in one second than the sequence holds: the key borrows the next second.
+    #[tokio::test]
+    async fn a_used_up_second_moves_on_and_ids_stay_unique() {
+        let (names, _guard) = tables();
+        let seq =
+            build("burst", metadata(&names, &[("timeBits", "40"), ("workerBits", "20"), ("seqBits", "3")]))
+                .await
+                .unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            ids.push(seq.next_id("k").await.unwrap());
+        }
+        assert_increasing(&ids, "snowflake ids of one key");
+        let layout = Layout { time_bits: 40, worker_bits: 20, seq_bits: 3 };
+        let seconds: HashSet<i64> = ids.iter().map(|id| layout.split(*id).0).collect();
+        assert!(seconds.len() >= 100 / 8, "8 ids a second: {} seconds used", seconds.len());
+    }
+
+    #[tokio::test]
+    async fn a_full_worker_table_is_a_clear_error() {
+        let (names, _guard) = tables();
+        let small = [("timeBits", "40"), ("workerBits", "2"), ("seqBits", "21")];
+        for _ in 0..3 {
+            build("ids", metadata(&names, &small)).await.unwrap();
+        }
+        let err =
+            build("ids", metadata(&names, &small)).await.err().expect("a fourth worker does not fit 2 bits");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let text = err.to_string();
+        assert!(text.contains("sequencer store 'ids' (snowflake)") && text.contains("full"), "{text}");
+        assert!(text.contains("workerBits") && text.contains(&names.0), "{text}");
+    }
+
+    #[tokio::test]
+    async fn bad_metadata_names_the_key() {
+        let (names, _guard) = tables();
+        for (extra, key) in [
+            (vec![("timeBits", "30")], "timeBits"),
+            (vec![("startTime", "2022/01/01")], "startTime"),
+            (vec![("seqBits", "many")], "seqBits"),
+        ] {
+            let err = build("ids", metadata(&names, &extra)).await.err().expect("bad metadata");
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        let err = build("ids", vec![("databaseName".into(), "test".into())]).await.err().unwrap();
+        assert!(err.to_string().contains("mysqlHost"), "{err}");
+        let seq = build("ids", metadata(&names, &[])).await.unwrap();
+        let err = seq.ensure_bigger_than("k", i64::MAX).await.unwrap_err();
+        assert!(err.to_string().contains("biggerThan"), "{err}");
+        seq.ensure_bigger_than("k", 1000).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unreachable_mysql_fails_to_start_naming_the_component() {
+        let pairs = vec![
+            ("mysqlHost".to_owned(), "127.0.0.1:1".to_owned()),
+            ("databaseName".to_owned(), "test".to_owned()),
+            ("timeout".to_owned(), "2s".to_owned()),
+        ];
+        let err = build("ids", pairs).await.err().expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("sequencer store 'ids' (snowflake)"), "{err}");
+    }
+}
+
+#[cfg(feature = "zookeeper")]
+mod zookeeper_backend {
+    use super::*;
+    use layotto_sequencer::components::zookeeper::ZookeeperSequencer;
+    use layotto_zookeeper::{Zookeeper, ZookeeperSettings};
+    use std::time::{Duration, Instant};
+
+    pub fn endpoint() -> String {
+        std::env::var("LAYOTTO_TEST_ZOOKEEPER").unwrap_or_else(|_| "127.0.0.1:2181".to_owned())
+    }
+
+    async fn build(name: &str, pairs: &[(&str, &str)]) -> layotto_core::Result<Arc<dyn Sequencer>> {
+        let ctx = ComponentContext {
+            api: "sequencer".into(),
+            name: name.into(),
+            kind: "zookeeper".into(),
+            metadata: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        ZookeeperSequencer::build(ctx).await
+    }
+
+    pub async fn zookeeper() -> Backend {
+        let make = || async {
+            build("conformance", &[("zookeeperHosts", &endpoint())])
+                .await
+                .unwrap_or_else(|e| panic!("ZooKeeper conformance needs ZooKeeper at {}: {e}", endpoint()))
+        };
+        Backend { make: Arc::new(move || Box::pin(make())), persistent: true, _guard: None }
+    }
+
+    /// Go Layotto's layout: the id is the data version of `/sequencer|||<app id>||<key>`,
+    /// and the node is persistent, so ids survive every session.
+    #[tokio::test]
+    async fn stores_layotto_layout() {
+        let svc = service(build("layout", &[("zookeeperHosts", &endpoint())]).await.unwrap(), &[]).await;
+        let k = key();
+        assert_eq!(svc.next_id(&k, Increment::Strong).await.unwrap(), 1);
+        let settings = ZookeeperSettings { hosts: Some(endpoint()), ..Default::default() };
+        let zk = Zookeeper::new("raw", &settings).unwrap().session(Duration::from_secs(5)).await.unwrap();
+        let path = format!("/sequencer|||app1||{k}");
+        let stat = zk.set_data(&path, b"", None).await.unwrap();
+        assert_eq!(stat.version, 2, "another runtime's write takes an id");
+        assert_eq!(stat.ephemeral_owner, 0, "persistent");
+        assert_eq!(svc.next_id(&k, Increment::Strong).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_bigger_than_out_of_reach_fails_startup_naming_the_key() {
+        let seq = build("ids", &[("zookeeperHosts", &endpoint())]).await.unwrap();
+        let err = seq.ensure_bigger_than(&key(), 5_000_000_000).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("sequencer store 'ids' (zookeeper)"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_zookeeper_fails_to_start_naming_the_component_and_address() {
+        let err = build("ids", &[("zookeeperHosts", "127.0.0.1:1"), ("sessionTimeout", "1")])
+            .await
+            .err()
+            .expect("connect must fail");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("sequencer store 'ids' (zookeeper)") && text.contains("127.0.0.1:1"), "{text}");
+    }
+
+    /// ZooKeeper going away is UNAVAILABLE; no id repeats after it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_and_recovers_without_repeating_ids() {
+        let mut server = layotto_testkit::PrivateZookeeper::start();
+        let endpoint = server.endpoint();
+        let seq = build("outage", &[("zookeeperHosts", &endpoint), ("sessionTimeout", "2")]).await.unwrap();
+        let svc = service(seq, &[]).await;
+        let k = key();
+        let before = collect(&svc, &k, Increment::Strong, 5).await;
+        server.kill();
+        let err = tokio::time::timeout(Duration::from_secs(20), svc.next_id(&k, Increment::Strong))
+            .await
+            .expect("a call while ZooKeeper is down must fail, not hang")
+            .unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{err}");
+        assert!(err.to_string().contains("outage"), "{err}");
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let after = loop {
+            match svc.next_id(&k, Increment::Strong).await {
+                Ok(id) => break id,
+                Err(e) => {
+                    assert!(matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout), "{e}");
+                    assert!(Instant::now() < deadline, "no recovery within 30 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        assert!(after > *before.last().unwrap(), "{before:?} then {after}");
+    }
 }

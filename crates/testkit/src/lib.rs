@@ -141,8 +141,9 @@ impl PrivateEtcd {
             .spawn()
             .expect("etcd must be installed (Debian's etcd-server) for the etcd tests");
         self.child = Some(child);
+        // The port opens before etcd serves: wait for its health answer.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !answers(self.port, b"GET /health HTTP/1.0\r\n\r\n", "\"health\":\"true\"") {
             assert!(Instant::now() < deadline, "private etcd did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -157,6 +158,84 @@ impl PrivateEtcd {
 }
 
 impl Drop for PrivateEtcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether the server on `port` answers `request` with text containing `expect`.
+fn answers(port: u16, request: &[u8], expect: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(request).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).contains(expect)
+}
+
+/// Where Debian's `zookeeper` package puts the server.
+pub const ZOOKEEPER_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
+
+/// A private ZooKeeper on a free port with its data in a temporary directory,
+/// killed when dropped: tests kill and restart it to make an outage.
+pub struct PrivateZookeeper {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateZookeeper {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        // A short tick lets sessions be as short as 0.4 s.
+        let config = format!(
+            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\nforceSync=no\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("zoo.cfg"), config).unwrap();
+        let mut zookeeper = Self { port, dir, child: None };
+        zookeeper.restart();
+        zookeeper
+    }
+
+    /// `host:port`, as `zookeeperHosts` takes it.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again (after [`PrivateZookeeper::kill`]) on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("java")
+            .args(["-cp", ZOOKEEPER_CLASSPATH, "org.apache.zookeeper.server.quorum.QuorumPeerMain"])
+            .arg(self.dir.path().join("zoo.cfg"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("java and Debian's zookeeper package must be installed for the ZooKeeper tests");
+        self.child = Some(child);
+        // The port opens before sessions are served: wait for its `srvr` answer.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !answers(self.port, b"srvr", "Mode:") {
+            assert!(Instant::now() < deadline, "private ZooKeeper did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateZookeeper {
     fn drop(&mut self) {
         self.kill();
     }

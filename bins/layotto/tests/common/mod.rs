@@ -13,6 +13,14 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_layotto");
 
+pub fn etcd_endpoint() -> String {
+    std::env::var("LAYOTTO_TEST_ETCD").unwrap_or_else(|_| "127.0.0.1:2379".to_owned())
+}
+
+pub fn zookeeper_endpoint() -> String {
+    std::env::var("LAYOTTO_TEST_ZOOKEEPER").unwrap_or_else(|_| "127.0.0.1:2181".to_owned())
+}
+
 pub fn redis_host() -> String {
     let url = std::env::var("LAYOTTO_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     url.trim_start_matches("redis://").to_owned()
@@ -23,6 +31,8 @@ pub struct Runtime {
     pub child: Child,
     pub grpc: u16,
     pub actuator: u16,
+    /// What it printed before it was ready (component lines, warnings).
+    pub startup: String,
 }
 
 impl Drop for Runtime {
@@ -68,7 +78,7 @@ impl Runtime {
                         let (grpc, actuator) = (port_of(&line, "grpc="), port_of(&line, "actuator="));
                         // The rest of the output goes to the test's own stderr.
                         std::thread::spawn(move || rx.iter().for_each(|l| eprintln!("layotto: {l}")));
-                        return Self { child, grpc, actuator };
+                        return Self { child, grpc, actuator, startup: printed };
                     }
                     printed.push_str(&line);
                     printed.push('\n');

@@ -71,7 +71,7 @@ impl MemoryLock {
 #[async_trait]
 impl LockStore for MemoryLock {
     fn features(&self) -> crate::Features {
-        crate::Features { keep_alive: true, durable: false }
+        crate::Features { keep_alive: true, durable: false, lease_step: std::time::Duration::from_millis(1) }
     }
 
     async fn try_lock(&self, req: TryLockRequest) -> Result<bool> {

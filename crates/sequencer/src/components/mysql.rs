@@ -204,7 +204,7 @@ fn connect_options(component: &str, settings: &MySqlSettings) -> Result<MySqlCon
     Ok(options)
 }
 
-fn host_port(
+pub(super) fn host_port(
     options: MySqlConnectOptions,
     address: &str,
 ) -> std::result::Result<MySqlConnectOptions, String> {
