@@ -30,7 +30,7 @@ use aws_sdk_s3::types::{
     StorageClass, Tag, Tagging,
 };
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use layotto_core::{ComponentContext, Error, ErrorKind, Health, Result, clip, settings};
 use serde::Deserialize;
 
@@ -41,6 +41,10 @@ use crate::{
 
 /// Size of the parts a streamed PutObject is cut into.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded at once: enough to overlap reading the caller's stream
+/// with uploading, few enough to keep a 1 GiB upload within 64 MB.
+const PARTS_IN_FLIGHT: usize = 2;
 /// The largest UploadPart body held in memory (S3 parts are 5 MiB to 5 GiB).
 const MAX_BUFFERED_PART: usize = 64 * 1024 * 1024;
 
@@ -234,6 +238,26 @@ impl S3Store {
     }
 }
 
+/// The caller's stream, the bytes read past the last part, a part read but
+/// not yet handed out, the next part number, and whether the stream ended.
+type PartState = (ByteStream, BytesMut, Option<Bytes>, i32, bool);
+
+/// The next part of an upload and its number.
+async fn next_part(state: PartState) -> Option<(Result<(i32, Bytes)>, PartState)> {
+    let (mut body, mut carry, pending, number, ended) = state;
+    if let Some(part) = pending {
+        return Some((Ok((number, part)), (body, carry, None, number + 1, ended)));
+    }
+    if ended {
+        return None;
+    }
+    match S3Store::fill(&mut body, PART_SIZE, &mut carry).await {
+        Ok((part, _)) if part.is_empty() => None,
+        Ok((part, ended)) => Some((Ok((number, part)), (body, carry, None, number + 1, ended))),
+        Err(e) => Some((Err(e), (body, carry, None, number, true))),
+    }
+}
+
 fn tags(set: &[Tag]) -> BTreeMap<String, String> {
     set.iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
 }
@@ -294,7 +318,7 @@ impl ObjectStore for S3Store {
                 version_id: out.version_id().unwrap_or_default().to_owned(),
             });
         }
-        // Larger than one part: a multipart upload, one part in memory at a time.
+        // Larger than one part: a multipart upload.
         let upload_id = self.create_multipart(req.clone()).await?;
         let mut guard = AbortOnDrop {
             client: self.client.clone(),
@@ -303,31 +327,30 @@ impl ObjectStore for S3Store {
             upload_id: upload_id.clone(),
             armed: true,
         };
-        let mut parts = Vec::new();
-        let mut next = Some(first);
-        let mut number = 1;
-        while let Some(part) = next.take() {
-            let out = self
-                .client
-                .upload_part()
-                .bucket(&req.bucket)
-                .key(&req.key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .body(SdkStream::from(part))
-                .send()
-                .await
-                .map_err(|e| self.error(&format!("{what}: part {number}"), e))?;
-            parts.push((number, out.e_tag().unwrap_or_default().to_owned()));
-            number += 1;
-            let (part, ended) = Self::fill(&mut body, PART_SIZE, &mut carry).await?;
-            if !part.is_empty() {
-                next = Some(part);
-            }
-            if ended && next.is_none() {
-                break;
-            }
-        }
+        // Parts go up PARTS_IN_FLIGHT at a time while the next is read from the
+        // caller, so at most PARTS_IN_FLIGHT + 1 parts are in memory.
+        let source: futures::stream::BoxStream<'static, Result<(i32, Bytes)>> =
+            Box::pin(futures::stream::unfold((body, carry, Some(first), 1, false), next_part));
+        let (bucket, key, what, upload) = (&req.bucket, &req.key, &what, &upload_id);
+        let parts: Vec<(i32, String)> = source
+            .map(|part: Result<(i32, Bytes)>| async move {
+                let (number, part) = part?;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload)
+                    .part_number(number)
+                    .body(SdkStream::from(part))
+                    .send()
+                    .await
+                    .map_err(|e| self.error(&format!("{what}: part {number}"), e))?;
+                Ok::<_, Error>((number, out.e_tag().unwrap_or_default().to_owned()))
+            })
+            .buffered(PARTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
         let written = self.complete_multipart(&req.bucket, &req.key, &upload_id, parts).await?;
         guard.armed = false;
         Ok(written)
