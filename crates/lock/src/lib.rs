@@ -116,6 +116,11 @@ pub fn registry() -> Registry<dyn LockStore> {
     registry.register(components::memory::MemoryLock::TYPE, components::memory::MemoryLock::build);
     #[cfg(feature = "redis")]
     registry.register(components::redis::RedisLock::TYPE, components::redis::RedisLock::build);
+    #[cfg(feature = "redis")]
+    registry.register(
+        components::redis_cluster::RedisClusterLock::TYPE,
+        components::redis_cluster::RedisClusterLock::build,
+    );
     #[cfg(feature = "etcd")]
     registry.register(components::etcd::EtcdLock::TYPE, components::etcd::EtcdLock::build);
     #[cfg(feature = "zookeeper")]
@@ -134,6 +139,7 @@ mod tests {
         let types = super::registry().types();
         assert!(types.contains(&"in-memory"));
         assert_eq!(types.contains(&"redis"), cfg!(feature = "redis"));
+        assert_eq!(types.contains(&"redis_cluster"), cfg!(feature = "redis"));
         assert_eq!(types.contains(&"postgresql"), cfg!(feature = "postgresql"));
         assert_eq!(types.contains(&"etcd"), cfg!(feature = "etcd"));
         assert_eq!(types.contains(&"zookeeper"), cfg!(feature = "zookeeper"));

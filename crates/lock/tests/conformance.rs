@@ -71,6 +71,9 @@ layotto_testkit::conformance! {
         in_memory_prefixed: memory_prefixed(), ["keep-alive"];
         #[cfg(feature = "redis")]
         redis: redis_backend::redis(), ["raw", "keep-alive"];
+        /// Redlock over three private redis-servers.
+        #[cfg(feature = "redis")]
+        redis_cluster: redlock_backend::redlock(), ["raw", "keep-alive"];
         #[cfg(feature = "postgresql")]
         postgresql: postgresql_backend::postgresql(), ["raw", "keep-alive"];
         #[cfg(feature = "etcd")]
@@ -793,5 +796,126 @@ mod zookeeper_backend {
             }
         }
         assert!(lock.health().await.is_up());
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redlock_backend {
+    use super::*;
+    use layotto_testkit::PrivateRedis;
+
+    pub async fn build(name: &str, nodes: &[&PrivateRedis]) -> layotto_core::Result<Arc<dyn LockStore>> {
+        let hosts: Vec<String> = nodes.iter().map(|n| n.host()).collect();
+        let ctx = ComponentContext {
+            api: "lock".into(),
+            name: name.into(),
+            kind: "redis_cluster".into(),
+            metadata: Metadata::from([
+                ("redisHosts".to_owned(), hosts.join(",")),
+                ("timeout".to_owned(), "1s".to_owned()),
+            ]),
+            ..Default::default()
+        };
+        layotto_lock::components::redis_cluster::RedisClusterLock::build(ctx).await
+    }
+
+    fn three() -> [PrivateRedis; 3] {
+        [PrivateRedis::start(), PrivateRedis::start(), PrivateRedis::start()]
+    }
+
+    pub async fn redlock() -> (Arc<dyn LockStore>, Guard) {
+        let nodes = three();
+        let lock = build("conformance", &[&nodes[0], &nodes[1], &nodes[2]]).await.unwrap();
+        (lock, Some(Box::new(nodes)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_node_of_three_down_still_grants_locks() {
+        let mut nodes = three();
+        let lock = build("redlock", &[&nodes[0], &nodes[1], &nodes[2]]).await.unwrap();
+        nodes[2].kill();
+        let (res, a, b) = (resource(), owner(), owner());
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+        assert_eq!(lock.keep_alive(keep_req(&res, &a, LONG)).await.unwrap(), LockStatus::Success);
+        assert_eq!(lock.unlock(unlock_req(&res, &b)).await.unwrap(), LockStatus::LockBelongToOthers);
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(lock.health().await.is_up(), "two of three is a majority");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_of_three_down_refuse_locks() {
+        let mut nodes = three();
+        let lock = build("redlock", &[&nodes[0], &nodes[1], &nodes[2]]).await.unwrap();
+        nodes[1].kill();
+        nodes[2].kill();
+        let (res, a) = (resource(), owner());
+        let err = lock.try_lock(try_req(&res, &a, LONG)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("majority") && err.to_string().contains("redlock"), "{err}");
+        assert!(!lock.health().await.is_up());
+        // The one node that answered gave its part back.
+        nodes[1].restart();
+        nodes[2].restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match lock.try_lock(try_req(&res, &owner(), LONG)).await {
+                Ok(acquired) => {
+                    assert!(acquired, "nothing is left of the refused attempt");
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no recovery within 10 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// A node that was down while the lock was taken comes back empty: a
+    /// second owner still cannot gather a majority.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_that_comes_back_does_not_make_two_owners() {
+        let mut nodes = three();
+        let lock = build("redlock", &[&nodes[0], &nodes[1], &nodes[2]]).await.unwrap();
+        let (res, a, b) = (resource(), owner(), owner());
+        nodes[2].kill();
+        assert!(lock.try_lock(try_req(&res, &a, LONG)).await.unwrap());
+        nodes[2].restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !lock.health().await.is_up() || lock.try_lock(try_req(&resource(), &b, LONG)).await.is_err() {
+            assert!(Instant::now() < deadline, "node 3 did not come back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..5 {
+            assert!(!lock.try_lock(try_req(&res, &b, LONG)).await.unwrap(), "two owners at once");
+        }
+        assert_eq!(lock.unlock(unlock_req(&res, &a)).await.unwrap(), LockStatus::Success);
+        assert!(lock.try_lock(try_req(&res, &b, LONG)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn bad_or_unreachable_nodes_fail_startup_naming_them() {
+        let ctx = ComponentContext {
+            api: "lock".into(),
+            name: "l".into(),
+            kind: "redis_cluster".into(),
+            ..Default::default()
+        };
+        let err = layotto_lock::components::redis_cluster::RedisClusterLock::build(ctx).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("redisHosts"), "{err}");
+        let node = PrivateRedis::start();
+        let ctx = ComponentContext {
+            api: "lock".into(),
+            name: "l".into(),
+            kind: "redis_cluster".into(),
+            metadata: Metadata::from([("redisHosts".to_owned(), format!("{},127.0.0.1:1", node.host()))]),
+            ..Default::default()
+        };
+        let err = layotto_lock::components::redis_cluster::RedisClusterLock::build(ctx).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("lock store 'l' (redis_cluster)") && text.contains("127.0.0.1:1"), "{text}");
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use fred;
 
 /// Layotto's Redis metadata keys, shared by every Redis component.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct RedisSettings {
     /// `host:port` or a `redis://` URL.
     #[serde(rename = "redisHost", alias = "host", default)]

@@ -7,5 +7,7 @@ pub mod memory;
 pub mod postgresql;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod redis_cluster;
 #[cfg(feature = "zookeeper")]
 pub mod zookeeper;
