@@ -12,7 +12,7 @@ use layotto_grpc::pb::runtime as pb;
 use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
 
 mod common;
-use common::{BIN, Runtime, etcd_endpoint, readiness, zookeeper_endpoint};
+use common::{BIN, Runtime, etcd_endpoint, readiness, redis_host, zookeeper_endpoint};
 
 fn start(json: &str) -> (Runtime, tempfile::NamedTempFile) {
     let mut file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
@@ -154,4 +154,101 @@ async fn config_zookeeper_json() {
     let first = client.get_next_id(next.clone()).await.unwrap().into_inner().next_id;
     let second = client.get_next_id(next).await.unwrap().into_inner().next_id;
     assert!(second > first, "{first} then {second}");
+}
+
+/// `configs/config_integrate_test.json`, Layotto's integration-test set: an
+/// etcd config store; Redis and ZooKeeper state; Redis, etcd and ZooKeeper
+/// locks and sequencers; Redis pub/sub; `local.file` secrets.
+#[tokio::test]
+async fn config_integrate_test_json() {
+    let (etcd, zk, redis) = (etcd_endpoint(), zookeeper_endpoint(), redis_host());
+    let mut secrets = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    secrets.write_all(br#"{"db-user": "admin", "db-password": "s3cr3t"}"#).unwrap();
+    let secrets_path = secrets.path().display().to_string();
+    let json = format!(
+        r#"{{
+      "servers": [{{
+        "default_log_path": "stdout",
+        "default_log_level": "DEBUG",
+        "routers": [{{"router_config_name": "actuator_dont_need_router"}}],
+        "listeners": [
+          {{"name": "grpc", "address": "127.0.0.1:0", "bind_port": true,
+            "filter_chains": [{{"filters": [{{"type": "grpc", "config": {{"server_name": "runtime", "grpc_config": {{
+              "hellos": {{"quick_start_demo": {{"type": "helloworld", "hello": "greeting"}}}},
+              "config_store": {{"config_demo": {{"type": "etcd", "address": ["{etcd}"], "timeout": "10"}}}},
+              "state": {{
+                "redis": {{"type": "redis", "metadata": {{"redisHost": "{redis}", "redisPassword": ""}}}},
+                "zookeeper": {{"type": "zookeeper", "metadata": {{"servers": "{zk}", "zookeeperPassword": "",
+                  "sessionTimeout": "3s", "logInfo": "false", "keyPrefixPath": "/"}}}}
+              }},
+              "lock": {{
+                "redis": {{"type": "redis", "metadata": {{"redisHost": "{redis}", "redisPassword": ""}}}},
+                "etcd": {{"type": "etcd", "metadata": {{"endpoints": "{etcd}", "dialTimeout": "5", "keyPrefixPath": "/lock"}}}},
+                "zookeeper": {{"type": "zookeeper", "metadata": {{"zookeeperHosts": "{zk}", "zookeeperPassword": "",
+                  "sessionTimeout": "3", "logInfo": "false"}}}}
+              }},
+              "sequencer": {{
+                "redis": {{"type": "redis", "metadata": {{"redisHost": "{redis}", "redisPassword": ""}}}},
+                "etcd": {{"type": "etcd", "metadata": {{"endpoints": "{etcd}", "segmentCacheEnable": "false",
+                  "segmentStep": "1", "dialTimeout": "5"}}}},
+                "zookeeper": {{"type": "zookeeper", "metadata": {{"zookeeperHosts": "{zk}", "zookeeperPassword": "",
+                  "sessionTimeout": "3", "logInfo": "false"}}}}
+              }},
+              "pub_subs": {{"redis": {{"type": "redis", "metadata": {{"redisHost": "{redis}", "redisPassword": ""}}}}}},
+              "secret_store": {{"secret_demo": {{"type": "local.file", "metadata": {{"secretsFile": "{secrets_path}"}}}}}},
+              "app": {{"app_id": "app1", "grpc_callback_port": 9999}}
+            }}}}}}]}}]}},
+          {{"name": "actuator", "address": "127.0.0.1:0", "bind_port": true,
+            "filter_chains": [{{"filters": [{{"type": "proxy", "config": {{"downstream_protocol": "Http1", "upstream_protocol": "Http1", "router_config_name": "actuator_dont_need_router"}}}}]}}],
+            "stream_filters": [{{"type": "actuator_filter"}}]}}
+        ]
+      }}]
+    }}"#
+    );
+    let (rt, _file) = start(&json);
+    let health = readiness(rt.actuator).await;
+    assert_eq!(health.status(), 200);
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", rt.grpc)).await.unwrap();
+    let key = format!("integrate-{}", std::process::id());
+    for store in ["redis", "zookeeper"] {
+        let item = pb::StateItem { key: key.clone(), value: store.as_bytes().to_vec(), ..Default::default() };
+        client
+            .save_state(pb::SaveStateRequest { store_name: store.into(), states: vec![item] })
+            .await
+            .unwrap();
+        let got = client
+            .get_state(pb::GetStateRequest {
+                store_name: store.into(),
+                key: key.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got.data, store.as_bytes(), "{store}");
+        assert!(!got.etag.is_empty(), "{store}: an etag");
+    }
+    for store in ["redis", "etcd", "zookeeper"] {
+        let request = pb::TryLockRequest {
+            store_name: store.into(),
+            resource_id: key.clone(),
+            lock_owner: "owner".into(),
+            expire: 10,
+        };
+        assert!(client.try_lock(request).await.unwrap().into_inner().success, "{store}");
+        let unlock = pb::UnlockRequest {
+            store_name: store.into(),
+            resource_id: key.clone(),
+            lock_owner: "owner".into(),
+        };
+        assert_eq!(client.unlock(unlock).await.unwrap().into_inner().status, 0, "{store}");
+        let next = pb::GetNextIdRequest { store_name: store.into(), key: key.clone(), ..Default::default() };
+        assert!(client.get_next_id(next).await.unwrap().into_inner().next_id > 0, "{store}");
+    }
+    let secret = pb::GetSecretRequest {
+        store_name: "secret_demo".into(),
+        key: "db-user".into(),
+        ..Default::default()
+    };
+    assert_eq!(client.get_secret(secret).await.unwrap().into_inner().data["db-user"], "admin");
 }

@@ -105,5 +105,8 @@ pub fn registry() -> layotto_core::Registry<dyn StateStore> {
     registry.register(components::memory::MemoryStore::TYPE, components::memory::MemoryStore::build);
     #[cfg(feature = "redis")]
     registry.register(components::redis::RedisStore::TYPE, components::redis::RedisStore::build);
+    #[cfg(feature = "zookeeper")]
+    registry
+        .register(components::zookeeper::ZookeeperStore::TYPE, components::zookeeper::ZookeeperStore::build);
     registry
 }

@@ -33,11 +33,15 @@ async fn etag(store: &dyn StateStore, key: &str) -> String {
 layotto_testkit::conformance! {
     subject: Arc<dyn StateStore>;
     components {
-        in_memory: memory(), ["raw", "etag", "ttl", "transactions", "first-write"];
+        in_memory: memory(), ["raw", "etag", "ttl", "transactions", "first-write", "large-values"];
         /// The whole suite again through the key-prefix layer the runtime puts on every store.
-        in_memory_prefixed: memory_with_app_prefix(), ["etag", "ttl", "transactions", "first-write"];
+        in_memory_prefixed: memory_with_app_prefix(), ["etag", "ttl", "transactions", "first-write", "large-values"];
         #[cfg(feature = "redis")]
-        redis: redis_backend::redis(), ["raw", "etag", "ttl", "transactions", "first-write"];
+        redis: redis_backend::redis(), ["raw", "etag", "ttl", "transactions", "first-write", "large-values"];
+        /// No TTL: ZooKeeper's TTL nodes are off unless the server enables them;
+        /// no value of 1 MiB: a node holds less (its `jute.maxbuffer`).
+        #[cfg(feature = "zookeeper")]
+        zookeeper: zookeeper_backend::zookeeper(), ["raw", "etag", "transactions", "first-write"];
     }
     cases {
 
@@ -51,7 +55,6 @@ layotto_testkit::conformance! {
                 ("string", b"hello world".to_vec()),
                 ("int", b"42".to_vec()),
                 ("bool", b"true".to_vec()),
-                ("one-mib", vec![0xAB; 1024 * 1024]),
             ];
             for (name, value) in values {
                 let key = format!("{ns}-{name}");
@@ -62,6 +65,15 @@ layotto_testkit::conformance! {
                 // Keep the shared Redis small across runs.
                 store.delete(DeleteRequest::new(&key)).await.unwrap();
             }
+        }
+
+        #[needs("large-values")]
+        async fn a_one_mib_value_round_trips(store) {
+            let key = format!("{}-one-mib", ns());
+            let value = vec![0xAB; 1024 * 1024];
+            store.set(SetRequest::new(&key, value.clone())).await.unwrap();
+            assert_eq!(get(&*store, &key).await.expect("value missing").data, value);
+            store.delete(DeleteRequest::new(&key)).await.unwrap();
         }
 
         async fn missing_key_is_none(store) {
@@ -459,4 +471,127 @@ fn redis_cases_not_compiled() {
     eprintln!(
         "NOTE: layotto-state was built without its `redis` feature: the Redis conformance cases did not run"
     );
+}
+
+#[cfg(feature = "zookeeper")]
+mod zookeeper_backend {
+    use super::*;
+    use layotto_core::ComponentContext;
+    use layotto_state::components::zookeeper::ZookeeperStore;
+    use layotto_zookeeper::{Zookeeper, ZookeeperSettings};
+    use std::time::{Duration, Instant};
+
+    pub fn endpoint() -> String {
+        std::env::var("LAYOTTO_TEST_ZOOKEEPER").unwrap_or_else(|_| "127.0.0.1:2181".to_owned())
+    }
+
+    pub async fn build(name: &str, pairs: &[(&str, &str)]) -> layotto_core::Result<Arc<dyn StateStore>> {
+        let ctx = ComponentContext {
+            api: "state".into(),
+            name: name.into(),
+            kind: "zookeeper".into(),
+            metadata: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        ZookeeperStore::build(ctx).await
+    }
+
+    pub async fn zookeeper() -> Arc<dyn StateStore> {
+        build(
+            "conformance",
+            &[
+                ("servers", &endpoint()),
+                ("sessionTimeout", "5s"),
+                ("keyPrefixPath", "/layotto-state-conformance"),
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "ZooKeeper conformance needs ZooKeeper at {} (cargo xtask test starts one): {e}",
+                endpoint()
+            )
+        })
+    }
+
+    /// Dapr's layout: the node `<keyPrefixPath>/<key>` holds the value, its data version is the etag.
+    #[tokio::test]
+    async fn stores_dapr_layout() {
+        let store = build("layout", &[("zookeeperHosts", &endpoint()), ("keyPrefixPath", "dapr-state")])
+            .await
+            .unwrap();
+        let key = format!("{}-layout", ns());
+        store.set(SetRequest::new(&key, "payload")).await.unwrap();
+        let settings = ZookeeperSettings { hosts: Some(endpoint()), ..Default::default() };
+        let zk = Zookeeper::new("raw", &settings).unwrap().session(Duration::from_secs(5)).await.unwrap();
+        let (data, stat) = zk.get_data(&format!("/dapr-state/{key}")).await.unwrap();
+        assert_eq!(data, b"payload");
+        assert_eq!(etag(store.as_ref(), &key).await, stat.version.to_string());
+        zk.set_data(&format!("/dapr-state/{key}"), b"by another process", None).await.unwrap();
+        assert_eq!(get(store.as_ref(), &key).await.unwrap().data, b"by another process");
+    }
+
+    /// What ZooKeeper cannot hold is refused with a clear error, and the session stays up.
+    #[tokio::test]
+    async fn a_value_over_a_node_s_limit_is_refused_clearly() {
+        let store = zookeeper().await;
+        let key = format!("{}-big", ns());
+        let err = store.set(SetRequest::new(&key, vec![0; 1024 * 1024])).await.unwrap_err();
+        assert_eq!(err.kind(), layotto_core::ErrorKind::ResourceExhausted, "{err}");
+        assert!(err.to_string().contains("jute.maxbuffer"), "{err}");
+        let many = (0..4)
+            .map(|i| {
+                layotto_state::Operation::Upsert(SetRequest::new(format!("{key}-{i}"), vec![0; 400 * 1024]))
+            })
+            .collect();
+        let err = store.transact(many, Metadata::new()).await.unwrap_err();
+        assert_eq!(err.kind(), layotto_core::ErrorKind::ResourceExhausted, "{err}");
+        store.set(SetRequest::new(&key, vec![1; 512 * 1024])).await.unwrap();
+        assert_eq!(get(store.as_ref(), &key).await.unwrap().data.len(), 512 * 1024);
+    }
+
+    #[tokio::test]
+    async fn missing_or_unreachable_servers_fail_startup_naming_them() {
+        let err = build("s", &[]).await.err().unwrap();
+        assert!(err.to_string().contains("servers"), "{err}");
+        let err = build("s", &[("servers", "127.0.0.1:1"), ("sessionTimeout", "1s")]).await.err().unwrap();
+        assert_eq!(err.kind(), layotto_core::ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.to_string().contains("state store 's' (zookeeper)")
+                && err.to_string().contains("127.0.0.1:1"),
+            "{err}"
+        );
+    }
+
+    /// ZooKeeper going away is UNAVAILABLE; what was acknowledged is there after it is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outage_is_unavailable_and_loses_no_acknowledged_write() {
+        let mut server = layotto_testkit::PrivateZookeeper::start();
+        let endpoint = server.endpoint();
+        let store = build("outage", &[("servers", &endpoint), ("sessionTimeout", "2s")]).await.unwrap();
+        let key = format!("{}-outage", ns());
+        store.set(SetRequest::new(&key, "acknowledged")).await.unwrap();
+        server.kill();
+        let err = tokio::time::timeout(Duration::from_secs(20), store.set(SetRequest::new(&key, "during")))
+            .await
+            .expect("a write while ZooKeeper is down must fail, not hang")
+            .unwrap_err();
+        assert!(
+            matches!(err.kind(), layotto_core::ErrorKind::Unavailable | layotto_core::ErrorKind::Timeout),
+            "{err}"
+        );
+        assert!(err.to_string().contains("outage"), "{err}");
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let value = loop {
+            match store.get(layotto_state::GetRequest::new(&key)).await {
+                Ok(value) => break value,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no recovery within 30 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        assert_eq!(value.unwrap().data, b"acknowledged");
+    }
 }
