@@ -291,9 +291,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let full = format!(
         "\n[app]\nid = \"bench\"\ncallback_port = {port}\n\n\
          [lock.mem]\ntype = \"in-memory\"\n[lock.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
-         [lock.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\n\
+         [lock.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\
+         [lock.zk]\ntype = \"zookeeper\"\nmetadata = {{ zookeeperHosts = \"{zk}\" }}\n\n\
          [sequencer.mem]\ntype = \"in-memory\"\n[sequencer.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
-         [sequencer.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\n\
+         [sequencer.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\
+         [sequencer.zk]\ntype = \"zookeeper\"\nmetadata = {{ zookeeperHosts = \"{zk}\" }}\n\
+         [sequencer.snowflake]\ntype = \"snowflake\"\n\
+         metadata = {{ mysqlHost = \"{mariadb}\", databaseName = \"test\", userName = \"root\" }}\n\n\
          [pub_subs.mem]\ntype = \"in-memory\"\nmetadata = {{ concurrency = \"64\" }}\n\
          [pub_subs.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\", concurrency = \"64\" }}\n\
          [pub_subs.rabbit]\ntype = \"rabbitmq\"\nmetadata = {{ host = \"amqp://guest:guest@{rabbit}/%2f\", prefetchCount = \"64\" }}\n\n\
@@ -307,6 +311,8 @@ pub fn run(args: &[String]) -> Result<()> {
         redis = crate::REDIS_ADDR,
         rabbit = crate::RABBITMQ_ADDR,
         etcd = crate::ETCD_ADDR,
+        zk = crate::ZOOKEEPER_ADDR,
+        mariadb = crate::MARIADB_ADDR,
         postgres = crate::POSTGRES_ADDR,
     );
     let (full_pid, full_grpc, _) = start_layotto(&mut guard, &layotto_bin, &dir, opts.starts, &full)?;
@@ -357,6 +363,24 @@ pub fn run(args: &[String]) -> Result<()> {
         "etcd_next_strong",
         "runtime etcd GetNextId STRONG",
         grpc_args(full_grpc, "next-id-strong", "etcd"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "zk_lock",
+        "runtime zookeeper TryLock+Unlock",
+        grpc_args(full_grpc, "lock", "zk"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "zk_next_strong",
+        "runtime zookeeper GetNextId STRONG",
+        grpc_args(full_grpc, "next-id-strong", "zk"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "snowflake_next_strong",
+        "runtime snowflake GetNextId STRONG",
+        grpc_args(full_grpc, "next-id-strong", "snowflake"),
     )?);
     let pubsub_args = |pubsub: &str| -> Vec<String> {
         let mut args: Vec<String> = [
@@ -491,6 +515,19 @@ pub fn run(args: &[String]) -> Result<()> {
         etcd_args("lock"),
     )?);
     cases.extend(load(&mut guard, "etcd_incr_direct", "etcd direct put+get txn", etcd_args("incr"))?);
+    let zk_args = |op: &str| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["zk-load", "--hosts", crate::ZOOKEEPER_ADDR, "--op", op].iter().map(|s| s.to_string()).collect();
+        args.extend(opts.load_args());
+        args
+    };
+    cases.extend(load(
+        &mut guard,
+        "zk_lock_direct",
+        "zookeeper direct session+create ephemeral+delete",
+        zk_args("lock"),
+    )?);
+    cases.extend(load(&mut guard, "zk_incr_direct", "zookeeper direct set_data", zk_args("incr"))?);
     let direct_args = |broker: &str, url: String| -> Vec<String> {
         let mut args: Vec<String> =
             ["pubsub-direct", "--broker", broker, "--url", &url].iter().map(|s| s.to_string()).collect();
@@ -838,6 +875,10 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("etcd_lock", "etcd_lock_direct"),
     ("etcd_next_weak", "etcd_incr_direct"),
     ("etcd_next_strong", "etcd_incr_direct"),
+    ("zk_lock", "noop_lock"),
+    ("zk_lock", "zk_lock_direct"),
+    ("zk_next_strong", "zk_incr_direct"),
+    ("snowflake_next_strong", "noop_next_id"),
     ("mem_get_config", "noop_get_config"),
     ("push_etcd", "push_etcd_direct"),
     ("push_redis", "push_redis_direct"),

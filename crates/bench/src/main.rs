@@ -19,6 +19,7 @@ mod email_delay;
 mod etcd;
 mod oss;
 mod pubsub;
+mod zookeeper;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -172,6 +173,15 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
+    /// The ZooKeeper lock's and sequencer's operations straight to ZooKeeper.
+    ZkLoad {
+        #[arg(long, default_value = "127.0.0.1:2181")]
+        hosts: String,
+        #[arg(long)]
+        op: zookeeper::Op,
+        #[command(flatten)]
+        load: Load,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -302,6 +312,10 @@ async fn main() -> Result<()> {
         }
         Command::EtcdLoad { endpoint, op, load } => {
             println!("{}", serde_json::to_string(&etcd::load(&endpoint, op, &load).await?)?);
+            Ok(())
+        }
+        Command::ZkLoad { hosts, op, load } => {
+            println!("{}", serde_json::to_string(&zookeeper::load(&hosts, op, &load).await?)?);
             Ok(())
         }
         Command::RedisLoad { url, op, load } => {
