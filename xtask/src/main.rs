@@ -316,7 +316,7 @@ fn ensure_zookeeper() -> Result<()> {
     let (host, port) = ZOOKEEPER_ADDR.split_once(':').context("ZOOKEEPER_ADDR")?;
     let start = format!(
         "dir=$(mktemp -d /tmp/layotto-zk.XXXXXX) && \
-         printf 'tickTime=200\\ndataDir=%s/data\\nclientPort={port}\\nclientPortAddress={host}\\nadmin.enableServer=false\\n' \"$dir\" > \"$dir/zoo.cfg\" && \
+         printf 'tickTime=200\\ndataDir=%s/data\\nclientPort={port}\\nclientPortAddress={host}\\nadmin.enableServer=false\\nmaxClientCnxns=0\\n' \"$dir\" > \"$dir/zoo.cfg\" && \
          nohup java -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
          org.apache.zookeeper.server.quorum.QuorumPeerMain \"$dir/zoo.cfg\" > \"$dir.log\" 2>&1 &"
     );

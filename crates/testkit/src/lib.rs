@@ -194,7 +194,7 @@ impl PrivateZookeeper {
         // A short tick lets sessions be as short as 0.4 s.
         let config = format!(
             "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\nforceSync=no\n",
+             admin.enableServer=false\nforceSync=no\nmaxClientCnxns=0\n",
             dir.path().join("data").display()
         );
         std::fs::write(dir.path().join("zoo.cfg"), config).unwrap();

@@ -140,27 +140,39 @@ impl Zookeeper {
     }
 }
 
-/// One long-lived session of a component, opened again when the server
-/// ended it (after an outage longer than the session timeout).
+/// Long-lived sessions of a component, used in turn (ZooKeeper answers one
+/// session's requests one after another, so one session caps throughput),
+/// each opened again when the server ended it (after an outage longer than
+/// the session timeout).
 pub struct SharedSession {
     zk: Zookeeper,
-    client: tokio::sync::Mutex<Option<zk::Client>>,
+    clients: Vec<tokio::sync::Mutex<Option<zk::Client>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl SharedSession {
-    /// Opens the session now, so a wrong address fails startup.
-    pub async fn open(zk: Zookeeper) -> Result<Self> {
-        let client = zk.session(zk.session_timeout()).await?;
-        Ok(Self { zk, client: tokio::sync::Mutex::new(Some(client)) })
+    /// Opens `sessions` sessions now, so a wrong address fails startup.
+    /// ZooKeeper orders reads after writes only within one session, so a
+    /// component that reads what it wrote takes one; writes alone may spread.
+    pub async fn open(zk: Zookeeper, sessions: usize) -> Result<Self> {
+        let mut clients = Vec::with_capacity(sessions.max(1));
+        for _ in 0..sessions.max(1) {
+            clients.push(tokio::sync::Mutex::new(Some(zk.session(zk.session_timeout()).await?)));
+        }
+        Ok(Self { zk, clients, next: std::sync::atomic::AtomicUsize::new(0) })
     }
 
     pub fn zookeeper(&self) -> &Zookeeper {
         &self.zk
     }
 
-    /// The session, opened again if the last one has ended.
+    /// The next session, opened again if it has ended.
     pub async fn get(&self) -> Result<zk::Client> {
-        let mut client = self.client.lock().await;
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.clients.len().max(1);
+        let Some(slot) = self.clients.get(turn) else {
+            return self.zk.session(self.zk.session_timeout()).await;
+        };
+        let mut client = slot.lock().await;
         if let Some(current) = client.as_ref()
             && !current.state().is_terminated()
         {

@@ -15,6 +15,10 @@
 //!   lock held by the same owner through another runtime is that runtime's
 //!   to renew (`FAILED_PRECONDITION` saying so).
 //!
+//! Every held lock keeps a connection: ZooKeeper's `maxClientCnxns` (60 per
+//! client address by default) caps the locks one runtime host can hold at
+//! once; raise it (0 = no cap) for many concurrent locks.
+//!
 //! Metadata (Layotto's keys): `zookeeperHosts` (`;`-separated, required),
 //! `zookeeperPassword`, `sessionTimeout` (seconds, default 5: connecting and
 //! the reading session), `logInfo`.
@@ -55,7 +59,7 @@ impl ZookeeperLock {
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn LockStore>> {
         let settings: ZookeeperSettings = ctx.settings()?;
         let zk = Zookeeper::new(&format!("lock store '{}' (zookeeper)", ctx.name), &settings)?;
-        let reader = SharedSession::open(zk.clone()).await?;
+        let reader = SharedSession::open(zk.clone(), 1).await?;
         Ok(Arc::new(Self { zk, held: Arc::default(), reader }))
     }
 

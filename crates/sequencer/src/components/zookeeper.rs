@@ -12,6 +12,9 @@
 //! - ensure_bigger_than: writes until the version exceeds the minimum, at
 //!   most [`MAX_CATCH_UP`] of them; a larger gap fails startup naming the key.
 //!
+//! Writes go over four sessions in turn: ZooKeeper answers one session's
+//! requests one after another.
+//!
 //! Metadata (Layotto's keys): `zookeeperHosts` (`;`-separated, required),
 //! `zookeeperPassword`, `sessionTimeout` (seconds, default 5), `logInfo`.
 
@@ -44,7 +47,7 @@ impl ZookeeperSequencer {
     pub async fn build(ctx: ComponentContext) -> Result<Arc<dyn Sequencer>> {
         let settings: ZookeeperSettings = ctx.settings()?;
         let zk = Zookeeper::new(&format!("sequencer store '{}' (zookeeper)", ctx.name), &settings)?;
-        Ok(Arc::new(Self { session: SharedSession::open(zk).await? }))
+        Ok(Arc::new(Self { session: SharedSession::open(zk, 4).await? }))
     }
 
     fn zk(&self) -> &Zookeeper {

@@ -82,7 +82,7 @@ impl ZookeeperStore {
         let component = format!("state store '{}' (zookeeper)", ctx.name);
         let zk = Zookeeper::new(&component, &zookeeper)
             .map_err(|e| Error::config(format!("{} (or Dapr's 'servers')", e.message())))?;
-        let session = SharedSession::open(zk).await?;
+        let session = SharedSession::open(zk, 1).await?;
         let prefix = dapr.key_prefix_path.as_deref().map(str::trim).unwrap_or("").trim_end_matches('/');
         let prefix = if prefix.is_empty() || prefix.starts_with('/') {
             prefix.to_owned()
