@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use clap::ValueEnum;
 use layotto_etcd::pb::etcdserverpb as rpc;
-use layotto_etcd::{Etcd, EtcdSettings};
-use rpc::compare::{CompareResult, CompareTarget, TargetUnion};
+use layotto_etcd::{Etcd, EtcdSettings, compare_eq, op};
+use rpc::compare::{CompareTarget, TargetUnion};
 use rpc::request_op::Request;
 
 use crate::{Load, Report, check, drive, key_names};
@@ -24,20 +24,6 @@ pub enum Op {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn compare(key: &[u8], target: CompareTarget, value: TargetUnion) -> rpc::Compare {
-    rpc::Compare {
-        result: CompareResult::Equal as i32,
-        target: target as i32,
-        key: key.to_vec(),
-        target_union: Some(value),
-        range_end: Vec::new(),
-    }
-}
-
-fn op(request: Request) -> rpc::RequestOp {
-    rpc::RequestOp { request: Some(request) }
-}
-
 async fn lock_pair(etcd: &Etcd, key: String) -> Result<(), String> {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let (key, owner) = (format!("/bench-direct/{key}-{n}").into_bytes(), format!("owner-{n}").into_bytes());
@@ -49,7 +35,7 @@ async fn lock_pair(etcd: &Etcd, key: String) -> Result<(), String> {
         ..Default::default()
     });
     let txn = rpc::TxnRequest {
-        compare: vec![compare(&key, CompareTarget::Create, TargetUnion::CreateRevision(0))],
+        compare: vec![compare_eq(&key, CompareTarget::Create, TargetUnion::CreateRevision(0))],
         success: vec![op(put)],
         failure: vec![],
     };
@@ -60,7 +46,7 @@ async fn lock_pair(etcd: &Etcd, key: String) -> Result<(), String> {
         Request::RequestDeleteRange(rpc::DeleteRangeRequest { key: key.clone(), ..Default::default() });
     let range = Request::RequestRange(rpc::RangeRequest { key: key.clone(), ..Default::default() });
     let txn = rpc::TxnRequest {
-        compare: vec![compare(&key, CompareTarget::Value, TargetUnion::Value(owner))],
+        compare: vec![compare_eq(&key, CompareTarget::Value, TargetUnion::Value(owner))],
         success: vec![op(range.clone()), op(delete)],
         failure: vec![op(range)],
     };

@@ -87,6 +87,26 @@ impl KeyPrefixPath {
     }
 }
 
+/// A transaction condition: `target` of `key` equals `value`.
+pub fn compare_eq(
+    key: &[u8],
+    target: rpc::compare::CompareTarget,
+    value: rpc::compare::TargetUnion,
+) -> rpc::Compare {
+    rpc::Compare {
+        result: rpc::compare::CompareResult::Equal as i32,
+        target: target as i32,
+        key: key.to_vec(),
+        target_union: Some(value),
+        range_end: Vec::new(),
+    }
+}
+
+/// One step of a transaction.
+pub fn op(request: rpc::request_op::Request) -> rpc::RequestOp {
+    rpc::RequestOp { request: Some(request) }
+}
+
 /// An etcd connection, shared by the calls of one component.
 #[derive(Clone)]
 pub struct Etcd {

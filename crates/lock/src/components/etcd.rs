@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use layotto_core::{ComponentContext, Health, Result};
 use layotto_etcd::pb::etcdserverpb as rpc;
-use layotto_etcd::{Etcd, EtcdSettings, KeyPrefixPath};
-use rpc::compare::{CompareResult, CompareTarget, TargetUnion};
+use layotto_etcd::{Etcd, EtcdSettings, KeyPrefixPath, compare_eq, op};
+use rpc::compare::{CompareTarget, TargetUnion};
 use rpc::request_op::Request;
 use rpc::response_op::Response;
 
@@ -87,20 +87,6 @@ fn seconds(expire: Duration) -> u64 {
     (expire.as_secs() + u64::from(expire.subsec_nanos() > 0)).max(1)
 }
 
-fn compare(key: &[u8], target: CompareTarget, value: TargetUnion) -> rpc::Compare {
-    rpc::Compare {
-        result: CompareResult::Equal as i32,
-        target: target as i32,
-        key: key.to_vec(),
-        target_union: Some(value),
-        range_end: Vec::new(),
-    }
-}
-
-fn op(request: Request) -> rpc::RequestOp {
-    rpc::RequestOp { request: Some(request) }
-}
-
 fn range(key: &[u8]) -> Request {
     Request::RequestRange(rpc::RangeRequest { key: key.to_vec(), ..Default::default() })
 }
@@ -129,7 +115,7 @@ impl LockStore for EtcdLock {
             ..Default::default()
         });
         let txn = rpc::TxnRequest {
-            compare: vec![compare(&key, CompareTarget::Create, TargetUnion::CreateRevision(0))],
+            compare: vec![compare_eq(&key, CompareTarget::Create, TargetUnion::CreateRevision(0))],
             success: vec![op(put)],
             failure: vec![],
         };
@@ -153,7 +139,7 @@ impl LockStore for EtcdLock {
         let delete =
             Request::RequestDeleteRange(rpc::DeleteRangeRequest { key: key.clone(), ..Default::default() });
         let txn = rpc::TxnRequest {
-            compare: vec![compare(
+            compare: vec![compare_eq(
                 &key,
                 CompareTarget::Value,
                 TargetUnion::Value(req.lock_owner.into_bytes()),
@@ -196,8 +182,12 @@ impl LockStore for EtcdLock {
         });
         let txn = rpc::TxnRequest {
             compare: vec![
-                compare(&key, CompareTarget::Value, TargetUnion::Value(req.lock_owner.clone().into_bytes())),
-                compare(&key, CompareTarget::Lease, TargetUnion::Lease(kv.lease)),
+                compare_eq(
+                    &key,
+                    CompareTarget::Value,
+                    TargetUnion::Value(req.lock_owner.clone().into_bytes()),
+                ),
+                compare_eq(&key, CompareTarget::Lease, TargetUnion::Lease(kv.lease)),
             ],
             success: vec![op(put)],
             failure: vec![],

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use layotto_core::{ComponentContext, Error, Health, Result};
 use layotto_etcd::pb::etcdserverpb as rpc;
-use layotto_etcd::{Etcd, EtcdSettings, KeyPrefixPath};
+use layotto_etcd::{Etcd, EtcdSettings, KeyPrefixPath, op};
 use rpc::request_op::Request;
 use rpc::response_op::Response;
 
@@ -70,11 +70,7 @@ impl Sequencer for EtcdSequencer {
         let key = self.key(key).into_bytes();
         let put = Request::RequestPut(rpc::PutRequest { key: key.clone(), ..Default::default() });
         let read = Request::RequestRange(rpc::RangeRequest { key: key.clone(), ..Default::default() });
-        let txn = rpc::TxnRequest {
-            compare: vec![],
-            success: vec![rpc::RequestOp { request: Some(put) }, rpc::RequestOp { request: Some(read) }],
-            failure: vec![],
-        };
+        let txn = rpc::TxnRequest { compare: vec![], success: vec![op(put), op(read)], failure: vec![] };
         let response = self.etcd.txn(txn).await?;
         match response.responses.get(1).and_then(|r| r.response.as_ref()) {
             Some(Response::ResponseRange(range)) if !range.kvs.is_empty() => Ok(range.kvs[0].version),
