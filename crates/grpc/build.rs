@@ -10,6 +10,8 @@ const PROTOS: &[&str] = &[
     "spec/proto/extension/v1/email/email.proto",
     "spec/proto/extension/v1/delay_queue/delay_queue.proto",
     "spec/proto/extension/v1/s3/oss.proto",
+    "dapr/proto/runtime/v1/dapr.proto",
+    "dapr/proto/runtime/v1/appcallback.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -205,15 +205,14 @@ pub fn run(args: &[String]) -> Result<()> {
         args.extend(opts.load_args());
         args
     };
-    let redis_args = |op: &str| -> Vec<String> {
+    let redis_url_args = |url: &str, op: &str| -> Vec<String> {
         let mut args: Vec<String> =
-            ["redis-load", "--url", &format!("redis://{}", crate::REDIS_ADDR), "--op", op]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            ["redis-load", "--url", url, "--op", op].iter().map(|s| s.to_string()).collect();
         args.extend(opts.load_args());
         args
     };
+    let redis_args =
+        |op: &str| -> Vec<String> { redis_url_args(&format!("redis://{}", crate::REDIS_ADDR), op) };
 
     let mut cases = Vec::new();
 
@@ -284,6 +283,28 @@ pub fn run(args: &[String]) -> Result<()> {
     )?;
     wait_for_tcp(&mut guard, smtp_pid, SocketAddr::from(([127, 0, 0, 1], smtp_port)), &dir.join("noop.log"))?;
 
+    // Three independent Redis servers for the Redlock (`redis_cluster`) lock.
+    let redlock_ports = free_ports(3)?;
+    for port in &redlock_ports {
+        let pid = guard.spawn(
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null()),
+        )?;
+        wait_for_tcp(&mut guard, pid, SocketAddr::from(([127, 0, 0, 1], *port)), &dir.join("noop.log"))?;
+    }
+    let redlock_hosts = redlock_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let cluster_hosts = crate::redis_cluster_hosts();
+
     // Lock, sequencer and pub/sub on a runtime configured with them, whose
     // AppCallback is the pubsub-load process.
     let callback = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
@@ -292,10 +313,13 @@ pub fn run(args: &[String]) -> Result<()> {
         "\n[app]\nid = \"bench\"\ncallback_port = {port}\n\n\
          [lock.mem]\ntype = \"in-memory\"\n[lock.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
          [lock.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\
-         [lock.zk]\ntype = \"zookeeper\"\nmetadata = {{ zookeeperHosts = \"{zk}\" }}\n\n\
+         [lock.zk]\ntype = \"zookeeper\"\nmetadata = {{ zookeeperHosts = \"{zk}\" }}\n\
+         [lock.rcluster]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{cluster}\", redisType = \"cluster\" }}\n\
+         [lock.redlock]\ntype = \"redis_cluster\"\nmetadata = {{ redisHosts = \"{redlock}\" }}\n\n\
          [sequencer.mem]\ntype = \"in-memory\"\n[sequencer.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{redis}\" }}\n\
          [sequencer.etcd]\ntype = \"etcd\"\nmetadata = {{ endpoints = \"{etcd}\" }}\n\
          [sequencer.zk]\ntype = \"zookeeper\"\nmetadata = {{ zookeeperHosts = \"{zk}\" }}\n\
+         [sequencer.rcluster]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{cluster}\", redisType = \"cluster\" }}\n\
          [sequencer.snowflake]\ntype = \"snowflake\"\n\
          metadata = {{ mysqlHost = \"{mariadb}\", databaseName = \"test\", userName = \"root\" }}\n\n\
          [pub_subs.mem]\ntype = \"in-memory\"\nmetadata = {{ concurrency = \"64\" }}\n\
@@ -312,6 +336,8 @@ pub fn run(args: &[String]) -> Result<()> {
         rabbit = crate::RABBITMQ_ADDR,
         etcd = crate::ETCD_ADDR,
         zk = crate::ZOOKEEPER_ADDR,
+        cluster = cluster_hosts,
+        redlock = redlock_hosts,
         mariadb = crate::MARIADB_ADDR,
         postgres = crate::POSTGRES_ADDR,
     );
@@ -381,6 +407,30 @@ pub fn run(args: &[String]) -> Result<()> {
         "snowflake_next_strong",
         "runtime snowflake GetNextId STRONG",
         grpc_args(full_grpc, "next-id-strong", "snowflake"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "rcluster_lock",
+        "runtime redis (cluster) TryLock+Unlock",
+        grpc_args(full_grpc, "lock", "rcluster"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "rcluster_next_weak",
+        "runtime redis (cluster) GetNextId WEAK",
+        grpc_args(full_grpc, "next-id-weak", "rcluster"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "rcluster_next_strong",
+        "runtime redis (cluster) GetNextId STRONG",
+        grpc_args(full_grpc, "next-id-strong", "rcluster"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "redlock_lock",
+        "runtime redis_cluster (Redlock, 3 nodes) TryLock+Unlock",
+        grpc_args(full_grpc, "lock", "redlock"),
     )?);
     let pubsub_args = |pubsub: &str| -> Vec<String> {
         let mut args: Vec<String> = [
@@ -502,6 +552,23 @@ pub fn run(args: &[String]) -> Result<()> {
     cases.extend(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
     cases.extend(load(&mut guard, "fred_lock", "fred direct SET NX + unlock script", redis_args("lock"))?);
     cases.extend(load(&mut guard, "fred_incr", "fred direct INCR", redis_args("incr"))?);
+    // fred's own cluster client, from any node: it learns the rest.
+    let (first, rest) = cluster_hosts.split_once(',').unwrap_or((&cluster_hosts, ""));
+    let nodes: String =
+        rest.split(',').filter(|h| !h.is_empty()).map(|h| format!("node={h}")).collect::<Vec<_>>().join("&");
+    let cluster_url = format!("redis-cluster://{first}?{nodes}");
+    cases.extend(load(
+        &mut guard,
+        "fred_cluster_lock",
+        "fred direct (cluster) SET NX + unlock script",
+        redis_url_args(&cluster_url, "lock"),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "fred_cluster_incr",
+        "fred direct (cluster) INCR",
+        redis_url_args(&cluster_url, "incr"),
+    )?);
     let etcd_args = |op: &str| -> Vec<String> {
         let mut args: Vec<String> =
             ["etcd-load", "--endpoint", crate::ETCD_ADDR, "--op", op].iter().map(|s| s.to_string()).collect();
@@ -879,6 +946,12 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("zk_lock", "zk_lock_direct"),
     ("zk_next_strong", "zk_incr_direct"),
     ("snowflake_next_strong", "noop_next_id"),
+    ("rcluster_lock", "noop_lock"),
+    ("rcluster_lock", "fred_cluster_lock"),
+    ("rcluster_next_weak", "fred_cluster_incr"),
+    ("rcluster_next_strong", "fred_cluster_incr"),
+    ("redlock_lock", "noop_lock"),
+    ("redlock_lock", "fred_lock"),
     ("mem_get_config", "noop_get_config"),
     ("push_etcd", "push_etcd_direct"),
     ("push_redis", "push_redis_direct"),

@@ -22,6 +22,8 @@ const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
 const ETCD_ADDR: &str = "127.0.0.1:2379";
 const ZOOKEEPER_ADDR: &str = "127.0.0.1:2181";
+/// The test Redis Cluster: three masters and three replicas on these ports.
+const REDIS_CLUSTER_PORTS: [u16; 6] = [7101, 7102, 7103, 7104, 7105, 7106];
 /// The S3-compatible server of the object-storage suites (s3s-fs).
 pub(crate) const S3_ADDR: &str = "127.0.0.1:9000";
 pub(crate) const S3_ACCESS_KEY: &str = "layotto";
@@ -57,6 +59,7 @@ fn main() -> Result<()> {
 fn test() -> Result<()> {
     ensure_services()?;
     let python = ensure_python()?;
+    let dapr_python = ensure_dapr_python()?;
     cargo(&["fmt", "--all", "--", "--check"]).context("cargo fmt --check failed: run `cargo fmt --all`")?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     // Doc tests first, so the suite summary is the last thing printed.
@@ -81,8 +84,10 @@ fn test() -> Result<()> {
         .env("LAYOTTO_TEST_MYSQL", format!("mysql://root@{MARIADB_ADDR}/test"))
         .env("LAYOTTO_TEST_ETCD", ETCD_ADDR)
         .env("LAYOTTO_TEST_ZOOKEEPER", ZOOKEEPER_ADDR)
+        .env("LAYOTTO_TEST_REDIS_CLUSTER", redis_cluster_hosts())
         .env("LAYOTTO_TEST_S3", format!("http://{S3_ADDR}"))
         .env("LAYOTTO_TEST_PYTHON", &python)
+        .env("LAYOTTO_TEST_DAPR_PYTHON", &dapr_python)
         .env("LAYOTTO_SKIP_LOG", &skip_log))?;
     // The harness's own self-test skips on purpose; it is not a component.
     let mut skipped: Vec<String> = std::fs::read_to_string(&skip_log)
@@ -298,7 +303,69 @@ fn ensure_services() -> Result<()> {
     ensure_s3()?;
     ensure_java()?;
     ensure_zookeeper()?;
+    ensure_redis_cluster()?;
     prepare_databases()
+}
+
+pub(crate) fn redis_cluster_hosts() -> String {
+    REDIS_CLUSTER_PORTS.map(|p| format!("127.0.0.1:{p}")).join(",")
+}
+
+fn redis_cluster_ok() -> bool {
+    REDIS_CLUSTER_PORTS.iter().all(|port| {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
+    })
+}
+
+/// A Redis Cluster of six daemonized redis-servers (private files in a
+/// temporary directory), created with `redis-cli --cluster create`.
+fn ensure_redis_cluster() -> Result<()> {
+    let hosts = redis_cluster_hosts();
+    if redis_cluster_ok() {
+        println!("xtask: Redis Cluster is up on {hosts}");
+        return Ok(());
+    }
+    if REDIS_CLUSTER_PORTS.iter().any(|p| answers(&format!("127.0.0.1:{p}"))) {
+        bail!("something answers on the Redis Cluster ports {hosts} but it is not a healthy cluster");
+    }
+    println!("xtask: starting a Redis Cluster on {hosts}");
+    let dir = std::env::temp_dir().join(format!("layotto-redis-cluster.{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for port in REDIS_CLUSTER_PORTS {
+        run(Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--daemonize", "yes"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .arg("--cluster-config-file")
+            .arg(dir.join(format!("nodes-{port}.conf")))
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join(format!("{port}.log")))
+            .args(["--save", "", "--appendonly", "no"]))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !REDIS_CLUSTER_PORTS.iter().all(|p| answers(&format!("127.0.0.1:{p}"))) {
+        if Instant::now() > deadline {
+            bail!("the Redis Cluster nodes did not start on {hosts}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run(Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(hosts.split(','))
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdout(std::process::Stdio::null()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !redis_cluster_ok() {
+        if Instant::now() > deadline {
+            bail!("the Redis Cluster on {hosts} did not reach cluster_state:ok");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// ZooKeeper from Debian's `zookeeper` package (it runs on the JDK that
@@ -362,6 +429,26 @@ fn ensure_s3() -> Result<()> {
 /// The Python packages the tests drive (aiosmtpd, the SMTP server of the
 /// email tests; grpcio-tools for the Python demo), in a virtual environment
 /// under target/; its interpreter.
+/// Dapr's Python SDK, unmodified, in a virtual environment of its own under
+/// target/ (it needs newer grpcio and protobuf than the OSS demo pins).
+fn ensure_dapr_python() -> Result<PathBuf> {
+    let venv = std::env::current_dir()?.join("target").join("py-dapr");
+    let python = venv.join("bin").join("python");
+    let has_sdk = Command::new(&python)
+        .args(["-c", "import dapr.clients, importlib.metadata as m; assert m.version('dapr') == '1.19.0'"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_sdk {
+        return Ok(python);
+    }
+    println!("xtask: setting up {} with the Dapr Python SDK (dapr==1.19.0)", venv.display());
+    if !python.is_file() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(&python).args(["-m", "pip", "install", "-q", "dapr==1.19.0"]))?;
+    Ok(python)
+}
+
 pub(crate) fn ensure_python() -> Result<PathBuf> {
     let venv = std::env::current_dir()?.join("target").join("py");
     let python = venv.join("bin").join("python");

@@ -20,8 +20,69 @@ struct Cli {
     #[arg(short, long, global = false)]
     config: Option<PathBuf>,
 
+    #[command(flatten)]
+    daprd: DaprdFlags,
+
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// daprd's own flags, accepted beside our config so Dapr users keep their
+/// command lines; each overrides the config's value.
+#[derive(clap::Args)]
+struct DaprdFlags {
+    /// The app id (`app.id`).
+    #[arg(long)]
+    app_id: Option<String>,
+    /// The port of the app's callback server (`app.callback_port`).
+    #[arg(long)]
+    app_port: Option<u16>,
+    /// How to reach the app: `grpc` (AppCallback) is what this runtime speaks.
+    #[arg(long)]
+    app_protocol: Option<String>,
+    /// Dapr's HTTP API port (`server.dapr_http`, on 127.0.0.1).
+    #[arg(long)]
+    dapr_http_port: Option<u16>,
+    /// The gRPC port of both Layotto's and Dapr's API (`server.grpc`, on 127.0.0.1).
+    #[arg(long)]
+    dapr_grpc_port: Option<u16>,
+    /// Dapr component YAML files: not read by this build yet.
+    #[arg(long)]
+    resources_path: Option<PathBuf>,
+}
+
+impl DaprdFlags {
+    fn apply(self, config: &mut Config) -> Result<(), String> {
+        let loopback = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if let Some(id) = self.app_id {
+            config.app.id = id;
+        }
+        if let Some(port) = self.app_port {
+            config.app.callback_port = port;
+        }
+        match self.app_protocol.as_deref() {
+            None | Some("grpc") => {}
+            Some(other) => {
+                return Err(format!(
+                    "--app-protocol {other}: this build reaches the app over gRPC (AppCallback) only; use --app-protocol grpc"
+                ));
+            }
+        }
+        if let Some(port) = self.dapr_http_port {
+            config.server.dapr_http = Some(loopback(port));
+        }
+        if let Some(port) = self.dapr_grpc_port {
+            config.server.grpc = layotto_runtime::ListenAddr::Tcp(loopback(port));
+        }
+        if let Some(dir) = self.resources_path {
+            return Err(format!(
+                "--resources-path {}: Dapr component YAML files are not read by this build yet; \
+                 describe the components in a config file (--config)",
+                dir.display()
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Subcommand)]
@@ -50,13 +111,21 @@ async fn main() -> ExitCode {
         Some(Command::Start { config }) => config.or(cli.config),
         None => cli.config,
     };
-    let config = match Config::load(path.as_deref()) {
+    let mut config = match Config::load(path.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::from(2);
         }
     };
+    // On embedded defaults Dapr's SDKs find their HTTP API where daprd has it.
+    if path.is_none() && config.server.dapr_http.is_none() {
+        config.server.dapr_http = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 3500)));
+    }
+    if let Err(e) = cli.daprd.apply(&mut config) {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
     match path {
         Some(p) => tracing::info!(config = %p.display(), "starting"),
         None => tracing::info!("starting with embedded defaults (no config file)"),
@@ -68,8 +137,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = shutdown_signal().await {
-        tracing::error!(error = %e, "cannot listen for shutdown signals");
+    tokio::select! {
+        signal = shutdown_signal() => {
+            if let Err(e) = signal {
+                tracing::error!(error = %e, "cannot listen for shutdown signals");
+            }
+        }
+        _ = running.shutdown_requested() => tracing::info!("shutdown requested through the Dapr API"),
     }
     tracing::info!("shutting down");
     running.shutdown().await;

@@ -56,6 +56,10 @@ impl Startup {
         self.0.store(true, Ordering::Release);
     }
 
+    pub fn is_started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
     fn indicator(&self) -> Indicator {
         if self.0.load(Ordering::Acquire) {
             Indicator { status: HealthStatus::Up, details: BTreeMap::new() }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use layotto_core::{Backoff, Error, ErrorKind, Health, Result, settings};
 use serde::Deserialize;
 use tokio::sync::{RwLock, mpsc};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[allow(clippy::all, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 pub mod pb {
@@ -46,9 +46,59 @@ pub struct EtcdSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// PEM file of the client certificate, for etcd's `--client-cert-auth`.
+    #[serde(rename = "tlsCert", default)]
+    pub tls_cert: Option<String>,
+    /// PEM file of the client certificate's key.
+    #[serde(rename = "tlsCertKey", default)]
+    pub tls_cert_key: Option<String>,
+    /// PEM file of the CA that signed etcd's certificate (the Mozilla roots when absent).
+    #[serde(rename = "tlsCa", default)]
+    pub tls_ca: Option<String>,
 }
 
 impl EtcdSettings {
+    fn uses_tls(&self) -> bool {
+        [&self.tls_cert, &self.tls_cert_key, &self.tls_ca]
+            .iter()
+            .any(|f| f.as_ref().is_some_and(|p| !p.is_empty()))
+    }
+
+    /// TLS from Layotto's file keys; None when none is set.
+    pub fn tls(&self, component: &str) -> Result<Option<ClientTlsConfig>> {
+        if !self.uses_tls() {
+            return Ok(None);
+        }
+        let file = |key: &str, path: &Option<String>| -> Result<Option<Vec<u8>>> {
+            match path.as_deref().filter(|p| !p.is_empty()) {
+                None => Ok(None),
+                Some(path) => std::fs::read(path).map(Some).map_err(|e| {
+                    Error::config(format!("{component}: metadata '{key}': cannot read '{path}': {e}"))
+                }),
+            }
+        };
+        let mut tls = ClientTlsConfig::new();
+        tls = match file("tlsCa", &self.tls_ca)? {
+            Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
+            None => tls.with_webpki_roots(),
+        };
+        match (file("tlsCert", &self.tls_cert)?, file("tlsCertKey", &self.tls_cert_key)?) {
+            (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(cert, key)),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(Error::config(format!(
+                    "{component}: metadata 'tlsCert' is set but 'tlsCertKey' is not"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(Error::config(format!(
+                    "{component}: metadata 'tlsCertKey' is set but 'tlsCert' is not"
+                )));
+            }
+        }
+        Ok(Some(tls))
+    }
+
     /// The endpoints as URLs; `localhost:2379` when none are given.
     pub fn endpoint_urls(&self, component: &str) -> Result<Vec<String>> {
         let raw = self.endpoints.as_deref().unwrap_or("").trim();
@@ -57,7 +107,8 @@ impl EtcdSettings {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(|e| {
-                let url = if e.contains("://") { e.to_owned() } else { format!("http://{e}") };
+                let scheme = if self.uses_tls() { "https" } else { "http" };
+                let url = if e.contains("://") { e.to_owned() } else { format!("{scheme}://{e}") };
                 Endpoint::from_shared(url.clone()).map(|_| url).map_err(|_| {
                     Error::config(format!("{component}: metadata 'endpoints' has an invalid address '{e}'"))
                 })
@@ -158,16 +209,22 @@ impl Etcd {
         let urls = settings.endpoint_urls(component)?;
         let dial = settings.dial_timeout.unwrap_or(Duration::from_secs(5));
         let timeout = settings.timeout.unwrap_or(Duration::from_secs(5));
-        let endpoints: Vec<Endpoint> = urls
-            .iter()
-            .filter_map(|u| Endpoint::from_shared(u.clone()).ok())
-            .map(|e| {
-                e.connect_timeout(dial)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .keep_alive_timeout(Duration::from_secs(5))
-            })
-            .collect();
+        let tls = settings.tls(component)?;
+        let mut endpoints = Vec::with_capacity(urls.len());
+        for url in &urls {
+            let Ok(endpoint) = Endpoint::from_shared(url.clone()) else { continue };
+            let mut endpoint = endpoint
+                .connect_timeout(dial)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5));
+            if let Some(tls) = &tls {
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|e| Error::config(format!("{component}: TLS for etcd at {url}: {e}")))?;
+            }
+            endpoints.push(endpoint);
+        }
         let channel = Channel::balance_list(endpoints.into_iter());
         let credentials = match (&settings.username, &settings.password) {
             (Some(user), password) if !user.is_empty() => {

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod codec;
+pub mod dapr;
 pub mod layotto;
 pub mod limit;
 pub mod pb;

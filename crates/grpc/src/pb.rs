@@ -23,3 +23,20 @@ pub mod s3 {
     //! `spec.proto.extension.v1.s3`: ObjectStorageService.
     tonic::include_proto!("spec.proto.extension.v1.s3");
 }
+
+#[allow(clippy::all, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+pub mod dapr {
+    //! Dapr's `dapr.proto.*` packages, nested as prost refers to them.
+    pub mod common {
+        pub mod v1 {
+            //! `dapr.proto.common.v1`.
+            tonic::include_proto!("dapr.proto.common.v1");
+        }
+    }
+    pub mod runtime {
+        pub mod v1 {
+            //! `dapr.proto.runtime.v1`: Dapr, AppCallback and AppCallbackHealthCheck.
+            tonic::include_proto!("dapr.proto.runtime.v1");
+        }
+    }
+}

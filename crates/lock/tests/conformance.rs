@@ -74,6 +74,9 @@ layotto_testkit::conformance! {
         /// Redlock over three private redis-servers.
         #[cfg(feature = "redis")]
         redis_cluster: redlock_backend::redlock(), ["raw", "keep-alive"];
+        /// The `redis` lock on a Redis Cluster (`redisType: cluster`).
+        #[cfg(feature = "redis")]
+        redis_in_cluster: redis_backend::in_cluster(), ["raw", "keep-alive"];
         #[cfg(feature = "postgresql")]
         postgresql: postgresql_backend::postgresql(), ["raw", "keep-alive"];
         #[cfg(feature = "etcd")]
@@ -320,6 +323,18 @@ mod redis_backend {
 
     pub async fn redis() -> (Arc<dyn LockStore>, Guard) {
         (Arc::new(connect("conformance").await), None)
+    }
+
+    pub async fn in_cluster() -> (Arc<dyn LockStore>, Guard) {
+        let hosts = layotto_testkit::redis_cluster_hosts();
+        let meta = Metadata::from([
+            ("redisHost".to_owned(), hosts.clone()),
+            ("redisType".to_owned(), "cluster".to_owned()),
+        ]);
+        let lock = RedisLock::connect("conformance", &meta)
+            .await
+            .unwrap_or_else(|e| panic!("Redis Cluster conformance needs a cluster at {hosts}: {e}"));
+        (Arc::new(lock), None)
     }
 
     async fn raw_client(url: &str) -> Client {

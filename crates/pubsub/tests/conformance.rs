@@ -252,6 +252,9 @@ layotto_testkit::conformance! {
         in_memory: async { memory() }, ["delayed"];
         #[cfg(feature = "redis")]
         redis: async { redis_backend::redis() }, ["durable", "delayed"];
+        /// Redis Streams on a Redis Cluster (`redisType: cluster`).
+        #[cfg(feature = "redis")]
+        redis_in_cluster: async { redis_backend::in_cluster() }, ["durable", "delayed"];
         #[cfg(feature = "rabbitmq")]
         rabbitmq: async { rabbitmq_backend::rabbitmq() }, ["durable", "delayed"];
     }
@@ -633,9 +636,19 @@ mod redis_backend {
     }
 
     pub fn redis() -> Backend {
-        let make: Make = Arc::new(|m: Metadata| {
+        streams(&[("redisHost", &url())])
+    }
+
+    pub fn in_cluster() -> Backend {
+        streams(&[("redisHost", &layotto_testkit::redis_cluster_hosts()), ("redisType", "cluster")])
+    }
+
+    fn streams(connection: &[(&str, &str)]) -> Backend {
+        let connection: Vec<(String, String)> =
+            connection.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let make: Make = Arc::new(move |m: Metadata| {
             let mut m = m;
-            m.insert("redisHost".into(), url());
+            m.extend(connection.clone());
             m.insert("processingTimeout".into(), "1s".into());
             m.insert("redeliverInterval".into(), "300ms".into());
             Box::pin(async move {

@@ -6,6 +6,11 @@
 //! default `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB`
 //! (alias `db`), `enableTLS`, `dialTimeout` and `timeout` (durations such as
 //! `5s`), `maxRetryBackoff`, `poolSize`.
+//!
+//! Redis Cluster: `redisType: cluster` (Dapr's key), several comma-separated
+//! nodes in `redisHost` or Layotto's `redisHosts`, or a `redis-cluster://`
+//! URL. Any node will do; the client learns the rest, follows MOVED and ASK
+//! redirections and re-reads the slot map after a failover.
 
 use std::time::Duration;
 
@@ -39,6 +44,70 @@ pub struct RedisSettings {
     pub max_retry_backoff: Option<Duration>,
     #[serde(rename = "poolSize", default)]
     pub pool_size: Option<usize>,
+    /// `node` (default) or `cluster`.
+    #[serde(rename = "redisType", default)]
+    pub redis_type: Option<String>,
+    /// Nodes of a Redis Cluster, comma-separated (Layotto's key).
+    #[serde(rename = "redisHosts", default)]
+    pub hosts: Option<String>,
+}
+
+/// What to connect to, from the settings.
+enum Topology {
+    Node(String),
+    Cluster(Vec<String>),
+}
+
+impl RedisSettings {
+    fn topology(&self, component: &str) -> Result<Topology> {
+        let split = |list: &str| -> Vec<String> {
+            list.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect()
+        };
+        let host = self.host.clone().filter(|h| !h.trim().is_empty());
+        let mut nodes = split(host.as_deref().unwrap_or_default());
+        if let Some(hosts) = &self.hosts {
+            nodes.extend(split(hosts));
+        }
+        let kind = self.redis_type.as_deref().map(str::trim).unwrap_or_default().to_ascii_lowercase();
+        let several = nodes.len() > 1;
+        match kind.as_str() {
+            "" if several || self.hosts.is_some() => Ok(Topology::Cluster(nodes)),
+            "" => Ok(Topology::Node(nodes.pop().unwrap_or_else(|| "localhost:6379".into()))),
+            "node" if several => Err(Error::config(format!(
+                "{component}: metadata 'redisType' is 'node' but {} nodes are given: \
+                 set 'redisType' to 'cluster' or give one 'redisHost'",
+                nodes.len()
+            ))),
+            "node" => Ok(Topology::Node(nodes.pop().unwrap_or_else(|| "localhost:6379".into()))),
+            "cluster" if nodes.is_empty() => Err(Error::config(format!(
+                "{component}: metadata 'redisType' is 'cluster' but no node is given in 'redisHost' or 'redisHosts'"
+            ))),
+            // fred reads every node from a redis-cluster:// URL itself.
+            "cluster" if !several && nodes[0].starts_with("redis-cluster://") => {
+                Ok(Topology::Node(nodes.remove(0)))
+            }
+            "cluster" => Ok(Topology::Cluster(nodes)),
+            other => Err(Error::config(format!(
+                "{component}: metadata 'redisType' must be 'node' or 'cluster', not '{other}'"
+            ))),
+        }
+    }
+}
+
+/// `host:port` (port 6379 when absent) as fred takes it.
+fn host_port(component: &str, key: &str, host: &str) -> Result<(String, u16)> {
+    match host.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p.parse::<u16>().map_err(|_| {
+                Error::config(format!("{component}: metadata '{key}' has an invalid port: '{host}'"))
+            })?;
+            if h.is_empty() {
+                return Err(Error::config(format!("{component}: metadata '{key}' has no host: '{host}'")));
+            }
+            Ok((h.to_owned(), port))
+        }
+        None => Ok((host.to_owned(), 6379)),
+    }
 }
 
 /// A pool of connections that reconnects forever and fails fast while down.
@@ -50,34 +119,46 @@ pub struct RedisConn {
     pool: fred::prelude::Pool,
     /// How the pool was built, for a subscriber client with the same settings.
     builder: fred::types::Builder,
+    cluster: bool,
 }
 
 impl RedisConn {
     /// Connects with Layotto's settings. `default_pool` is the pool size
     /// when `poolSize` is absent.
     pub async fn connect(component: &str, redis: &RedisSettings, default_pool: usize) -> Result<Self> {
-        let host =
-            redis.host.clone().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost:6379".into());
-        let mut config = if host.contains("://") {
-            Config::from_url(&host).map_err(|_| {
-                Error::config(format!(
-                    "{component}: metadata 'redisHost' is not a valid Redis URL: {}",
-                    redact_url(&host)
-                ))
-            })?
-        } else {
-            let (h, port) = match host.rsplit_once(':') {
-                Some((h, p)) => (
-                    h,
-                    p.parse::<u16>().map_err(|_| {
-                        Error::config(format!(
-                            "{component}: metadata 'redisHost' has an invalid port: '{host}'"
-                        ))
-                    })?,
-                ),
-                None => (host.as_str(), 6379),
-            };
-            Config { server: ServerConfig::new_centralized(h, port), ..Default::default() }
+        let (host, mut config) = match redis.topology(component)? {
+            Topology::Node(host) if host.contains("://") => {
+                let config = Config::from_url(&host).map_err(|_| {
+                    Error::config(format!(
+                        "{component}: metadata 'redisHost' is not a valid Redis URL: {}",
+                        redact_url(&host)
+                    ))
+                })?;
+                (host, config)
+            }
+            Topology::Node(host) => {
+                let (h, port) = host_port(component, "redisHost", &host)?;
+                (host, Config { server: ServerConfig::new_centralized(h, port), ..Default::default() })
+            }
+            Topology::Cluster(nodes) => {
+                let key = if redis.hosts.is_some() { "redisHosts" } else { "redisHost" };
+                let mut hosts = Vec::with_capacity(nodes.len());
+                for node in &nodes {
+                    if node.contains("://") {
+                        return Err(Error::config(format!(
+                            "{component}: metadata '{key}' lists cluster nodes as host:port, not URLs: '{}'",
+                            redact_url(node)
+                        )));
+                    }
+                    hosts.push(host_port(component, key, node)?);
+                }
+                if redis.db.is_some_and(|db| db != 0) {
+                    return Err(Error::config(format!(
+                        "{component}: metadata 'redisDB' must be 0 in Redis Cluster, which has one database"
+                    )));
+                }
+                (nodes.join(","), Config { server: ServerConfig::new_clustered(hosts), ..Default::default() })
+            }
         };
         if let Some(user) = redis.username.clone().filter(|u| !u.is_empty()) {
             config.username = Some(user);
@@ -85,7 +166,7 @@ impl RedisConn {
         if let Some(password) = redis.password.clone().filter(|p| !p.is_empty()) {
             config.password = Some(password);
         }
-        if let Some(db) = redis.db {
+        if let Some(db) = redis.db.filter(|_| !config.server.is_clustered()) {
             config.database = Some(db);
         }
         if redis.enable_tls {
@@ -93,6 +174,7 @@ impl RedisConn {
                 .map_err(|e| Error::config(format!("{component}: cannot set up TLS: {e}")))?;
             config.tls = Some(connector.into());
         }
+        let cluster = config.server.is_clustered();
         config.fail_fast = true;
         let dial_timeout = redis.dial_timeout.unwrap_or(Duration::from_secs(5));
         let command_timeout = redis.timeout.unwrap_or(Duration::from_secs(5));
@@ -117,7 +199,7 @@ impl RedisConn {
         pool.init().await.map_err(|e| {
             Error::unavailable(format!("{component}: cannot connect to Redis at {}: {e}", redact_url(&host)))
         })?;
-        Ok(Self { component: component.to_owned(), host: redact_url(&host), pool, builder })
+        Ok(Self { component: component.to_owned(), host: redact_url(&host), pool, builder, cluster })
     }
 
     /// A client for SUBSCRIBE / PSUBSCRIBE with the pool's settings; it
@@ -130,6 +212,12 @@ impl RedisConn {
         client.init().await.map_err(|e| self.error("connecting a subscriber", e))?;
         client.manage_subscriptions();
         Ok(client)
+    }
+
+    /// Whether this is a Redis Cluster, where a script or a transaction may
+    /// only touch keys of one hash slot.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
     }
 
     /// The address, without credentials.

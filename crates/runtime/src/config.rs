@@ -94,6 +94,10 @@ pub struct ServerConfig {
     /// TLS on the actuator (plaintext when absent, so probes keep working).
     #[serde(default)]
     pub actuator_tls: Option<crate::tls::TlsConfig>,
+    /// Dapr's HTTP API (daprd's port 3500); off when absent. The binary
+    /// turns it on at 127.0.0.1:3500 when it runs on embedded defaults.
+    #[serde(default)]
+    pub dapr_http: Option<SocketAddr>,
 }
 
 /// One component: its type, its metadata, and options of its API (such as
@@ -273,6 +277,7 @@ impl Default for ServerConfig {
             handshake_timeout_seconds: default_handshake_timeout_seconds(),
             tls: None,
             actuator_tls: None,
+            dapr_http: None,
         }
     }
 }

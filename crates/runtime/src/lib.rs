@@ -13,6 +13,7 @@
 
 pub mod apis;
 pub mod config;
+mod dapr_http;
 pub mod layotto_json;
 mod listen;
 mod server;

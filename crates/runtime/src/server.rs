@@ -11,6 +11,8 @@ use futures::future::BoxFuture;
 use layotto_actuator::{Actuator, ComponentProbe, Startup};
 use layotto_core::{ComponentContext, Metadata};
 use layotto_grpc::api::{ApiError, Limits, Lookup};
+use layotto_grpc::dapr::{DaprInfo, DaprService, RegisteredComponent, dapr_type};
+use layotto_grpc::pb::dapr::runtime::v1::dapr_server::DaprServer;
 use layotto_grpc::pb::delay_queue::delay_queue_server::DelayQueueServer;
 use layotto_grpc::pb::email::email_service_server::EmailServiceServer;
 use layotto_grpc::pb::runtime::lifecycle_server::LifecycleServer;
@@ -52,6 +54,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     subscriptions: crate::subscriber::Subscriptions,
+    dapr_http_addr: Option<SocketAddr>,
+    dapr: Arc<DaprInfo>,
 }
 
 impl Running {
@@ -70,6 +74,16 @@ impl Running {
 
     pub fn actuator_addr(&self) -> SocketAddr {
         self.actuator_addr
+    }
+
+    /// Where Dapr's HTTP API listens, when it does.
+    pub fn dapr_http_addr(&self) -> Option<SocketAddr> {
+        self.dapr_http_addr
+    }
+
+    /// Resolves when a client asked the runtime to stop (Dapr's Shutdown).
+    pub async fn shutdown_requested(&self) {
+        self.dapr.shutdown.notified().await
     }
 
     /// Stops accepting, lets in-flight calls finish, and waits for the listeners.
@@ -103,6 +117,12 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
 
     let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;
     let actuator_listener = bind("actuator", config.server.actuator).await?;
+    let dapr_http_listener = match config.server.dapr_http {
+        Some(addr) => Some(bind("Dapr HTTP API", addr).await?),
+        None => None,
+    };
+    let dapr_http_addr = dapr_http_listener.as_ref().map(|l| local_addr("Dapr HTTP API", l)).transpose()?;
+    let dapr = Arc::new(dapr_info(&config));
     let grpc_listen = grpc_listener.local()?;
     let actuator_addr = local_addr("actuator", &actuator_listener)?;
 
@@ -130,6 +150,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     services.add(EmailServiceServer::new(EmailServiceImpl::new(apis.clone())));
     services.add(DelayQueueServer::new(DelayQueueService::new(apis.clone())));
     services.add(ObjectStorageServiceServer::new(ObjectStorage::new(apis.clone())));
+    services.add(DaprServer::new(DaprService::new(apis.clone(), dapr.clone(), shutdown_rx.clone())));
     for name in services.names.clone() {
         reporter.set_service_status(name, ServingStatus::Serving).await;
     }
@@ -169,11 +190,35 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         },
     )));
 
+    if let Some(listener) = dapr_http_listener {
+        let dapr_http = Arc::new(crate::dapr_http::DaprHttp {
+            apis: apis.clone(),
+            info: dapr.clone(),
+            startup: startup.clone(),
+            max_body_bytes: config.server.max_request_bytes,
+        });
+        tasks.push(tokio::spawn(serve_http(
+            listener,
+            crate::dapr_http::router(dapr_http),
+            shutdown_rx.clone(),
+            HttpLimits {
+                header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
+                max_connections: config.server.max_connections,
+                tls: None,
+            },
+        )));
+    }
+
     tasks.push(tokio::spawn(report_grpc_health(reporter, startup.clone(), probes, shutdown_rx)));
 
     startup.mark_started();
-    tracing::info!(grpc = %grpc_listen, actuator = %actuator_addr, "layotto-rs is ready");
-    Ok(Running { grpc_listen, actuator_addr, shutdown, tasks, subscriptions })
+    match dapr_http_addr {
+        Some(dapr_http) => tracing::info!(
+            grpc = %grpc_listen, actuator = %actuator_addr, dapr_http = %dapr_http, "layotto-rs is ready"
+        ),
+        None => tracing::info!(grpc = %grpc_listen, actuator = %actuator_addr, "layotto-rs is ready"),
+    }
+    Ok(Running { grpc_listen, actuator_addr, shutdown, tasks, subscriptions, dapr_http_addr, dapr })
 }
 
 /// Walks the API list: checks every type first (so a typo fails before
@@ -371,5 +416,28 @@ async fn report_grpc_health(
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+/// The runtime as Dapr's GetMetadata describes it: the app id and every
+/// configured component with Dapr's type name.
+fn dapr_info(config: &Config) -> DaprInfo {
+    let components = config
+        .components
+        .iter()
+        .flat_map(|(section, components)| {
+            components.iter().map(move |(name, c)| RegisteredComponent {
+                name: name.clone(),
+                kind: dapr_type(section, &c.kind),
+                version: "v1".to_owned(),
+                capabilities: Vec::new(),
+            })
+        })
+        .collect();
+    DaprInfo {
+        app_id: config.app.id.clone(),
+        runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+        components,
+        ..Default::default()
     }
 }

@@ -98,6 +98,9 @@ layotto_testkit::conformance! {
         in_memory: memory(), ["dense"];
         #[cfg(feature = "redis")]
         redis: redis_backend::redis(), ["persistent", "dense"];
+        /// On a Redis Cluster (`redisType: cluster`).
+        #[cfg(feature = "redis")]
+        redis_in_cluster: redis_backend::in_cluster(), ["persistent", "dense"];
         #[cfg(feature = "postgresql")]
         postgresql: postgresql_backend::postgresql(), ["persistent", "dense"];
         #[cfg(feature = "mysql")]
@@ -436,6 +439,14 @@ mod redis_backend {
 
     pub async fn redis() -> Backend {
         let meta = Metadata::from([("redisHost".to_owned(), url())]);
+        Backend { make: Arc::new(move || Box::pin(connect(meta.clone()))), persistent: true, _guard: None }
+    }
+
+    pub async fn in_cluster() -> Backend {
+        let meta = Metadata::from([
+            ("redisHost".to_owned(), layotto_testkit::redis_cluster_hosts()),
+            ("redisType".to_owned(), "cluster".to_owned()),
+        ]);
         Backend { make: Arc::new(move || Box::pin(connect(meta.clone()))), persistent: true, _guard: None }
     }
 

@@ -17,9 +17,11 @@ use layotto_state::{
     TTL_EXPIRE_TIME_KEY, TTL_METADATA_KEY,
 };
 
-/// A fresh namespace per test, so cases can share one Redis and run in parallel.
+/// A fresh namespace per test, so cases can share one Redis and run in
+/// parallel. It is a hash tag, so in a Redis Cluster a case's keys share a
+/// slot (a transaction must) while different cases spread over the nodes.
 fn ns() -> String {
-    format!("conf-{}", uuid::Uuid::new_v4().simple())
+    format!("{{conf-{}}}", uuid::Uuid::new_v4().simple())
 }
 
 async fn get(store: &dyn StateStore, key: &str) -> Option<layotto_state::StateValue> {
@@ -38,6 +40,9 @@ layotto_testkit::conformance! {
         in_memory_prefixed: memory_with_app_prefix(), ["etag", "ttl", "transactions", "first-write", "large-values"];
         #[cfg(feature = "redis")]
         redis: redis_backend::redis(), ["raw", "etag", "ttl", "transactions", "first-write", "large-values"];
+        /// Redis Cluster at `LAYOTTO_TEST_REDIS_CLUSTER` (six nodes `cargo xtask test` starts).
+        #[cfg(feature = "redis")]
+        redis_in_cluster: redis_cluster_backend::redis_cluster(), ["raw", "etag", "ttl", "transactions", "first-write", "large-values"];
         /// No TTL: ZooKeeper's TTL nodes are off unless the server enables them;
         /// no value of 1 MiB: a node holds less (its `jute.maxbuffer`).
         #[cfg(feature = "zookeeper")]
@@ -461,6 +466,144 @@ mod redis_backend {
             let meta = Metadata::from([(key.to_owned(), value.to_owned())]);
             let err = RedisStore::connect("cache", &meta).await.err().expect("must fail");
             assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_cluster_backend {
+    use super::*;
+    use layotto_state::components::redis::RedisStore;
+    use layotto_testkit::PrivateRedisCluster;
+
+    use layotto_testkit::redis_cluster_hosts as hosts;
+
+    async fn connect(name: &str, hosts: &str) -> RedisStore {
+        let meta = Metadata::from([
+            ("redisHost".to_owned(), hosts.to_owned()),
+            ("redisType".to_owned(), "cluster".to_owned()),
+        ]);
+        RedisStore::connect(name, &meta).await.unwrap_or_else(|e| {
+            panic!("Redis Cluster conformance needs a cluster at {hosts} (cargo xtask test starts one): {e}")
+        })
+    }
+
+    pub async fn redis_cluster() -> Arc<dyn StateStore> {
+        Arc::new(connect("conformance", &hosts()).await)
+    }
+
+    /// A script runs on one node: a transaction across slots is refused
+    /// whole, naming its keys, and nothing of it is written.
+    #[tokio::test]
+    async fn a_transaction_across_hash_slots_is_refused_whole() {
+        let store = connect("cluster", &hosts()).await;
+        let id = uuid::Uuid::new_v4().simple();
+        let (a, b) = (format!("{{a}}-{id}"), format!("{{b}}-{id}"));
+        assert_ne!(
+            layotto_redis::fred::util::redis_keyslot(a.as_bytes()),
+            layotto_redis::fred::util::redis_keyslot(b.as_bytes())
+        );
+        let ops =
+            vec![Operation::Upsert(SetRequest::new(&a, "1")), Operation::Upsert(SetRequest::new(&b, "2"))];
+        let err = store.transact(ops, Metadata::new()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&a) && msg.contains(&b) && msg.contains("hash tag"), "{msg}");
+        assert_eq!(get(&store, &a).await, None);
+    }
+
+    /// Keys spread over every master; each one reads back through a new client.
+    #[tokio::test]
+    async fn keys_spread_over_the_masters_and_read_back() {
+        let store = connect("spread", &hosts()).await;
+        let keys: Vec<String> =
+            (0..64).map(|i| format!("spread-{}-{i}", uuid::Uuid::new_v4().simple())).collect();
+        let slots: std::collections::HashSet<u16> =
+            keys.iter().map(|k| layotto_redis::fred::util::redis_keyslot(k.as_bytes()) / 5462).collect();
+        assert_eq!(slots.len(), 3, "64 random keys fall in all three masters' slot ranges");
+        store.bulk_set(keys.iter().map(|k| SetRequest::new(k, k.clone())).collect()).await.unwrap();
+        let other = connect("spread-reader", &hosts()).await;
+        for item in other.bulk_get(keys.clone(), Metadata::new()).await.unwrap() {
+            assert_eq!(item.value.map(|v| v.data), Some(item.key.clone().into_bytes()), "{}", item.key);
+        }
+        store.bulk_delete(keys.iter().map(DeleteRequest::new).collect()).await.unwrap();
+    }
+
+    /// A master fails over to its replica (CLUSTER FAILOVER) while writes go
+    /// on: every write the store acknowledged is there afterwards, and
+    /// writes work again after the failover.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failover_loses_no_acknowledged_write() {
+        let cluster = PrivateRedisCluster::start();
+        let store = Arc::new(connect("failover", &cluster.hosts()).await);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("failover-{i}");
+                    if store.set(SetRequest::new(&key, i.to_string())).await.is_ok() {
+                        acknowledged.push((key, i));
+                    }
+                    i += 1;
+                }
+                acknowledged
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let promoted = tokio::task::spawn_blocking(move || {
+            let port = cluster.failover();
+            (cluster, port)
+        });
+        let (cluster, promoted) = promoted.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acknowledged = writer.await.unwrap();
+        assert!(acknowledged.len() > 100, "writes went on: {}", acknowledged.len());
+        // Every acknowledged write is there, read through a new client.
+        let reader = connect("failover-reader", &cluster.hosts()).await;
+        for (key, i) in &acknowledged {
+            let value = get(&reader, key).await.unwrap_or_else(|| panic!("acknowledged {key} was lost"));
+            assert_eq!(value.data, i.to_string().into_bytes());
+        }
+        // The promoted node serves its slots, and the store writes there.
+        let on_promoted = (0..10_000)
+            .map(|i| format!("after-{i}"))
+            .find(|k| owns(promoted, layotto_redis::fred::util::redis_keyslot(k.as_bytes())))
+            .expect("some key maps to the promoted master");
+        store.set(SetRequest::new(&on_promoted, "after")).await.unwrap();
+        assert_eq!(PrivateRedisCluster::cli(promoted, &["hget", &on_promoted, "data"]).trim(), "after");
+    }
+
+    /// Whether the node on `port` serves `slot`, by its own CLUSTER NODES line.
+    fn owns(port: u16, slot: u16) -> bool {
+        let nodes = PrivateRedisCluster::cli(port, &["cluster", "nodes"]);
+        nodes.lines().filter(|l| l.contains("myself")).any(|l| {
+            l.split_whitespace().skip(8).any(|range| match range.split_once('-') {
+                Some((lo, hi)) => {
+                    lo.parse::<u16>().is_ok_and(|lo| lo <= slot)
+                        && hi.parse::<u16>().is_ok_and(|hi| slot <= hi)
+                }
+                None => range.parse::<u16>() == Ok(slot),
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn bad_cluster_metadata_is_a_config_error() {
+        let cases = [
+            (vec![("redisType", "node"), ("redisHost", "127.0.0.1:1,127.0.0.1:2")], "redisType"),
+            (vec![("redisType", "ring")], "redisType"),
+            (vec![("redisType", "cluster"), ("redisHost", "127.0.0.1:x")], "redisHost"),
+            (vec![("redisHosts", "127.0.0.1:7101"), ("redisDB", "3")], "redisDB"),
+        ];
+        for (pairs, key) in cases {
+            let meta: Metadata = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let err = RedisStore::connect("cache", &meta).await.err().expect("must fail");
+            assert_eq!(err.kind(), ErrorKind::Config, "{pairs:?}: {err}");
+            assert!(err.to_string().contains(key) && err.to_string().contains("cache"), "{key}: {err}");
         }
     }
 }

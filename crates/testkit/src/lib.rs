@@ -99,6 +99,116 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// The shared test Redis Cluster's nodes (`LAYOTTO_TEST_REDIS_CLUSTER`,
+/// which `cargo xtask test` starts), comma-separated.
+pub fn redis_cluster_hosts() -> String {
+    std::env::var("LAYOTTO_TEST_REDIS_CLUSTER")
+        .unwrap_or_else(|_| (7101..=7106).map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(","))
+}
+
+/// A private Redis Cluster of three masters with one replica each, six
+/// `redis-server` processes on free ports with their files in a temporary
+/// directory, killed when dropped.
+pub struct PrivateRedisCluster {
+    pub nodes: Vec<PrivateRedis>,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRedisCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<PrivateRedis> = (0..6)
+            .map(|i| {
+                let conf = dir.path().join(format!("nodes-{i}.conf"));
+                let bus = free_port().to_string();
+                PrivateRedis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    conf.to_str().unwrap(),
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    dir.path().to_str().unwrap(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+            })
+            .collect();
+        let hosts: Vec<String> = nodes.iter().map(PrivateRedis::host).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&hosts)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed for the Redis Cluster tests");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_until_settled();
+        cluster
+    }
+
+    /// Every node's address, comma-separated, as `redisHost` takes a cluster.
+    pub fn hosts(&self) -> String {
+        self.nodes.iter().map(PrivateRedis::host).collect::<Vec<_>>().join(",")
+    }
+
+    /// What `redis-cli` prints for `args` sent to the node on `port`.
+    pub fn cli(port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Ports of the nodes whose role is `master` or `slave`.
+    pub fn ports_with_role(&self, role: &str) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| Self::cli(n.port, &["role"]).lines().next() == Some(role))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Waits until every node sees every slot served and each replica is in
+    /// sync with its master.
+    pub fn wait_until_settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                let info = Self::cli(n.port, &["cluster", "info"]);
+                let replication = Self::cli(n.port, &["info", "replication"]);
+                info.contains("cluster_state:ok")
+                    && (replication.contains("role:master") || replication.contains("master_link_status:up"))
+            });
+            if ok && self.ports_with_role("master").len() == 3 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "private Redis Cluster did not settle");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A manual failover (`CLUSTER FAILOVER` on a replica, which first
+    /// catches up with its master): returns the port of the promoted node
+    /// once it serves as master.
+    pub fn failover(&self) -> u16 {
+        let replica = self.ports_with_role("slave")[0];
+        let answer = Self::cli(replica, &["cluster", "failover"]);
+        assert!(answer.trim() == "OK", "CLUSTER FAILOVER answered {answer}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Self::cli(replica, &["role"]).lines().next() != Some("master") {
+            assert!(Instant::now() < deadline, "the replica on {replica} was not promoted");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_settled();
+        replica
+    }
+}
+
 /// A private etcd on free ports with its data in a temporary directory,
 /// killed when dropped: tests kill and restart it to make an outage.
 pub struct PrivateEtcd {
@@ -106,6 +216,89 @@ pub struct PrivateEtcd {
     peer_port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Serves TLS with these and asks clients for a certificate.
+    tls: Option<TestCerts>,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made
+/// with the `openssl` command in a temporary directory.
+#[derive(Clone)]
+pub struct TestCerts {
+    pub ca: std::path::PathBuf,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+    pub client_cert: std::path::PathBuf,
+    pub client_key: std::path::PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl TestCerts {
+    pub fn generate() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl must be installed for the TLS tests");
+            assert!(ok.success(), "openssl {args:?} failed");
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=layotto-test-ca"],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(path("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for who in ["server", "client"] {
+            let (key, csr, pem, ext) =
+                (format!("{who}.key"), format!("{who}.csr"), format!("{who}.pem"), format!("{who}.ext"));
+            openssl(
+                &[
+                    &["req"][..],
+                    &ec,
+                    &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN=layotto-test-{who}")],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        Self {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            client_cert: path("client.pem"),
+            client_key: path("client.key"),
+            _dir: Arc::new(dir),
+        }
+    }
 }
 
 impl PrivateEtcd {
@@ -115,6 +308,20 @@ impl PrivateEtcd {
             peer_port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            tls: None,
+        };
+        etcd.restart();
+        etcd
+    }
+
+    /// Serving TLS only, with client-certificate auth (`--client-cert-auth`).
+    pub fn start_tls(certs: &TestCerts) -> Self {
+        let mut etcd = Self {
+            port: free_port(),
+            peer_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            tls: Some(certs.clone()),
         };
         etcd.restart();
         etcd
@@ -128,9 +335,21 @@ impl PrivateEtcd {
     /// Starts the server again (after [`PrivateEtcd::kill`]) on the same port and data.
     pub fn restart(&mut self) {
         self.kill();
-        let client = format!("http://127.0.0.1:{}", self.port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(certs) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&certs.server_cert)
+                .arg("--key-file")
+                .arg(&certs.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&certs.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", "private", "--data-dir"])
             .arg(self.dir.path())
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -141,9 +360,14 @@ impl PrivateEtcd {
             .spawn()
             .expect("etcd must be installed (Debian's etcd-server) for the etcd tests");
         self.child = Some(child);
-        // The port opens before etcd serves: wait for its health answer.
+        // The port opens before etcd serves: wait for its health answer (over
+        // TLS, the open port: a TLS client retries until etcd answers).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !answers(self.port, b"GET /health HTTP/1.0\r\n\r\n", "\"health\":\"true\"") {
+        while !(if self.tls.is_some() {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        } else {
+            answers(self.port, b"GET /health HTTP/1.0\r\n\r\n", "\"health\":\"true\"")
+        }) {
             assert!(Instant::now() < deadline, "private etcd did not start");
             std::thread::sleep(Duration::from_millis(20));
         }

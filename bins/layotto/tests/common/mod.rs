@@ -31,6 +31,8 @@ pub struct Runtime {
     pub child: Child,
     pub grpc: u16,
     pub actuator: u16,
+    /// Dapr's HTTP API, when it listens.
+    pub dapr_http: Option<u16>,
     /// What it printed before it was ready (component lines, warnings).
     pub startup: String,
 }
@@ -76,9 +78,10 @@ impl Runtime {
                 Ok(line) => {
                     if line.contains("layotto-rs is ready") {
                         let (grpc, actuator) = (port_of(&line, "grpc="), port_of(&line, "actuator="));
+                        let dapr_http = line.contains("dapr_http=").then(|| port_of(&line, "dapr_http="));
                         // The rest of the output goes to the test's own stderr.
                         std::thread::spawn(move || rx.iter().for_each(|l| eprintln!("layotto: {l}")));
-                        return Self { child, grpc, actuator, startup: printed };
+                        return Self { child, grpc, actuator, dapr_http, startup: printed };
                     }
                     printed.push_str(&line);
                     printed.push('\n');
@@ -102,7 +105,9 @@ fn port_of(line: &str, field: &str) -> u16 {
 /// The binary with embedded defaults on port 0.
 pub fn command() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env("LAYOTTO_SERVER__GRPC", "127.0.0.1:0").env("LAYOTTO_SERVER__ACTUATOR", "127.0.0.1:0");
+    cmd.env("LAYOTTO_SERVER__GRPC", "127.0.0.1:0")
+        .env("LAYOTTO_SERVER__ACTUATOR", "127.0.0.1:0")
+        .env("LAYOTTO_SERVER__DAPR_HTTP", "127.0.0.1:0");
     cmd
 }
 

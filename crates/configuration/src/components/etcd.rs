@@ -7,7 +7,8 @@
 //! labels and keys must not contain `/`.
 //!
 //! Metadata: `endpoints` (or Layotto's `address` list; `;`-separated),
-//! `timeout` and `dialTimeout` (seconds), `username`, `password`.
+//! `timeout` and `dialTimeout` (seconds), `username`, `password`,
+//! `tlsCert` / `tlsCertKey` / `tlsCa` (PEM files).
 //! Changes are pushed from one etcd watch per subscribed app, which resumes
 //! after an outage from the last revision it saw.
 

@@ -69,6 +69,13 @@ impl RedisConfigStore {
         let settings: RedisSettings = ctx.settings()?;
         let component = format!("config store '{}' (redis)", ctx.name);
         let conn = RedisConn::connect(&component, &settings, 1).await?;
+        if conn.is_cluster() {
+            // Keyspace notifications are per node, and items and tags live in two keys.
+            return Err(Error::config(format!(
+                "{component}: Redis Cluster ('redisType: cluster') is not supported for configuration; \
+                 use a single Redis node"
+            )));
+        }
         let db = settings.db.unwrap_or(0);
         let inner = Arc::new(Inner {
             component,

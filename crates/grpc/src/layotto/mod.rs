@@ -1,7 +1,7 @@
 //! Layotto's services: message conversions and Layotto's wording of errors,
 //! around the shared API layer.
 
-mod convert;
+pub(crate) mod convert;
 mod extensions;
 mod lifecycle;
 mod oss;

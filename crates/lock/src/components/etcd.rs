@@ -16,7 +16,8 @@
 //!
 //! Metadata (Layotto's keys): `endpoints` (`;`-separated `host:port`),
 //! `dialTimeout` and `timeout` (seconds), `username`, `password`,
-//! `keyPrefixPath`. An etcd that is down makes calls fail with
+//! `keyPrefixPath`, `tlsCert` / `tlsCertKey` / `tlsCa` (PEM files: TLS, and
+//! client-certificate auth with the first two). An etcd that is down makes calls fail with
 //! `Unavailable`, never a false "not acquired".
 
 use std::sync::Arc;

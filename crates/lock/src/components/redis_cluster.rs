@@ -99,7 +99,8 @@ impl RedisClusterLock {
         }
         let mut nodes = Vec::with_capacity(hosts.len());
         for host in hosts {
-            let settings = RedisSettings { host: Some(host), ..node.clone() };
+            // Redlock's nodes are independent servers, each reached alone.
+            let settings = RedisSettings { host: Some(host), hosts: None, redis_type: None, ..node.clone() };
             nodes.push(RedisConn::connect(&component, &settings, 1).await?);
         }
         Ok(Arc::new(Self {

@@ -23,6 +23,14 @@
 //! their due time on Redis's clock; a script run by every runtime sharing
 //! the Redis moves each due one into its topic's stream exactly once, so a
 //! runtime restart loses nothing and two runtimes do not deliver twice.
+//!
+//! Redis Cluster (`redisType: cluster`): streams and groups work as on one
+//! node. A script cannot write a topic's stream on another node, so delayed
+//! messages move in two steps: a script leases the due ones (30 s), the
+//! runtime adds them to their streams, then removes them; a runtime that
+//! dies between the steps leaves them to be moved again when the lease ends
+//! (at least once, like every delivery here). Their keys carry a hash tag,
+//! `{layotto-delay}||queue`, so both live on one node.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,6 +68,8 @@ struct DelayQueue {
     data: String,
     schedule: fred::types::scripts::Script,
     mover: fred::types::scripts::Script,
+    lease: fred::types::scripts::Script,
+    done: fred::types::scripts::Script,
     /// Wakes the mover when a message was scheduled here.
     scheduled: tokio::sync::Notify,
 }
@@ -97,8 +107,42 @@ end
 return {#due, -1}
 "#;
 
+/// Redis Cluster's first step. KEYS: queue, data. ARGV: most to lease,
+/// lease in µs. Returns {µs until the next is due or -1, member, data, …}.
+const LEASE_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {-1}
+for _, member in ipairs(due) do
+  local sep = string.find(member, '|', 1, true)
+  local data = redis.call('HGET', KEYS[2], string.sub(member, 1, sep - 1))
+  if data then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), member)
+    table.insert(out, member)
+    table.insert(out, data)
+  else
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if next[2] then out[1] = tonumber(next[2]) - now end
+return out
+"#;
+
+/// Redis Cluster's last step, once the message is in its stream.
+/// KEYS: queue, data. ARGV: member, id.
+const DONE_SCRIPT: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
+return 1
+"#;
+
 /// Delayed messages moved per script run.
 const MOVE_BATCH: i64 = 200;
+
+/// How long a runtime in a Redis Cluster has to move the messages it leased.
+const MOVE_LEASE: Duration = Duration::from_secs(30);
 
 impl RedisStreams {
     pub const TYPE: &'static str = "redis";
@@ -131,11 +175,15 @@ impl RedisStreams {
             .clone()
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| "layotto-delay".into());
+        // In a cluster both keys must live in one slot.
+        let tag = if conn.is_cluster() { format!("{{{prefix}}}") } else { prefix };
         let delay = Arc::new(DelayQueue {
-            queue: format!("{prefix}||queue"),
-            data: format!("{prefix}||data"),
+            queue: format!("{tag}||queue"),
+            data: format!("{tag}||data"),
             schedule: fred::types::scripts::Script::from_lua(SCHEDULE_SCRIPT),
             mover: fred::types::scripts::Script::from_lua(MOVE_SCRIPT),
+            lease: fred::types::scripts::Script::from_lua(LEASE_SCRIPT),
+            done: fred::types::scripts::Script::from_lua(DONE_SCRIPT),
             scheduled: tokio::sync::Notify::new(),
         });
         let stop = CancellationToken::new();
@@ -190,36 +238,83 @@ async fn move_delayed(
 ) {
     let mut failing = false;
     loop {
-        let wait = match conn.client() {
+        let moved = match conn.client() {
+            Ok(client) if conn.is_cluster() => move_leased(client, &delay).await,
             Ok(client) => {
                 let keys = vec![delay.queue.clone(), delay.data.clone()];
-                match delay.mover.evalsha_with_reload::<Vec<i64>, _, _>(client, keys, vec![MOVE_BATCH]).await
-                {
-                    Ok(reply) => {
-                        failing = false;
-                        match reply.as_slice() {
-                            [moved, _] if *moved >= MOVE_BATCH => Duration::ZERO,
-                            [_, next] if *next >= 0 => Duration::from_micros((*next as u64).min(1_000_000)),
-                            _ => Duration::from_secs(1),
-                        }
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(component = %component, error = %e, "cannot move delayed messages; retrying");
-                            failing = true;
-                        }
-                        Duration::from_millis(500)
-                    }
+                delay
+                    .mover
+                    .evalsha_with_reload::<Vec<i64>, _, _>(client, keys, vec![MOVE_BATCH])
+                    .await
+                    .and_then(|reply| match reply.as_slice() {
+                        [moved, next] => Ok((*moved, *next)),
+                        _ => Err(fred::error::Error::new(fred::error::ErrorKind::Parse, "unexpected reply")),
+                    })
+            }
+            Err(_) => {
+                wait_or_stop(&stop, &delay, Duration::from_millis(500)).await;
+                if stop.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let wait = match moved {
+            Ok((moved, _)) if moved >= MOVE_BATCH => Duration::ZERO,
+            Ok((_, next)) => {
+                failing = false;
+                if next >= 0 {
+                    Duration::from_micros((next as u64).min(1_000_000))
+                } else {
+                    Duration::from_secs(1)
                 }
             }
-            Err(_) => Duration::from_millis(500),
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(component = %component, error = %e, "cannot move delayed messages; retrying");
+                    failing = true;
+                }
+                Duration::from_millis(500)
+            }
         };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-            _ = delay.scheduled.notified() => {}
+        wait_or_stop(&stop, &delay, wait).await;
+        if stop.is_cancelled() {
+            return;
         }
     }
+}
+
+async fn wait_or_stop(stop: &CancellationToken, delay: &DelayQueue, wait: Duration) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = tokio::time::sleep(wait) => {}
+        _ = delay.scheduled.notified() => {}
+    }
+}
+
+/// Redis Cluster: lease the due messages, add each to its stream, then
+/// remove it. Returns (moved, µs until the next is due or -1).
+async fn move_leased(
+    client: &fred::prelude::Client,
+    delay: &DelayQueue,
+) -> std::result::Result<(i64, i64), fred::error::Error> {
+    let keys = vec![delay.queue.clone(), delay.data.clone()];
+    let lease = MOVE_LEASE.as_micros() as i64;
+    let reply: Vec<fred::types::Value> =
+        delay.lease.evalsha_with_reload(client, keys.clone(), vec![MOVE_BATCH, lease]).await?;
+    let mut reply = reply.into_iter();
+    let next = reply.next().and_then(|v| v.as_i64()).unwrap_or(-1);
+    let mut moved = 0;
+    while let (Some(member), Some(data)) = (reply.next(), reply.next()) {
+        let Some(member) = member.as_string() else { continue };
+        let Some((id, topic)) = member.split_once('|') else { continue };
+        let data = data.into_owned_bytes().unwrap_or_default();
+        let _: String = client.xadd(topic, false, None, "*", vec![("data", data)]).await?;
+        let args: Vec<fred::types::Value> = vec![member.as_str().into(), id.into()];
+        let _: i64 = delay.done.evalsha_with_reload(client, keys.clone(), args).await?;
+        moved += 1;
+    }
+    Ok((moved, next))
 }
 
 fn settings(component: &str, layers: [&Metadata; 2]) -> Result<Settings> {

@@ -11,7 +11,8 @@
 //!
 //! Metadata (Layotto's keys): `endpoints` (`;`-separated `host:port`),
 //! `dialTimeout` and `timeout` (seconds), `username`, `password`,
-//! `keyPrefixPath`. An etcd that is down makes calls fail with `Unavailable`.
+//! `keyPrefixPath`, `tlsCert` / `tlsCertKey` / `tlsCa` (PEM files: TLS, and
+//! client-certificate auth with the first two). An etcd that is down makes calls fail with `Unavailable`.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;

@@ -6,11 +6,17 @@
 //! Every write is one Lua script, so etag checks and writes are atomic, and a
 //! transaction is a single script: all of it applies, in order, or none.
 //!
+//! In Redis Cluster (`redisType: cluster`) a script runs on one node, so a
+//! transaction's keys must share a hash slot: put the same hash tag in them
+//! (`{order-7}:items`, `{order-7}:total`). A transaction across slots is
+//! refused naming two of its keys, never applied in part.
+//!
 //! Metadata (Layotto's keys): `redisHost` (`host:port` or a `redis://` URL,
 //! default `localhost:6379`), `redisUsername`, `redisPassword`, `redisDB`,
 //! `enableTLS`, `dialTimeout` and `timeout` (durations such as `5s`,
 //! `500ms`), `maxRetryBackoff`, `poolSize` (connections, default 1: calls are
-//! pipelined on each, spread over all).
+//! pipelined on each, spread over all), `redisType` (`node` or `cluster`),
+//! `redisHosts`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -132,6 +138,21 @@ impl RedisStore {
             get_script: Script::from_lua(GET_SCRIPT),
             transaction_script: Script::from_lua(TRANSACTION_SCRIPT),
         })
+    }
+
+    /// A transaction is one script, and a script runs on one cluster node.
+    fn check_one_slot(&self, keys: &[String]) -> Result<()> {
+        let slot = |key: &String| fred::util::redis_keyslot(key.as_bytes());
+        let Some(first) = keys.first() else { return Ok(()) };
+        match keys.iter().find(|key| slot(key) != slot(first)) {
+            None => Ok(()),
+            Some(other) => Err(Error::invalid_argument(format!(
+                "state store '{}' (redis cluster): transaction keys '{first}' and '{other}' are in different \
+                 hash slots, and a transaction is atomic only within one: give its keys a common hash tag, \
+                 such as {{order-1}}",
+                self.name
+            ))),
+        }
     }
 
     fn connection(&self) -> Result<&fred::prelude::Client> {
@@ -256,6 +277,9 @@ impl StateStore for RedisStore {
                     ]);
                 }
             }
+        }
+        if self.conn.is_cluster() {
+            self.check_one_slot(&keys)?;
         }
         let client = self.connection()?;
         let reply =

@@ -1,0 +1,112 @@
+"""The unmodified Dapr Python SDK (PyPI `dapr`) against layotto-rs.
+
+Run by tests/dapr_sdk.rs with DAPR_GRPC_PORT and DAPR_HTTP_PORT pointing at
+the runtime. Prints `SUBSCRIBED` once its configuration subscription is
+open (the test then changes the item), and `OK` when every check passed;
+any failed check raises, so the exit status is not 0.
+"""
+
+import json
+import sys
+import threading
+import uuid
+
+from dapr.clients import DaprClient
+from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
+from dapr.clients.grpc._response import UnlockResponseStatus
+from dapr.clients.grpc._state import StateItem
+
+STATE, PUBSUB, LOCK = "state_demo", "pub_subs_demo", "lock_demo"
+CONFIG, SECRETS = "config_demo", "secret_demo"
+
+
+def check(condition, what):
+    if not condition:
+        raise AssertionError(what)
+
+
+def state(d):
+    key = f"py-{uuid.uuid4().hex}"
+    d.save_state(STATE, key, "v1")
+    first = d.get_state(STATE, key)
+    check(first.data == b"v1" and first.etag, f"get_state after save: {first.data!r} {first.etag!r}")
+    d.save_state(STATE, key, "v2", etag=first.etag)
+    try:
+        d.save_state(STATE, key, "v3", etag=first.etag)
+        raise AssertionError("a stale etag must be refused")
+    except DaprGrpcError as e:
+        check(e.code().name == "ABORTED", f"stale etag code: {e.code()}")
+    check(d.get_state(STATE, key).data == b"v2", "the refused write changed nothing")
+    check(d.get_state(STATE, f"missing-{key}").data == b"", "a missing key is empty data")
+
+    keys = [f"{key}-{i}" for i in range(3)]
+    d.save_bulk_state(STATE, [StateItem(key=k, value=k) for k in keys])
+    items = d.get_bulk_state(STATE, keys=keys).items
+    check(sorted(i.data for i in items) == sorted(k.encode() for k in keys), f"bulk: {items}")
+    d.execute_state_transaction(
+        STATE,
+        [
+            TransactionalStateOperation(key=keys[0], data="t", operation_type=TransactionOperationType.upsert),
+            TransactionalStateOperation(key=keys[1], operation_type=TransactionOperationType.delete),
+        ],
+    )
+    check(d.get_state(STATE, keys[0]).data == b"t", "transaction upsert")
+    check(d.get_state(STATE, keys[1]).data == b"", "transaction delete")
+    d.delete_state(STATE, keys[0])
+    check(d.get_state(STATE, keys[0]).data == b"", "delete_state")
+
+
+def lock(d):
+    resource = f"py-{uuid.uuid4().hex}"
+    with d.try_lock(LOCK, resource, "alice", 30) as held:
+        check(held.success, "a free lock is acquired")
+        check(not d.try_lock(LOCK, resource, "bob", 30).success, "a held lock is not")
+    # Leaving the `with` block unlocked it.
+    check(d.unlock(LOCK, resource, "alice").status == UnlockResponseStatus.lock_does_not_exist, "unlocked")
+    d.try_lock(LOCK, resource, "alice", 30)
+    check(d.unlock(LOCK, resource, "bob").status == UnlockResponseStatus.lock_belongs_to_others, "not bob's")
+    check(d.unlock(LOCK, resource, "alice").status == UnlockResponseStatus.success, "alice unlocks")
+
+
+def metadata_secrets_publish(d):
+    d.set_metadata("sdk", "python")
+    meta = d.get_metadata()
+    check(meta.application_id == "dapr-sdk-app", f"app id: {meta.application_id}")
+    check(meta.extended_metadata.get("sdk") == "python", f"extended: {meta.extended_metadata}")
+    kinds = {(c.name, c.type) for c in meta.registered_components}
+    check(("state_demo", "state.in-memory") in kinds, f"components: {kinds}")
+    secret = d.get_secret(SECRETS, "PATH").secret
+    check(secret.get("PATH"), f"secret: {secret}")
+    d.publish_event(PUBSUB, "orders", data=json.dumps({"id": 1}), data_content_type="application/json")
+
+
+def configuration(d, key):
+    items = d.get_configuration(CONFIG, keys=[key]).items
+    check(items.get(key) is not None and items[key].value == "before", f"get_configuration: {items}")
+    changed = threading.Event()
+
+    def handler(_id, response):
+        item = response.items.get(key)
+        if item is not None and item.value == "after":
+            changed.set()
+
+    sub_id = d.subscribe_configuration(CONFIG, [key], handler)
+    check(sub_id, "subscribe_configuration returns the subscription id")
+    print("SUBSCRIBED", flush=True)
+    check(changed.wait(15), "the change reached the subscriber")
+    check(d.unsubscribe_configuration(CONFIG, sub_id), "unsubscribe_configuration")
+
+
+def main():
+    config_key = sys.argv[1]
+    with DaprClient() as d:
+        state(d)
+        lock(d)
+        metadata_secrets_publish(d)
+        configuration(d, config_key)
+    print("OK", flush=True)
+
+
+if __name__ == "__main__":
+    main()

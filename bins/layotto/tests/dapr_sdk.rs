@@ -1,0 +1,82 @@
+//! The unmodified Dapr Python SDK drives the binary (tests/dapr_sdk.py):
+//! state with etags, bulk and transactions, lock, metadata, secrets,
+//! publish, and configuration get and subscribe, on the embedded defaults,
+//! started with daprd's own `--app-id` flag.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use layotto_grpc::pb::runtime as pb;
+use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
+
+mod common;
+use common::{Runtime, command};
+
+/// The interpreter of the virtual environment with the `dapr` package
+/// (`cargo xtask test` makes it: target/py-dapr).
+fn python() -> String {
+    std::env::var("LAYOTTO_TEST_DAPR_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../../target/py-dapr/bin/python", env!("CARGO_MANIFEST_DIR")))
+}
+
+async fn save_config(client: &mut RuntimeClient<tonic::transport::Channel>, key: &str, content: &str) {
+    client
+        .save_configuration(pb::SaveConfigurationRequest {
+            store_name: "config_demo".into(),
+            app_id: "dapr-sdk-app".into(),
+            items: vec![pb::ConfigurationItem {
+                key: key.into(),
+                content: content.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dapr_python_sdk_works_unmodified() {
+    let mut cmd = command();
+    cmd.args(["--app-id", "dapr-sdk-app"]);
+    let rt = Runtime::start(cmd);
+    let dapr_http = rt.dapr_http.expect("the Dapr HTTP API listens on embedded defaults");
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", rt.grpc)).await.unwrap();
+    let key = format!("sdk-{}", std::process::id());
+    save_config(&mut client, &key, "before").await;
+
+    let mut sdk = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dapr_sdk.py"))
+        .arg(&key)
+        .env("DAPR_GRPC_PORT", rt.grpc.to_string())
+        .env("DAPR_HTTP_PORT", dapr_http.to_string())
+        .env("DAPR_HEALTH_TIMEOUT", "10")
+        .env_remove("DAPR_API_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python with the dapr package (cargo xtask test installs it; set LAYOTTO_TEST_DAPR_PYTHON)");
+    let stdout = sdk.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let mut changed = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line == "SUBSCRIBED" && !changed {
+            save_config(&mut client, &key, "after").await;
+            changed = true;
+        }
+        printed.push(line);
+    }
+    let status = sdk.wait().unwrap();
+    assert!(status.success(), "the SDK script failed ({status}); it printed {printed:?}");
+    assert_eq!(printed.last().map(String::as_str), Some("OK"), "{printed:?}");
+    assert!(changed, "the script subscribed before finishing");
+}

@@ -1,0 +1,9 @@
+//! Dapr's gRPC API (`dapr.proto.runtime.v1.Dapr`) on the same port as
+//! Layotto's: message conversions and Dapr's wording of errors around the
+//! shared API layer ([`crate::api`]), so both services call the same code.
+
+mod info;
+mod service;
+
+pub use info::{DaprInfo, RegisteredComponent, dapr_type};
+pub use service::DaprService;

@@ -1,0 +1,492 @@
+//! `dapr.proto.runtime.v1.Dapr`. Dapr's state enums carry the same numbers
+//! as Layotto's, so the Layotto conversions serve both.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use layotto_bindings::InvokeRequest;
+use layotto_lock::{LockStatus, TryLockRequest, UnlockRequest};
+use layotto_state::{DeleteRequest, GetRequest, Operation, SetRequest};
+use parking_lot::Mutex;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::info::DaprInfo;
+use crate::api::pubsub::Publish;
+use crate::api::{ApiError, Apis, Lookup};
+use crate::layotto::convert::{concurrency, consistency};
+use crate::pb::dapr::common::v1 as common;
+use crate::pb::dapr::runtime::v1 as pb;
+use crate::pb::dapr::runtime::v1::dapr_server::Dapr;
+use crate::status::to_status;
+
+type Reply<T> = Result<Response<T>, Status>;
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[derive(Clone)]
+pub struct DaprService {
+    apis: Arc<Apis>,
+    info: Arc<DaprInfo>,
+    /// Open configuration subscriptions by id, for UnsubscribeConfiguration.
+    config_subscriptions: Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>>,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl DaprService {
+    pub fn new(apis: Arc<Apis>, info: Arc<DaprInfo>, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { apis, info, config_subscriptions: Arc::default(), closing }
+    }
+}
+
+/// Dapr's words for a call that found no component, per building block
+/// (daprd's `pkg/messages`): unknown store INVALID_ARGUMENT, none
+/// configured FAILED_PRECONDITION.
+fn wording(noun: &'static str) -> impl Fn(ApiError) -> Status {
+    move |e| match e {
+        ApiError::Call(e) => to_status(e),
+        ApiError::Lookup(Lookup::NotConfigured) => {
+            Status::failed_precondition(format!("{noun} is not configured"))
+        }
+        ApiError::Lookup(Lookup::NoName) => Status::invalid_argument(format!("{noun} name is empty")),
+        ApiError::Lookup(Lookup::NotFound { name, .. }) => {
+            Status::invalid_argument(format!("{noun} {} is not found", layotto_core::clip(&name)))
+        }
+    }
+}
+
+fn set_request(item: common::StateItem) -> SetRequest {
+    let options = item.options.unwrap_or_default();
+    SetRequest {
+        key: item.key,
+        value: item.value,
+        etag: item.etag.map(|e| e.value).filter(|e| !e.is_empty()),
+        metadata: item.metadata,
+        concurrency: concurrency(options.concurrency),
+        consistency: consistency(options.consistency),
+    }
+}
+
+fn delete_request(item: common::StateItem) -> DeleteRequest {
+    let options = item.options.unwrap_or_default();
+    DeleteRequest {
+        key: item.key,
+        etag: item.etag.map(|e| e.value).filter(|e| !e.is_empty()),
+        metadata: item.metadata,
+        concurrency: concurrency(options.concurrency),
+        consistency: consistency(options.consistency),
+    }
+}
+
+fn config_items(
+    items: Vec<layotto_configuration::ConfigurationItem>,
+) -> HashMap<String, common::ConfigurationItem> {
+    items
+        .into_iter()
+        .map(|item| {
+            let version = item.metadata.get("version").cloned().unwrap_or_default();
+            let value = common::ConfigurationItem {
+                value: item.content,
+                version,
+                metadata: item.metadata.into_iter().collect(),
+            };
+            (item.key, value)
+        })
+        .collect()
+}
+
+fn unimplemented(rpc: &str, block: &str) -> Status {
+    Status::unimplemented(format!("{rpc}: Dapr's {block} API is not implemented in layotto-rs yet"))
+}
+
+impl DaprService {
+    async fn get_configuration_items(
+        &self,
+        req: pb::GetConfigurationRequest,
+    ) -> Reply<pb::GetConfigurationResponse> {
+        let api = &self.apis.configuration;
+        let scope =
+            api.scope(&req.store_name, "", "", "", req.keys).map_err(wording("configuration store"))?;
+        let items = api.get(&req.store_name, scope).await.map_err(wording("configuration store"))?;
+        Ok(Response::new(pb::GetConfigurationResponse { items: config_items(items) }))
+    }
+
+    /// The first message carries the subscription's id at once (the Python
+    /// SDK waits 5 s for it); then every change in the store's scope.
+    async fn subscribe_configuration_stream(
+        &self,
+        req: pb::SubscribeConfigurationRequest,
+    ) -> Reply<BoxStream<pb::SubscribeConfigurationResponse>> {
+        let api = &self.apis.configuration;
+        let scope =
+            api.scope(&req.store_name, "", "", "", req.keys).map_err(wording("configuration store"))?;
+        let mut subscription =
+            api.subscribe(&req.store_name, scope).await.map_err(wording("configuration store"))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
+        self.config_subscriptions.lock().insert(id.clone(), stop_tx);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let _ = tx.try_send(Ok(pb::SubscribeConfigurationResponse { id: id.clone(), items: HashMap::new() }));
+        let (subscriptions, mut closing) = (self.config_subscriptions.clone(), self.closing.clone());
+        tokio::spawn(async move {
+            loop {
+                let items = tokio::select! {
+                    _ = &mut stop_rx => break,
+                    _ = crate::closed(&mut closing) => {
+                        let _ = tx.send(Err(Status::unavailable("the runtime is shutting down"))).await;
+                        break;
+                    }
+                    _ = tx.closed() => break,
+                    items = subscription.changes.recv() => items,
+                };
+                let Some(items) = items else {
+                    let _ = tx
+                        .send(Err(Status::resource_exhausted("the configuration subscription ended")))
+                        .await;
+                    break;
+                };
+                let response =
+                    pb::SubscribeConfigurationResponse { id: id.clone(), items: config_items(items) };
+                if tx.send(Ok(response)).await.is_err() {
+                    break;
+                }
+            }
+            subscriptions.lock().remove(&id);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    fn unsubscribe(&self, req: pb::UnsubscribeConfigurationRequest) -> pb::UnsubscribeConfigurationResponse {
+        match self.config_subscriptions.lock().remove(&req.id) {
+            Some(stop) => {
+                let _ = stop.send(());
+                pb::UnsubscribeConfigurationResponse { ok: true, message: String::new() }
+            }
+            None => pb::UnsubscribeConfigurationResponse {
+                ok: false,
+                message: format!("subscription {} is not found", layotto_core::clip(&req.id)),
+            },
+        }
+    }
+
+    async fn bulk_publish(&self, req: pb::BulkPublishRequest) -> Reply<pb::BulkPublishResponse> {
+        // Every entry is published; the ones that fail are listed, as Dapr does.
+        self.apis.pubsub.component(&req.pubsub_name, &req.topic).map_err(wording("pubsub"))?;
+        let mut failed = Vec::new();
+        for entry in req.entries {
+            let mut metadata = req.metadata.clone();
+            metadata.extend(entry.metadata);
+            let publish = Publish {
+                pubsub_name: req.pubsub_name.clone(),
+                topic: req.topic.clone(),
+                data: entry.event,
+                data_content_type: entry.content_type,
+                metadata,
+                traceparent: None,
+            };
+            if let Err(e) = self.apis.pubsub.publish(publish).await {
+                failed.push(pb::BulkPublishResponseFailedEntry {
+                    entry_id: entry.entry_id,
+                    error: wording("pubsub")(e).message().to_owned(),
+                });
+            }
+        }
+        Ok(Response::new(pb::BulkPublishResponse { failed_entries: failed }))
+    }
+}
+
+#[tonic::async_trait]
+impl Dapr for DaprService {
+    async fn invoke_service(&self, _: Request<pb::InvokeServiceRequest>) -> Reply<common::InvokeResponse> {
+        Err(unimplemented("InvokeService", "service invocation"))
+    }
+
+    /// A missing key is OK with empty data, as Dapr answers.
+    async fn get_state(&self, request: Request<pb::GetStateRequest>) -> Reply<pb::GetStateResponse> {
+        let req = request.into_inner();
+        let get =
+            GetRequest { key: req.key, consistency: consistency(req.consistency), metadata: req.metadata };
+        let value = self.apis.state.get(&req.store_name, get).await.map_err(wording("state store"))?;
+        Ok(Response::new(value.map_or_else(pb::GetStateResponse::default, |v| pb::GetStateResponse {
+            data: v.data,
+            etag: v.etag.unwrap_or_default(),
+            metadata: v.metadata.into_iter().collect(),
+        })))
+    }
+
+    async fn get_bulk_state(
+        &self,
+        request: Request<pb::GetBulkStateRequest>,
+    ) -> Reply<pb::GetBulkStateResponse> {
+        let req = request.into_inner();
+        let items = self
+            .apis
+            .state
+            .bulk_get(&req.store_name, req.keys, req.metadata.into_iter().collect())
+            .await
+            .map_err(wording("state store"))?;
+        let items = items
+            .into_iter()
+            .map(|item| {
+                let value = item.value.unwrap_or_default();
+                pb::BulkStateItem {
+                    key: item.key,
+                    data: value.data,
+                    etag: value.etag.unwrap_or_default(),
+                    error: item.error.unwrap_or_default(),
+                    metadata: value.metadata.into_iter().collect(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetBulkStateResponse { items }))
+    }
+
+    async fn save_state(&self, request: Request<pb::SaveStateRequest>) -> Reply<()> {
+        let req = request.into_inner();
+        let sets = req.states.into_iter().map(set_request).collect();
+        self.apis.state.bulk_set(&req.store_name, sets).await.map_err(wording("state store"))?;
+        Ok(Response::new(()))
+    }
+
+    async fn query_state_alpha1(
+        &self,
+        request: Request<pb::QueryStateRequest>,
+    ) -> Reply<pb::QueryStateResponse> {
+        let req = request.into_inner();
+        self.apis.state.components.get(&req.store_name).map_err(|e| wording("state store")(e.into()))?;
+        Err(Status::internal(format!(
+            "state store {} doesn't support query: no store of this build can query",
+            layotto_core::clip(&req.store_name)
+        )))
+    }
+
+    async fn delete_state(&self, request: Request<pb::DeleteStateRequest>) -> Reply<()> {
+        let req = request.into_inner();
+        let options = req.options.unwrap_or_default();
+        let delete = DeleteRequest {
+            key: req.key,
+            etag: req.etag.map(|e| e.value).filter(|e| !e.is_empty()),
+            metadata: req.metadata.into_iter().collect(),
+            concurrency: concurrency(options.concurrency),
+            consistency: consistency(options.consistency),
+        };
+        self.apis.state.delete(&req.store_name, delete).await.map_err(wording("state store"))?;
+        Ok(Response::new(()))
+    }
+
+    async fn delete_bulk_state(&self, request: Request<pb::DeleteBulkStateRequest>) -> Reply<()> {
+        let req = request.into_inner();
+        let deletes = req.states.into_iter().map(delete_request).collect();
+        self.apis.state.bulk_delete(&req.store_name, deletes).await.map_err(wording("state store"))?;
+        Ok(Response::new(()))
+    }
+
+    async fn execute_state_transaction(
+        &self,
+        request: Request<pb::ExecuteStateTransactionRequest>,
+    ) -> Reply<()> {
+        let req = request.into_inner();
+        let mut ops = Vec::with_capacity(req.operations.len());
+        for op in req.operations {
+            let Some(item) = op.request else { continue };
+            ops.push(match op.operation_type.as_str() {
+                "upsert" => Operation::Upsert(set_request(item)),
+                "delete" => Operation::Delete(delete_request(item)),
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                        "state store {}: operation type '{}' is not supported (upsert or delete)",
+                        req.store_name,
+                        layotto_core::clip(other)
+                    )));
+                }
+            });
+        }
+        self.apis
+            .state
+            .transact(&req.store_name, ops, req.metadata.into_iter().collect())
+            .await
+            .map_err(wording("state store"))?;
+        Ok(Response::new(()))
+    }
+
+    async fn publish_event(&self, request: Request<pb::PublishEventRequest>) -> Reply<()> {
+        let traceparent =
+            request.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let req = request.into_inner();
+        let publish = Publish {
+            pubsub_name: req.pubsub_name,
+            topic: req.topic,
+            data: req.data,
+            data_content_type: req.data_content_type,
+            metadata: req.metadata.into_iter().collect(),
+            traceparent,
+        };
+        self.apis.pubsub.publish(publish).await.map_err(wording("pubsub"))?;
+        Ok(Response::new(()))
+    }
+
+    async fn bulk_publish_event_alpha1(
+        &self,
+        request: Request<pb::BulkPublishRequest>,
+    ) -> Reply<pb::BulkPublishResponse> {
+        self.bulk_publish(request.into_inner()).await
+    }
+
+    async fn bulk_publish_event(
+        &self,
+        request: Request<pb::BulkPublishRequest>,
+    ) -> Reply<pb::BulkPublishResponse> {
+        self.bulk_publish(request.into_inner()).await
+    }
+
+    type SubscribeTopicEventsAlpha1Stream = BoxStream<pb::SubscribeTopicEventsResponseAlpha1>;
+
+    async fn subscribe_topic_events_alpha1(
+        &self,
+        _: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
+    ) -> Reply<Self::SubscribeTopicEventsAlpha1Stream> {
+        Err(unimplemented("SubscribeTopicEventsAlpha1", "streaming subscription"))
+    }
+
+    async fn invoke_binding(
+        &self,
+        request: Request<pb::InvokeBindingRequest>,
+    ) -> Reply<pb::InvokeBindingResponse> {
+        let req = request.into_inner();
+        let invoke = InvokeRequest {
+            operation: req.operation,
+            data: req.data,
+            metadata: req.metadata.into_iter().collect(),
+        };
+        let response =
+            self.apis.bindings.invoke(&req.name, invoke).await.map_err(wording("output binding"))?;
+        Ok(Response::new(pb::InvokeBindingResponse {
+            data: response.data,
+            metadata: response.metadata.into_iter().collect(),
+        }))
+    }
+
+    async fn get_secret(&self, request: Request<pb::GetSecretRequest>) -> Reply<pb::GetSecretResponse> {
+        let req = request.into_inner();
+        let secret =
+            self.apis.secrets.get(&req.store_name, &req.key).await.map_err(wording("secret store"))?;
+        Ok(Response::new(pb::GetSecretResponse { data: secret.into_iter().collect() }))
+    }
+
+    async fn get_bulk_secret(
+        &self,
+        request: Request<pb::GetBulkSecretRequest>,
+    ) -> Reply<pb::GetBulkSecretResponse> {
+        let req = request.into_inner();
+        let secrets = self.apis.secrets.bulk_get(&req.store_name).await.map_err(wording("secret store"))?;
+        let data = secrets
+            .into_iter()
+            .map(|(key, secret)| (key, pb::SecretResponse { secrets: secret.into_iter().collect() }))
+            .collect();
+        Ok(Response::new(pb::GetBulkSecretResponse { data }))
+    }
+
+    async fn get_configuration_alpha1(
+        &self,
+        request: Request<pb::GetConfigurationRequest>,
+    ) -> Reply<pb::GetConfigurationResponse> {
+        self.get_configuration_items(request.into_inner()).await
+    }
+
+    async fn get_configuration(
+        &self,
+        request: Request<pb::GetConfigurationRequest>,
+    ) -> Reply<pb::GetConfigurationResponse> {
+        self.get_configuration_items(request.into_inner()).await
+    }
+
+    type SubscribeConfigurationAlpha1Stream = BoxStream<pb::SubscribeConfigurationResponse>;
+
+    async fn subscribe_configuration_alpha1(
+        &self,
+        request: Request<pb::SubscribeConfigurationRequest>,
+    ) -> Reply<Self::SubscribeConfigurationAlpha1Stream> {
+        self.subscribe_configuration_stream(request.into_inner()).await
+    }
+
+    type SubscribeConfigurationStream = BoxStream<pb::SubscribeConfigurationResponse>;
+
+    async fn subscribe_configuration(
+        &self,
+        request: Request<pb::SubscribeConfigurationRequest>,
+    ) -> Reply<Self::SubscribeConfigurationStream> {
+        self.subscribe_configuration_stream(request.into_inner()).await
+    }
+
+    async fn unsubscribe_configuration_alpha1(
+        &self,
+        request: Request<pb::UnsubscribeConfigurationRequest>,
+    ) -> Reply<pb::UnsubscribeConfigurationResponse> {
+        Ok(Response::new(self.unsubscribe(request.into_inner())))
+    }
+
+    async fn unsubscribe_configuration(
+        &self,
+        request: Request<pb::UnsubscribeConfigurationRequest>,
+    ) -> Reply<pb::UnsubscribeConfigurationResponse> {
+        Ok(Response::new(self.unsubscribe(request.into_inner())))
+    }
+
+    async fn try_lock_alpha1(&self, request: Request<pb::TryLockRequest>) -> Reply<pb::TryLockResponse> {
+        let req = request.into_inner();
+        let try_lock = TryLockRequest {
+            resource_id: req.resource_id,
+            lock_owner: req.lock_owner,
+            expire: crate::layotto::convert::expire(req.expiry_in_seconds),
+        };
+        let success =
+            self.apis.lock.try_lock(&req.store_name, try_lock).await.map_err(wording("lock store"))?;
+        Ok(Response::new(pb::TryLockResponse { success }))
+    }
+
+    async fn unlock_alpha1(&self, request: Request<pb::UnlockRequest>) -> Reply<pb::UnlockResponse> {
+        use pb::unlock_response::Status as S;
+        let req = request.into_inner();
+        let unlock = UnlockRequest { resource_id: req.resource_id, lock_owner: req.lock_owner };
+        let status =
+            match self.apis.lock.unlock(&req.store_name, unlock).await.map_err(wording("lock store"))? {
+                LockStatus::Success => S::Success,
+                LockStatus::LockUnexist => S::LockDoesNotExist,
+                LockStatus::LockBelongToOthers => S::LockBelongsToOthers,
+            };
+        Ok(Response::new(pb::UnlockResponse { status: status.into() }))
+    }
+
+    async fn get_metadata(&self, _: Request<pb::GetMetadataRequest>) -> Reply<pb::GetMetadataResponse> {
+        let info = &self.info;
+        let registered_components = info
+            .components
+            .iter()
+            .map(|c| pb::RegisteredComponents {
+                name: c.name.clone(),
+                r#type: c.kind.clone(),
+                version: c.version.clone(),
+                capabilities: c.capabilities.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetMetadataResponse {
+            id: info.app_id.clone(),
+            registered_components,
+            extended_metadata: info.extended.lock().clone().into_iter().collect(),
+            runtime_version: info.runtime_version.clone(),
+            ..Default::default()
+        }))
+    }
+
+    async fn set_metadata(&self, request: Request<pb::SetMetadataRequest>) -> Reply<()> {
+        let req = request.into_inner();
+        self.info.extended.lock().insert(req.key, req.value);
+        Ok(Response::new(()))
+    }
+
+    /// Answers at once; the runtime then stops as on SIGTERM.
+    async fn shutdown(&self, _: Request<pb::ShutdownRequest>) -> Reply<()> {
+        self.info.shutdown.notify_one();
+        Ok(Response::new(()))
+    }
+}
