@@ -15,6 +15,7 @@ pub mod limit;
 pub mod pb;
 pub mod pubsub;
 pub mod status;
+pub mod token;
 
 pub use api::Apis;
 pub use layotto::{

@@ -1,5 +1,8 @@
 //! Pub/Sub on the wire: `PublishEvent`, `SubscribeTopicEvents` streaming,
-//! and the AppCallback client that delivers events to the app.
+//! and the AppCallback client that delivers events to the app, which may
+//! serve Layotto's `spec.proto.runtime.v1.AppCallback` or Dapr's
+//! `dapr.proto.runtime.v1.AppCallback`: whichever answers
+//! ListTopicSubscriptions first is the one events go to.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
+use crate::pb::dapr::runtime::v1 as dapr;
+use crate::pb::dapr::runtime::v1::app_callback_client::AppCallbackClient as DaprAppCallbackClient;
 use crate::pb::runtime as pb;
 use crate::pb::runtime::app_callback_client::AppCallbackClient;
 use crate::pb::runtime::topic_event_response::TopicEventResponseStatus;
@@ -82,6 +87,14 @@ pub struct AppCallback {
     clients: Arc<[AppCallbackClient<Channel>]>,
     next: Arc<std::sync::atomic::AtomicUsize>,
     address: String,
+    /// `APP_API_TOKEN`, sent on every callback as `dapr-api-token`.
+    token: Option<tonic::metadata::AsciiMetadataValue>,
+    /// The same connections, speaking Dapr's AppCallback.
+    dapr_clients: Arc<[DaprAppCallbackClient<Channel>]>,
+    /// Set when the app answered as a Dapr app.
+    is_dapr: Arc<std::sync::atomic::AtomicBool>,
+    /// A Dapr app's default route per (pubsub, topic), handed back in `path`.
+    dapr_paths: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 impl AppCallback {
@@ -91,9 +104,74 @@ impl AppCallback {
         let endpoint = Channel::from_shared(address.clone())
             .map_err(|e| Error::config(format!("app callback address '{address}': {e}")))?
             .tcp_nodelay(true);
-        let clients =
-            (0..CALLBACK_CONNECTIONS).map(|_| AppCallbackClient::new(endpoint.connect_lazy())).collect();
-        Ok(Self { clients, next: Arc::default(), address })
+        let channels: Vec<Channel> = (0..CALLBACK_CONNECTIONS).map(|_| endpoint.connect_lazy()).collect();
+        Ok(Self {
+            clients: channels.iter().cloned().map(AppCallbackClient::new).collect(),
+            dapr_clients: channels.into_iter().map(DaprAppCallbackClient::new).collect(),
+            next: Arc::default(),
+            address,
+            token: None,
+            is_dapr: Arc::default(),
+            dapr_paths: Arc::default(),
+        })
+    }
+
+    fn dapr_client(&self) -> DaprAppCallbackClient<Channel> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dapr_clients[i % self.dapr_clients.len()].clone()
+    }
+
+    /// Whether the app turned out to be a Dapr app.
+    pub fn is_dapr(&self) -> bool {
+        self.is_dapr.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Dapr's subscriptions as Layotto's: the dead-letter topic goes into
+    /// the metadata (where delivery reads it), the default route is kept
+    /// for the events' `path`; routing rules (CEL) are not evaluated.
+    fn take_dapr_subscriptions(
+        &self,
+        subscriptions: Vec<dapr::TopicSubscription>,
+    ) -> Vec<pb::TopicSubscription> {
+        let mut paths = self.dapr_paths.lock();
+        subscriptions
+            .into_iter()
+            .map(|s| {
+                let mut metadata = s.metadata;
+                if !s.dead_letter_topic.is_empty() {
+                    metadata.insert("deadLetterTopic".into(), s.dead_letter_topic);
+                }
+                if let Some(routes) = s.routes {
+                    if !routes.rules.is_empty() {
+                        tracing::warn!(
+                            pubsub = %s.pubsub_name, topic = %s.topic,
+                            "routing rules are not evaluated; every event goes to the default route"
+                        );
+                    }
+                    paths.insert((s.pubsub_name.clone(), s.topic.clone()), routes.default);
+                }
+                pb::TopicSubscription { pubsub_name: s.pubsub_name, topic: s.topic, metadata }
+            })
+            .collect()
+    }
+
+    /// Sends `token` to the app on every callback (the app checks it).
+    pub fn with_token(mut self, token: Option<&crate::token::ApiToken>) -> Result<Self> {
+        self.token = match token {
+            None => None,
+            Some(token) => Some(token.metadata_value().ok_or_else(|| {
+                Error::config("APP_API_TOKEN holds characters that gRPC metadata cannot carry")
+            })?),
+        };
+        Ok(self)
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert(crate::token::TOKEN_HEADER, token.clone());
+        }
+        request
     }
 
     fn client(&self) -> AppCallbackClient<Channel> {
@@ -106,16 +184,45 @@ impl AppCallback {
     }
 
     pub async fn list_topic_subscriptions(&self) -> std::result::Result<Vec<pb::TopicSubscription>, Status> {
-        let reply = self.client().list_topic_subscriptions(()).await?;
-        Ok(reply.into_inner().subscriptions)
+        match self.client().list_topic_subscriptions(self.request(())).await {
+            Ok(reply) => Ok(reply.into_inner().subscriptions),
+            // Not Layotto's service: maybe Dapr's.
+            Err(status) if status.code() == Code::Unimplemented => {
+                let reply = self.dapr_client().list_topic_subscriptions(self.request(())).await?;
+                self.is_dapr.store(true, std::sync::atomic::Ordering::Release);
+                Ok(self.take_dapr_subscriptions(reply.into_inner().subscriptions))
+            }
+            Err(status) => Err(status),
+        }
     }
 }
 
 #[tonic::async_trait]
 impl App for AppCallback {
     async fn on_event(&self, event: TopicEvent) -> Result<AppStatus> {
-        match self.client().on_topic_event(topic_event_request(event)).await {
-            Ok(reply) => app_status(reply.into_inner().status),
+        let reply = if self.is_dapr() {
+            let path = self.dapr_paths.lock().get(&(event.pubsub_name.clone(), event.topic.clone())).cloned();
+            let request = dapr::TopicEventRequest {
+                id: event.id,
+                source: event.source,
+                r#type: event.r#type,
+                spec_version: event.spec_version,
+                data_content_type: event.data_content_type,
+                topic: event.topic,
+                data: event.data,
+                pubsub_name: event.pubsub_name,
+                path: path.unwrap_or_default(),
+                extensions: None,
+            };
+            self.dapr_client().on_topic_event(self.request(request)).await.map(|r| r.into_inner().status)
+        } else {
+            self.client()
+                .on_topic_event(self.request(topic_event_request(event)))
+                .await
+                .map(|r| r.into_inner().status)
+        };
+        match reply {
+            Ok(status) => app_status(status),
             // As Layotto: an app without OnTopicEvent drops the event.
             Err(status) if status.code() == Code::Unimplemented => Ok(AppStatus::Drop),
             Err(status) => Err(Error::unavailable(format!(

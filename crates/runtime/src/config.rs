@@ -52,6 +52,9 @@ pub struct AppConfig {
     pub callback_host: String,
     #[serde(default)]
     pub callback_port: u16,
+    /// Sent to the app on callbacks as `dapr-api-token` (`APP_API_TOKEN`).
+    #[serde(skip)]
+    pub api_token: Option<layotto_grpc::token::ApiToken>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +101,10 @@ pub struct ServerConfig {
     /// turns it on at 127.0.0.1:3500 when it runs on embedded defaults.
     #[serde(default)]
     pub dapr_http: Option<SocketAddr>,
+    /// Every API call must carry it as `dapr-api-token` (health excepted);
+    /// from `LAYOTTO_API_TOKEN` or `DAPR_API_TOKEN`, never from a file.
+    #[serde(skip)]
+    pub api_token: Option<layotto_grpc::token::ApiToken>,
 }
 
 /// One component: its type, its metadata, and options of its API (such as
@@ -278,13 +285,14 @@ impl Default for ServerConfig {
             tls: None,
             actuator_tls: None,
             dapr_http: None,
+            api_token: None,
         }
     }
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        Self { id: String::new(), callback_host: default_callback_host(), callback_port: 0 }
+        Self { id: String::new(), callback_host: default_callback_host(), callback_port: 0, api_token: None }
     }
 }
 
@@ -349,7 +357,13 @@ impl Config {
             ),
         };
         let file = path.zip(text.as_deref());
-        Self::parse(file, Some(env))
+        let mut config = Self::parse(file, Some(env))?;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        config.server.api_token = var("LAYOTTO_API_TOKEN")
+            .or_else(|| var("DAPR_API_TOKEN"))
+            .map(layotto_grpc::token::ApiToken::new);
+        config.app.api_token = var("APP_API_TOKEN").map(layotto_grpc::token::ApiToken::new);
+        Ok(config)
     }
 
     /// Parses the text of a config file (`source` names it in errors; a

@@ -134,6 +134,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let subscriptions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     if config.app.callback_port != 0 && !apis.pubsub.components.is_empty() {
         let app = AppCallback::new(&config.app.callback_host, config.app.callback_port)
+            .and_then(|app| app.with_token(config.app.api_token.as_ref()))
             .map_err(|e| StartError(e.to_string()))?;
         tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
             app,
@@ -199,7 +200,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         });
         tasks.push(tokio::spawn(serve_http(
             listener,
-            crate::dapr_http::router(dapr_http),
+            crate::stack::dapr_http(crate::dapr_http::router(dapr_http), config.server.api_token.clone()),
             shutdown_rx.clone(),
             HttpLimits {
                 header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),

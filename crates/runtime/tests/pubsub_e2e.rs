@@ -46,6 +46,8 @@ struct TestApp {
     offered: Arc<std::sync::atomic::AtomicUsize>,
     attempts: Arc<Mutex<HashMap<Vec<u8>, u32>>>,
     accepted: Arc<Mutex<Vec<pb::TopicEventRequest>>>,
+    /// The `dapr-api-token` of each event offered.
+    tokens: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl TestApp {
@@ -64,6 +66,7 @@ impl TestApp {
             offered: Arc::default(),
             attempts: Arc::default(),
             accepted: Arc::default(),
+            tokens: Arc::default(),
         }
     }
 
@@ -118,6 +121,8 @@ impl AppCallback for TestApp {
         &self,
         request: Request<pb::TopicEventRequest>,
     ) -> Result<Response<pb::TopicEventResponse>, Status> {
+        let token = request.metadata().get("dapr-api-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        self.tokens.lock().push(token);
         let event = request.into_inner();
         self.offered.fetch_add(1, Ordering::SeqCst);
         if !self.up.load(Ordering::SeqCst) {
@@ -552,5 +557,45 @@ async fn broker_down_is_unavailable() {
     let addr: SocketAddr = running.actuator_addr();
     let resp = reqwest::get(format!("http://{addr}/actuator/health/readiness")).await.unwrap();
     assert_eq!(resp.status().as_u16(), 503);
+    running.shutdown().await;
+}
+
+/// With API tokens: publishing needs the runtime's token, and the app gets
+/// `APP_API_TOKEN` on every callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_guard_the_api_and_reach_the_app() {
+    use layotto_grpc::token::ApiToken;
+    let topic = unique("t");
+    let app = TestApp::ok(&[("mem", &topic)]);
+    let port = app.serve().await;
+    let mut config = config(&unique("app"), port);
+    config.server.api_token = Some(ApiToken::new("runtime-token"));
+    config.app.api_token = Some(ApiToken::new("app-token"));
+    let (running, mut c) = start(config).await;
+    let request = |token: Option<&str>| {
+        let mut request = Request::new(pb::PublishEventRequest {
+            pubsub_name: "mem".into(),
+            topic: topic.clone(),
+            data: b"guarded".to_vec(),
+            data_content_type: "text/plain".into(),
+            ..Default::default()
+        });
+        if let Some(token) = token {
+            request.metadata_mut().insert("dapr-api-token", token.parse().unwrap());
+        }
+        request
+    };
+    let refused = c.publish_event(request(None)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let wrong = c.publish_event(request(Some("runtime-tokeN"))).await.unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.accepted_data(&topic).is_empty() {
+        assert!(Instant::now() < deadline, "nothing delivered");
+        c.publish_event(request(Some("runtime-token"))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tokens = app.tokens.lock().clone();
+    assert!(tokens.iter().all(|t| t.as_deref() == Some("app-token")), "{tokens:?}");
     running.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 mod info;
 mod service;
+pub mod unimplemented;
 
 pub use info::{DaprInfo, RegisteredComponent, dapr_type};
 pub use service::DaprService;

@@ -1,0 +1,133 @@
+//! A Dapr app (serving `dapr.proto.runtime.v1.AppCallback`, not Layotto's)
+//! gets its subscriptions delivered: the runtime finds which AppCallback
+//! the app speaks, hands back the default route as `path`, and sends what
+//! the app DROPs to the subscription's dead-letter topic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use layotto_grpc::pb::dapr::common::v1 as common;
+use layotto_grpc::pb::dapr::runtime::v1 as pb;
+use layotto_grpc::pb::dapr::runtime::v1::app_callback_server::{AppCallback, AppCallbackServer};
+use layotto_grpc::pb::dapr::runtime::v1::dapr_client::DaprClient;
+use layotto_grpc::pb::dapr::runtime::v1::topic_event_response::TopicEventResponseStatus as S;
+use layotto_runtime::{Config, Registries};
+use parking_lot::Mutex;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone, Default)]
+struct DaprApp {
+    topic: String,
+    received: Arc<Mutex<Vec<pb::TopicEventRequest>>>,
+}
+
+#[tonic::async_trait]
+impl AppCallback for DaprApp {
+    async fn on_invoke(
+        &self,
+        _: Request<common::InvokeRequest>,
+    ) -> Result<Response<common::InvokeResponse>, Status> {
+        Err(Status::unimplemented("no methods"))
+    }
+
+    async fn list_topic_subscriptions(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListTopicSubscriptionsResponse>, Status> {
+        let subscription = |topic: &str, route: &str, dead_letter: &str| pb::TopicSubscription {
+            pubsub_name: "pub_subs_demo".into(),
+            topic: topic.into(),
+            routes: Some(pb::TopicRoutes { rules: vec![], default: route.into() }),
+            dead_letter_topic: dead_letter.into(),
+            ..Default::default()
+        };
+        let dead = format!("{}-dead", self.topic);
+        Ok(Response::new(pb::ListTopicSubscriptionsResponse {
+            subscriptions: vec![
+                subscription(&self.topic, "/orders", &dead),
+                subscription(&dead, "/dead", ""),
+            ],
+        }))
+    }
+
+    async fn on_topic_event(
+        &self,
+        request: Request<pb::TopicEventRequest>,
+    ) -> Result<Response<pb::TopicEventResponse>, Status> {
+        let event = request.into_inner();
+        let status = if event.data == b"poison" && event.path == "/orders" { S::Drop } else { S::Success };
+        self.received.lock().push(event);
+        Ok(Response::new(pb::TopicEventResponse { status: status.into() }))
+    }
+
+    async fn list_input_bindings(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListInputBindingsResponse>, Status> {
+        Ok(Response::new(pb::ListInputBindingsResponse::default()))
+    }
+
+    async fn on_binding_event(
+        &self,
+        _: Request<pb::BindingEventRequest>,
+    ) -> Result<Response<pb::BindingEventResponse>, Status> {
+        Err(Status::unimplemented("no bindings"))
+    }
+
+    async fn on_bulk_topic_event(
+        &self,
+        _: Request<pb::TopicEventBulkRequest>,
+    ) -> Result<Response<pb::TopicEventBulkResponse>, Status> {
+        Err(Status::unimplemented("no bulk"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dapr_app_gets_its_events_routes_and_dead_letters() {
+    let topic = format!("dapr-{}", uuid::Uuid::new_v4().simple());
+    let app = DaprApp { topic: topic.clone(), ..Default::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = app.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(AppCallbackServer::new(server))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    let mut config = Config::embedded_defaults();
+    config.server.grpc = "127.0.0.1:0".parse().unwrap();
+    config.server.actuator = "127.0.0.1:0".parse().unwrap();
+    config.app.id = "dapr-app".into();
+    config.app.callback_port = port;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut client = DaprClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    let publish = |data: &str| pb::PublishEventRequest {
+        pubsub_name: "pub_subs_demo".into(),
+        topic: topic.clone(),
+        data: data.as_bytes().to_vec(),
+        data_content_type: "text/plain".into(),
+        ..Default::default()
+    };
+    // Subscriptions are made once the app has answered: publish until one arrives.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.received.lock().iter().any(|e| e.data == b"hello") {
+        assert!(Instant::now() < deadline, "nothing reached the Dapr app");
+        client.publish_event(publish("hello")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.publish_event(publish("poison")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.received.lock().iter().any(|e| e.data == b"poison" && e.path == "/dead") {
+        assert!(Instant::now() < deadline, "the dropped event never reached the dead-letter topic");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hello = app.received.lock().iter().find(|e| e.data == b"hello").cloned().unwrap();
+    assert_eq!((hello.path.as_str(), hello.topic.as_str()), ("/orders", topic.as_str()));
+    assert_eq!(hello.pubsub_name, "pub_subs_demo");
+    assert_eq!(hello.spec_version, "1.0");
+    running.shutdown().await;
+}
