@@ -81,6 +81,20 @@ def metadata_secrets_publish(d):
     d.publish_event(PUBSUB, "orders", data=json.dumps({"id": 1}), data_content_type="application/json")
 
 
+def streaming_subscription(d):
+    topic = f"py-stream-{uuid.uuid4().hex}"
+    sub = d.subscribe(PUBSUB, topic)
+    try:
+        d.publish_event(PUBSUB, topic, data=json.dumps({"n": 7}), data_content_type="application/json")
+        message = sub.next_message()
+        check(message is not None and message.topic() == topic, f"streamed message: {message}")
+        # JSON data travels inside the CloudEvent, so it comes back as JSON, not byte for byte.
+        check(json.loads(message.raw_data()) == {"n": 7}, f"streamed data: {message.raw_data()!r}")
+        sub.respond_success(message)
+    finally:
+        sub.close()
+
+
 def configuration(d, key):
     items = d.get_configuration(CONFIG, keys=[key]).items
     check(items.get(key) is not None and items[key].value == "before", f"get_configuration: {items}")
@@ -104,6 +118,7 @@ def main():
         state(d)
         lock(d)
         metadata_secrets_publish(d)
+        streaming_subscription(d)
         configuration(d, config_key)
     print("OK", flush=True)
 

@@ -12,7 +12,7 @@ use layotto_pubsub::{App, AppStatus, DeliveryPolicy, PubSub, TopicEvent, deliver
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Status};
 
 use crate::pb::dapr::runtime::v1 as dapr;
 use crate::pb::dapr::runtime::v1::app_callback_client::AppCallbackClient as DaprAppCallbackClient;
@@ -284,7 +284,60 @@ pub(crate) struct OpenStream {
     key: (String, String),
 }
 
-pub(crate) async fn open_stream(
+/// A `SubscribeTopicEvents` stream after its initial request (Layotto's, or
+/// Dapr's converted): validated, claimed for (pubsub, topic), subscribed,
+/// then served; the receiver yields the initial response and the events.
+pub(crate) async fn subscribe_stream<R>(
+    apis: &crate::api::Apis,
+    streams: &Arc<ActiveStreams>,
+    closing: tokio::sync::watch::Receiver<bool>,
+    initial: pb::SubscribeTopicEventsRequestInitial,
+    requests: R,
+) -> std::result::Result<mpsc::Receiver<std::result::Result<pb::SubscribeTopicEventsResponse, Status>>, Status>
+where
+    R: futures::Stream<Item = std::result::Result<pb::SubscribeTopicEventsRequest, Status>>
+        + Send
+        + Unpin
+        + 'static,
+{
+    if initial.pubsub_name.is_empty() {
+        return Err(Status::invalid_argument("pubsubName is required"));
+    }
+    if initial.topic.is_empty() {
+        return Err(Status::invalid_argument("topic is required"));
+    }
+    let name = initial.pubsub_name.clone();
+    if apis.pubsub.components.get(&name).is_err() {
+        return Err(Status::invalid_argument(format!("pubsub {name} is not initialized.")));
+    }
+    if !streams.claim(&name, &initial.topic) {
+        return Err(Status::already_exists(format!(
+            "already subscribed to pubsub \"{name}\" topic \"{}\"",
+            initial.topic
+        )));
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let topic = initial.topic.clone();
+    let open = match open_stream(&apis.pubsub, initial, tx.clone()).await {
+        Ok(open) => open,
+        Err(e) => {
+            streams.release(&name, &topic);
+            return Err(crate::layotto::wording::wording("pubsub")(e));
+        }
+    };
+    let first = pb::SubscribeTopicEventsResponse {
+        subscribe_topic_events_response_type: Some(
+            pb::subscribe_topic_events_response::SubscribeTopicEventsResponseType::InitialResponse(
+                pb::SubscribeTopicEventsResponseInitial {},
+            ),
+        ),
+    };
+    let _ = tx.send(Ok(first)).await;
+    tokio::spawn(serve_stream(open, requests, tx, streams.clone(), closing));
+    Ok(rx)
+}
+
+async fn open_stream(
     pubsubs: &crate::api::PubSubApi,
     initial: pb::SubscribeTopicEventsRequestInitial,
     tx: StreamSender,
@@ -300,9 +353,10 @@ pub(crate) async fn open_stream(
 
 /// Pairs the client's `event_processed` answers with waiting events until
 /// the stream ends, then unsubscribes.
-pub(crate) async fn serve_stream(
+async fn serve_stream(
     open: OpenStream,
-    mut requests: Streaming<pb::SubscribeTopicEventsRequest>,
+    mut requests: impl futures::Stream<Item = std::result::Result<pb::SubscribeTopicEventsRequest, Status>>
+    + Unpin,
     tx: StreamSender,
     active: Arc<ActiveStreams>,
     mut closing: tokio::sync::watch::Receiver<bool>,
@@ -315,7 +369,7 @@ pub(crate) async fn serve_stream(
                 let _ = tx.send(Err(Status::unavailable("the runtime is shutting down"))).await;
                 break;
             }
-            m = requests.message() => m,
+            m = futures::StreamExt::next(&mut requests) => m.transpose(),
         };
         match next {
             Ok(Some(pb::SubscribeTopicEventsRequest {

@@ -430,3 +430,74 @@ async fn missing_building_blocks_are_named() {
     }
     assert!(get(&mut c, "still-serving").await.data.is_empty());
 }
+
+/// SubscribeTopicEventsAlpha1: the initial response first, then events,
+/// each acknowledged by an `event_processed`; a second stream on the same
+/// topic is refused.
+#[tokio::test]
+async fn streaming_subscription_delivers_and_takes_answers() {
+    use pb::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as In;
+    use pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Out;
+    let (_rt, mut c, _) = start().await;
+    let topic = key();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(pb::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(In::InitialRequest(
+            pb::SubscribeTopicEventsRequestInitialAlpha1 {
+                pubsub_name: "pub_subs_demo".into(),
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let mut stream = c
+        .subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(matches!(first.subscribe_topic_events_response_type, Some(Out::InitialResponse(_))));
+    c.publish_event(pb::PublishEventRequest {
+        pubsub_name: "pub_subs_demo".into(),
+        topic: topic.clone(),
+        data: b"streamed".to_vec(),
+        data_content_type: "text/plain".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let event =
+        tokio::time::timeout(Duration::from_secs(5), stream.message()).await.unwrap().unwrap().unwrap();
+    let Some(Out::EventMessage(event)) = event.subscribe_topic_events_response_type else {
+        panic!("an event")
+    };
+    assert_eq!((event.data.as_slice(), event.topic.as_str()), (&b"streamed"[..], topic.as_str()));
+    tx.send(pb::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(In::EventProcessed(
+            pb::SubscribeTopicEventsRequestProcessedAlpha1 {
+                id: event.id,
+                status: Some(pb::TopicEventResponse { status: 0 }),
+            },
+        )),
+    })
+    .await
+    .unwrap();
+
+    let (tx2, rx2) = tokio::sync::mpsc::channel(1);
+    tx2.send(pb::SubscribeTopicEventsRequestAlpha1 {
+        subscribe_topic_events_request_type: Some(In::InitialRequest(
+            pb::SubscribeTopicEventsRequestInitialAlpha1 {
+                pubsub_name: "pub_subs_demo".into(),
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let second =
+        c.subscribe_topic_events_alpha1(tokio_stream::wrappers::ReceiverStream::new(rx2)).await.unwrap_err();
+    assert_eq!(second.code(), Code::AlreadyExists);
+}

@@ -19,6 +19,9 @@ use crate::layotto::convert::{concurrency, consistency};
 use crate::pb::dapr::common::v1 as common;
 use crate::pb::dapr::runtime::v1 as pb;
 use crate::pb::dapr::runtime::v1::dapr_server::Dapr;
+use crate::pb::dapr::runtime::v1::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as DaprIn;
+use crate::pb::runtime as layotto;
+use crate::pubsub::{ActiveStreams, subscribe_stream};
 use crate::status::to_status;
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -30,12 +33,14 @@ pub struct DaprService {
     info: Arc<DaprInfo>,
     /// Open configuration subscriptions by id, for UnsubscribeConfiguration.
     config_subscriptions: Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>>,
+    /// Streaming subscriptions, one per (pubsub, topic).
+    streams: Arc<ActiveStreams>,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl DaprService {
     pub fn new(apis: Arc<Apis>, info: Arc<DaprInfo>, closing: tokio::sync::watch::Receiver<bool>) -> Self {
-        Self { apis, info, config_subscriptions: Arc::default(), closing }
+        Self { apis, info, config_subscriptions: Arc::default(), streams: Arc::default(), closing }
     }
 }
 
@@ -341,11 +346,27 @@ impl Dapr for DaprService {
 
     type SubscribeTopicEventsAlpha1Stream = BoxStream<pb::SubscribeTopicEventsResponseAlpha1>;
 
+    /// Dapr's streaming subscription, served by the same code as Layotto's
+    /// SubscribeTopicEvents: its messages are converted both ways.
     async fn subscribe_topic_events_alpha1(
         &self,
-        _: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
+        request: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
     ) -> Reply<Self::SubscribeTopicEventsAlpha1Stream> {
-        Err(unimplemented("SubscribeTopicEventsAlpha1", "streaming subscription"))
+        use futures::StreamExt;
+        let mut requests = request.into_inner();
+        let initial = match requests.message().await?.and_then(|m| m.subscribe_topic_events_request_type) {
+            Some(DaprIn::InitialRequest(initial)) => layotto::SubscribeTopicEventsRequestInitial {
+                pubsub_name: initial.pubsub_name,
+                topic: initial.topic,
+                metadata: initial.metadata,
+                dead_letter_topic: initial.dead_letter_topic,
+            },
+            _ => return Err(Status::invalid_argument("initial request is required")),
+        };
+        let requests = requests.map(|message| message.map(to_layotto_request));
+        let rx = subscribe_stream(&self.apis, &self.streams, self.closing.clone(), initial, requests).await?;
+        let responses = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map(to_dapr_response));
+        Ok(Response::new(Box::pin(responses)))
     }
 
     async fn invoke_binding(
@@ -489,4 +510,47 @@ impl Dapr for DaprService {
         self.info.shutdown.notify_one();
         Ok(Response::new(()))
     }
+}
+
+/// A Dapr stream message as Layotto's: the same fields under other names.
+fn to_layotto_request(
+    message: pb::SubscribeTopicEventsRequestAlpha1,
+) -> layotto::SubscribeTopicEventsRequest {
+    use layotto::subscribe_topic_events_request::SubscribeTopicEventsRequestType as In;
+    let kind = message.subscribe_topic_events_request_type.map(|kind| match kind {
+        DaprIn::InitialRequest(i) => In::InitialRequest(layotto::SubscribeTopicEventsRequestInitial {
+            pubsub_name: i.pubsub_name,
+            topic: i.topic,
+            metadata: i.metadata,
+            dead_letter_topic: i.dead_letter_topic,
+        }),
+        DaprIn::EventProcessed(p) => In::EventProcessed(layotto::SubscribeTopicEventsRequestProcessed {
+            id: p.id,
+            status: p.status.map(|s| layotto::TopicEventResponse { status: s.status }),
+        }),
+    });
+    layotto::SubscribeTopicEventsRequest { subscribe_topic_events_request_type: kind }
+}
+
+fn to_dapr_response(
+    response: layotto::SubscribeTopicEventsResponse,
+) -> pb::SubscribeTopicEventsResponseAlpha1 {
+    use layotto::subscribe_topic_events_response::SubscribeTopicEventsResponseType as Out;
+    use pb::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as DaprOut;
+    let kind = response.subscribe_topic_events_response_type.map(|kind| match kind {
+        Out::InitialResponse(_) => DaprOut::InitialResponse(pb::SubscribeTopicEventsResponseInitialAlpha1 {}),
+        Out::EventMessage(e) => DaprOut::EventMessage(pb::TopicEventRequest {
+            id: e.id,
+            source: e.source,
+            r#type: e.r#type,
+            spec_version: e.spec_version,
+            data_content_type: e.data_content_type,
+            topic: e.topic,
+            data: e.data,
+            pubsub_name: e.pubsub_name,
+            path: String::new(),
+            extensions: None,
+        }),
+    });
+    pb::SubscribeTopicEventsResponseAlpha1 { subscribe_topic_events_response_type: kind }
 }

@@ -6,7 +6,7 @@ mod extensions;
 mod lifecycle;
 mod oss;
 mod runtime;
-mod wording;
+pub(crate) mod wording;
 
 pub use extensions::{DelayQueueService, EmailServiceImpl};
 pub use lifecycle::{LifecycleService, Reconfigure, ReconfigureError};

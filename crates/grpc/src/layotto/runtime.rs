@@ -23,7 +23,7 @@ use crate::api::pubsub::Publish;
 use crate::api::{ApiError, Apis, Lookup};
 use crate::pb::runtime as pb;
 use crate::pb::runtime::runtime_server::Runtime;
-use crate::pubsub::{ActiveStreams, open_stream, serve_stream};
+use crate::pubsub::{ActiveStreams, subscribe_stream};
 use layotto_oss::{GetObject, ListObjects, PutObject};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -391,40 +391,7 @@ impl Runtime for RuntimeService {
             }) => initial,
             _ => return Err(Status::invalid_argument("initial request is required")),
         };
-        if initial.pubsub_name.is_empty() {
-            return Err(Status::invalid_argument("pubsubName is required"));
-        }
-        if initial.topic.is_empty() {
-            return Err(Status::invalid_argument("topic is required"));
-        }
-        let name = initial.pubsub_name.clone();
-        if self.apis.pubsub.components.get(&name).is_err() {
-            return Err(Status::invalid_argument(format!("pubsub {name} is not initialized.")));
-        }
-        if !self.streams.claim(&name, &initial.topic) {
-            return Err(Status::already_exists(format!(
-                "already subscribed to pubsub \"{name}\" topic \"{}\"",
-                initial.topic
-            )));
-        }
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let topic = initial.topic.clone();
-        let open = match open_stream(&self.apis.pubsub, initial, tx.clone()).await {
-            Ok(open) => open,
-            Err(e) => {
-                self.streams.release(&name, &topic);
-                return Err(wording("pubsub")(e));
-            }
-        };
-        let first = pb::SubscribeTopicEventsResponse {
-            subscribe_topic_events_response_type: Some(
-                pb::subscribe_topic_events_response::SubscribeTopicEventsResponseType::InitialResponse(
-                    pb::SubscribeTopicEventsResponseInitial {},
-                ),
-            ),
-        };
-        let _ = tx.send(Ok(first)).await;
-        tokio::spawn(serve_stream(open, requests, tx, self.streams.clone(), self.closing.clone()));
+        let rx = subscribe_stream(&self.apis, &self.streams, self.closing.clone(), initial, requests).await?;
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
