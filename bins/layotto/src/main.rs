@@ -37,7 +37,7 @@ struct DaprdFlags {
     /// The port of the app's callback server (`app.callback_port`).
     #[arg(long)]
     app_port: Option<u16>,
-    /// How to reach the app: `grpc` (AppCallback) is what this runtime speaks.
+    /// How to reach the app: `grpc` (AppCallback) or `http`.
     #[arg(long)]
     app_protocol: Option<String>,
     /// Dapr's HTTP API port (`server.dapr_http`, on 127.0.0.1).
@@ -61,12 +61,10 @@ impl DaprdFlags {
             config.app.callback_port = port;
         }
         match self.app_protocol.as_deref() {
-            None | Some("grpc") => {}
-            Some(other) => {
-                return Err(format!(
-                    "--app-protocol {other}: this build reaches the app over gRPC (AppCallback) only; use --app-protocol grpc"
-                ));
-            }
+            None => {}
+            Some("grpc") => config.app.protocol = layotto_runtime::config::AppProtocol::Grpc,
+            Some("http") => config.app.protocol = layotto_runtime::config::AppProtocol::Http,
+            Some(other) => return Err(format!("--app-protocol {other}: use grpc or http")),
         }
         if let Some(port) = self.dapr_http_port {
             config.server.dapr_http = Some(loopback(port));

@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from dapr.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError
@@ -95,6 +96,35 @@ def streaming_subscription(d):
         sub.close()
 
 
+class EchoApp(BaseHTTPRequestHandler):
+    """The app behind the runtime (--app-port, --app-protocol http)."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        reply = json.dumps({"verb": "POST", "path": self.path, "body": body.decode()}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+def invocation(d, app_port):
+    server = ThreadingHTTPServer(("127.0.0.1", app_port), EchoApp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        resp = d.invoke_method(
+            "dapr-sdk-app", "orders/7", data=b"ping", http_verb="POST", http_querystring=(("q", "1"),)
+        )
+        echo = json.loads(resp.data)
+        check(echo == {"verb": "POST", "path": "/orders/7?q=1", "body": "ping"}, f"invoke_method: {echo}")
+    finally:
+        server.shutdown()
+
+
 def configuration(d, key):
     items = d.get_configuration(CONFIG, keys=[key]).items
     check(items.get(key) is not None and items[key].value == "before", f"get_configuration: {items}")
@@ -113,8 +143,9 @@ def configuration(d, key):
 
 
 def main():
-    config_key = sys.argv[1]
+    config_key, app_port = sys.argv[1], int(sys.argv[2])
     with DaprClient() as d:
+        invocation(d, app_port)
         state(d)
         lock(d)
         metadata_secrets_publish(d)

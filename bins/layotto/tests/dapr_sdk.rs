@@ -1,7 +1,9 @@
 //! The unmodified Dapr Python SDK drives the binary (tests/dapr_sdk.py):
 //! state with etags, bulk and transactions, lock, metadata, secrets,
-//! publish, and configuration get and subscribe, on the embedded defaults,
-//! started with daprd's own `--app-id` flag.
+//! publish, streaming subscription, invocation of the app (an HTTP server
+//! in the script), and configuration get and subscribe, on the embedded
+//! defaults, started with daprd's own flags (`--app-id`, `--app-port`,
+//! `--app-protocol http`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -40,8 +42,9 @@ async fn save_config(client: &mut RuntimeClient<tonic::transport::Channel>, key:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dapr_python_sdk_works_unmodified() {
+    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = command();
-    cmd.args(["--app-id", "dapr-sdk-app"]);
+    cmd.args(["--app-id", "dapr-sdk-app", "--app-protocol", "http", "--app-port", &app_port.to_string()]);
     let rt = Runtime::start(cmd);
     let dapr_http = rt.dapr_http.expect("the Dapr HTTP API listens on embedded defaults");
     let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", rt.grpc)).await.unwrap();
@@ -51,6 +54,7 @@ async fn the_dapr_python_sdk_works_unmodified() {
     let mut sdk = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dapr_sdk.py"))
         .arg(&key)
+        .arg(app_port.to_string())
         .env("DAPR_GRPC_PORT", rt.grpc.to_string())
         .env("DAPR_HTTP_PORT", dapr_http.to_string())
         .env("DAPR_HEALTH_TIMEOUT", "10")

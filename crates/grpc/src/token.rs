@@ -20,6 +20,11 @@ impl ApiToken {
         Self(token.into())
     }
 
+    /// The token itself, to send to a peer runtime; never log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `given` is the token, in time that does not depend on where they differ.
     pub fn matches(&self, given: &[u8]) -> bool {
         let expected = self.0.as_bytes();

@@ -21,6 +21,8 @@ use crate::apis::{Api, Options, Registries};
 pub struct Config {
     pub app: AppConfig,
     pub server: ServerConfig,
+    /// Service invocation's name resolution.
+    pub invoke: InvokeConfig,
     /// Components by API section, then by the name clients use.
     #[serde(flatten)]
     pub components: BTreeMap<String, BTreeMap<String, ComponentConfig>>,
@@ -41,6 +43,59 @@ pub enum UnknownKeys {
     Warn,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProtocol {
+    #[default]
+    Grpc,
+    Http,
+}
+
+/// Service invocation: how other apps' runtimes are found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeConfig {
+    /// `static` (the `peers` map) or `dns` (`dns_template`).
+    #[serde(default = "default_resolver")]
+    pub resolver: String,
+    /// App id → `host:port` of that app's runtime's Dapr HTTP API.
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
+    /// `{app}` and `{namespace}` filled in, e.g. `{app}.{namespace}.svc.cluster.local:3500`.
+    #[serde(default = "default_dns_template")]
+    pub dns_template: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// How long a call may take when the caller sets no deadline.
+    #[serde(default = "default_invoke_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+fn default_resolver() -> String {
+    "static".into()
+}
+fn default_dns_template() -> String {
+    "{app}.{namespace}.svc.cluster.local:3500".into()
+}
+fn default_namespace() -> String {
+    std::env::var("NAMESPACE").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into())
+}
+fn default_invoke_timeout_seconds() -> u64 {
+    60
+}
+
+impl Default for InvokeConfig {
+    fn default() -> Self {
+        Self {
+            resolver: default_resolver(),
+            peers: BTreeMap::new(),
+            dns_template: default_dns_template(),
+            namespace: default_namespace(),
+            timeout_seconds: default_invoke_timeout_seconds(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
@@ -52,6 +107,10 @@ pub struct AppConfig {
     pub callback_host: String,
     #[serde(default)]
     pub callback_port: u16,
+    /// How the runtime reaches the app on `callback_port`: `grpc` (Layotto's
+    /// or Dapr's AppCallback) or `http` (Dapr's HTTP app contract).
+    #[serde(default)]
+    pub protocol: AppProtocol,
     /// Sent to the app on callbacks as `dapr-api-token` (`APP_API_TOKEN`).
     #[serde(skip)]
     pub api_token: Option<layotto_grpc::token::ApiToken>,
@@ -292,7 +351,13 @@ impl Default for ServerConfig {
 
 impl Default for AppConfig {
     fn default() -> Self {
-        Self { id: String::new(), callback_host: default_callback_host(), callback_port: 0, api_token: None }
+        Self {
+            id: String::new(),
+            callback_host: default_callback_host(),
+            callback_port: 0,
+            protocol: AppProtocol::default(),
+            api_token: None,
+        }
     }
 }
 
@@ -302,6 +367,7 @@ impl Config {
         Self {
             app: AppConfig::default(),
             server: ServerConfig::default(),
+            invoke: InvokeConfig::default(),
             components: BTreeMap::new(),
             unknown_keys: UnknownKeys::Deny,
             base_dir: None,
@@ -410,9 +476,13 @@ impl Config {
                     config.server =
                         value.deserialize().map_err(|e| ConfigError(describe(&source, &["server"], e)))?
                 }
+                "invoke" => {
+                    config.invoke =
+                        value.deserialize().map_err(|e| ConfigError(describe(&source, &["invoke"], e)))?
+                }
                 section => {
                     let Some(api) = apis.find(section) else {
-                        let known: Vec<&str> = ["app", "server"]
+                        let known: Vec<&str> = ["app", "server", "invoke"]
                             .into_iter()
                             .chain(apis.apis.iter().map(|api| api.section()))
                             .collect();

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use layotto_core::{ErrorKind, Metadata};
 use layotto_grpc::api::pubsub::Publish;
@@ -51,6 +51,7 @@ pub fn router(dapr: Arc<DaprHttp>) -> Router {
         .route("/v1.0-alpha1/configuration/{store}", get(get_configuration))
         .route("/v1.0-alpha1/lock/{store}", post(try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(unlock))
+        .route("/v1.0/invoke/{app}/method/{*method}", any(invoke))
         .with_state(dapr)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
 }
@@ -595,5 +596,63 @@ async fn unlock(State(dapr): State<Arc<DaprHttp>>, Path(store): Path<String>, bo
         }
         Err(ApiError::Call(e)) if e.kind() == ErrorKind::InvalidArgument => malformed(e.to_string()),
         Err(e) => LOCK.with_failed("ERR_UNLOCK").answer(e),
+    }
+}
+
+/// `{verb} /v1.0/invoke/{app}/method/{method}`: the target's status,
+/// headers and body come back as they are.
+async fn invoke(
+    State(dapr): State<Arc<DaprHttp>>,
+    Path((app, method)): Path<(String, String)>,
+    verb: axum::http::Method,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type =
+        headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let forwarded = headers
+        .iter()
+        .filter(|(name, _)| *name != axum::http::header::CONTENT_TYPE)
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let req = layotto_invoke::InvokeRequest {
+        method,
+        verb: verb.as_str().to_owned(),
+        query: query.unwrap_or_default(),
+        headers: forwarded,
+        content_type,
+        body,
+        timeout: std::time::Duration::ZERO,
+    };
+    match dapr.apis.invoke.invoke(&app, req).await {
+        Ok(response) => {
+            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut headers = HeaderMap::new();
+            for (name, value) in &response.headers {
+                if let (Ok(name), Ok(value)) =
+                    (axum::http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+                {
+                    headers.append(name, value);
+                }
+            }
+            if let Ok(content_type) = HeaderValue::from_str(&response.content_type) {
+                headers.insert(axum::http::header::CONTENT_TYPE, content_type);
+            }
+            (status, headers, response.body).into_response()
+        }
+        Err(ApiError::Call(e)) => {
+            let status = match e.kind() {
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, "ERR_DIRECT_INVOKE", e.to_string())
+        }
+        Err(ApiError::Lookup(_)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_DIRECT_INVOKE",
+            "service invocation is not configured",
+        ),
     }
 }

@@ -157,6 +157,8 @@ pub(crate) struct HttpLimits {
     /// Connections open at once; past that the listener waits.
     pub(crate) max_connections: usize,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Also HTTP/2 without TLS (prior knowledge), as runtimes call each other.
+    pub(crate) http2: bool,
 }
 
 /// Serves the actuator over HTTP/1 (or HTTPS) until `shutdown`.
@@ -185,11 +187,12 @@ pub(crate) async fn serve_http(
             },
             _ = wait_for(shutdown.clone()) => break,
         };
-        let (router, watcher, timeout, tls) =
-            (router.clone(), graceful.watcher(), limits.header_timeout, limits.tls.clone());
+        let (router, watcher, timeout, tls, http2) =
+            (router.clone(), graceful.watcher(), limits.header_timeout, limits.tls.clone(), limits.http2);
         // The handshake runs in the connection's task, so a slow client never holds the accept loop.
         tokio::spawn(async move {
             match tls {
+                None if http2 => serve_auto_connection(stream, router, watcher, timeout).await,
                 None => serve_connection(stream, router, watcher, timeout).await,
                 Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => serve_connection(stream, router, watcher, timeout).await,
@@ -218,4 +221,21 @@ async fn serve_connection<IO>(
         .header_read_timeout(header_timeout)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let _ = watcher.watch(connection).await;
+}
+
+/// HTTP/1 or HTTP/2 (prior knowledge) on one port, told apart by the preface.
+async fn serve_auto_connection<IO>(
+    io: IO,
+    router: axum::Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: std::time::Duration,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(hyper_util::rt::TokioTimer::new());
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let _ = watcher.watch(connection.into_owned()).await;
 }

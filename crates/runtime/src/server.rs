@@ -123,6 +123,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     };
     let dapr_http_addr = dapr_http_listener.as_ref().map(|l| local_addr("Dapr HTTP API", l)).transpose()?;
     let dapr = Arc::new(dapr_info(&config));
+    apis.invoke.set(Arc::new(invoker(&config).map_err(|e| StartError(e.to_string()))?));
     let grpc_listen = grpc_listener.local()?;
     let actuator_addr = local_addr("actuator", &actuator_listener)?;
 
@@ -133,9 +134,16 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
 
     let subscriptions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     if config.app.callback_port != 0 && !apis.pubsub.components.is_empty() {
-        let app = AppCallback::new(&config.app.callback_host, config.app.callback_port)
-            .and_then(|app| app.with_token(config.app.api_token.as_ref()))
-            .map_err(|e| StartError(e.to_string()))?;
+        let (host, port, token) =
+            (&config.app.callback_host, config.app.callback_port, config.app.api_token.as_ref());
+        let app = match config.app.protocol {
+            crate::config::AppProtocol::Grpc => AppCallback::new(host, port)
+                .and_then(|app| app.with_token(token))
+                .map(crate::subscriber::SubscribingApp::Grpc),
+            crate::config::AppProtocol::Http => crate::http_app::HttpSubscriber::new(host, port, token)
+                .map(crate::subscriber::SubscribingApp::Http),
+        }
+        .map_err(|e| StartError(e.to_string()))?;
         tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
             app,
             apis.clone(),
@@ -188,6 +196,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
             header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
             max_connections: config.server.max_connections,
             tls,
+            http2: false,
         },
     )));
 
@@ -206,6 +215,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
                 header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
                 max_connections: config.server.max_connections,
                 tls: None,
+                http2: true,
             },
         )));
     }
@@ -441,4 +451,41 @@ fn dapr_info(config: &Config) -> DaprInfo {
         components,
         ..Default::default()
     }
+}
+
+/// Service invocation: the app on `app.callback_port` by `app.protocol`,
+/// other apps through their runtimes by `[invoke]`'s resolver.
+fn invoker(config: &Config) -> layotto_core::Result<layotto_invoke::Invoker> {
+    use crate::config::AppProtocol;
+    use layotto_invoke::{AppChannel, DnsResolver, HttpApp, Resolver, StaticResolver};
+    let app: Option<Arc<dyn AppChannel>> = match (config.app.callback_port, config.app.protocol) {
+        (0, _) => None,
+        (port, AppProtocol::Http) => Some(Arc::new(HttpApp::new(&config.app.callback_host, port)?)),
+        (port, AppProtocol::Grpc) => Some(Arc::new(layotto_grpc::dapr::DaprGrpcApp::new(
+            &config.app.callback_host,
+            port,
+            config.app.api_token.as_ref(),
+        )?)),
+    };
+    let invoke = &config.invoke;
+    let resolver: Arc<dyn Resolver> = match invoke.resolver.as_str() {
+        "static" => Arc::new(StaticResolver { peers: invoke.peers.clone() }),
+        "dns" => Arc::new(DnsResolver {
+            template: invoke.dns_template.clone(),
+            namespace: invoke.namespace.clone(),
+        }),
+        other => {
+            return Err(layotto_core::Error::config(format!(
+                "invoke.resolver must be 'static' or 'dns', not '{}'",
+                layotto_core::clip(other)
+            )));
+        }
+    };
+    layotto_invoke::Invoker::new(
+        &config.app.id,
+        app,
+        resolver,
+        config.server.api_token.as_ref().map(|t| t.secret().to_owned()),
+        Duration::from_secs(invoke.timeout_seconds.max(1)),
+    )
 }

@@ -15,25 +15,58 @@ pub type Subscriptions = Arc<tokio::sync::Mutex<Vec<Subscription>>>;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The app as a subscriber: over gRPC (Layotto's or Dapr's AppCallback) or
+/// over Dapr's HTTP app contract.
+#[derive(Clone)]
+pub enum SubscribingApp {
+    Grpc(AppCallback),
+    Http(crate::http_app::HttpSubscriber),
+}
+
+impl SubscribingApp {
+    fn address(&self) -> &str {
+        match self {
+            Self::Grpc(app) => app.address(),
+            Self::Http(app) => app.address(),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<layotto_grpc::pb::runtime::TopicSubscription>, String> {
+        match self {
+            Self::Grpc(app) => {
+                app.list_topic_subscriptions().await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            }
+            Self::Http(app) => app.list().await,
+        }
+    }
+
+    fn into_app(self) -> Arc<dyn App> {
+        match self {
+            Self::Grpc(app) => Arc::new(app),
+            Self::Http(app) => Arc::new(app),
+        }
+    }
+}
+
 pub async fn subscribe_app(
-    app: AppCallback,
+    app: SubscribingApp,
     apis: Arc<Apis>,
     subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     let listed = loop {
-        let asked = tokio::time::timeout(Duration::from_secs(5), app.list_topic_subscriptions()).await;
-        let asked = asked.unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within 5s")));
+        let asked = tokio::time::timeout(Duration::from_secs(5), app.list()).await;
+        let asked = asked.unwrap_or_else(|_| Err("no answer within 5s".to_owned()));
         match asked {
             Ok(listed) => break listed,
-            Err(status) => {
+            Err(error) => {
                 let attempts = backoff.attempts() + 1;
                 // Say it once loudly, then now and then, without flooding the log.
                 if attempts == 1 || attempts.is_multiple_of(20) {
                     tracing::info!(
-                        app = %app.address(), code = ?status.code(), error = %status.message(), attempts,
-                        "waiting for the app to list its topic subscriptions (AppCallback.ListTopicSubscriptions); retrying"
+                        app = %app.address(), %error, attempts,
+                        "waiting for the app to list its topic subscriptions; retrying"
                     );
                 }
             }
@@ -44,7 +77,7 @@ pub async fn subscribe_app(
         }
     };
     tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
-    let app: Arc<dyn App> = Arc::new(app);
+    let app: Arc<dyn App> = app.into_app();
     for wanted in listed {
         let Ok(pubsub) = apis.pubsub.components.get(&wanted.pubsub_name) else {
             tracing::warn!(

@@ -23,7 +23,7 @@ const TYPOS: &[(&str, &str, &str, &str)] = &[
     ("lock", "in-memory", "keyPrefixx", "keyPrefix"),
     ("sequencer", "in-memory", "segmentStpe", "segmentStep"),
     ("secret_store", "local.env", "prefx", "prefix"),
-    ("config_store", "redis", "redisHots", "redisHost"),
+    ("config_store", "redis", "redisPasword", "redisPassword"),
     ("bindings", "redis", "redisHostt", "redisHost"),
 ];
 

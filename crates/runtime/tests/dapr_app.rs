@@ -131,3 +131,71 @@ async fn a_dapr_app_gets_its_events_routes_and_dead_letters() {
     assert_eq!(hello.spec_version, "1.0");
     running.shutdown().await;
 }
+
+/// A Dapr HTTP app (`app.protocol = "http"`): subscriptions from
+/// `GET /dapr/subscribe`, events POSTed as CloudEvents to the route, a DROP
+/// answer sends the event to the dead-letter topic's route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dapr_http_app_gets_cloudevents_on_its_routes() {
+    use axum::routing::{get, post};
+    let topic = format!("http-{}", uuid::Uuid::new_v4().simple());
+    let received: Arc<Mutex<Vec<(String, serde_json::Value, String)>>> = Arc::default();
+    let subscriptions = serde_json::json!([
+        {"pubsubname": "pub_subs_demo", "topic": topic, "route": "/orders", "deadLetterTopic": format!("{topic}-dead")},
+        {"pubsubname": "pub_subs_demo", "topic": format!("{topic}-dead"), "routes": {"default": "/dead"}},
+    ]);
+    let record = |route: &'static str, received: Arc<Mutex<Vec<(String, serde_json::Value, String)>>>| {
+        move |headers: axum::http::HeaderMap, body: String| async move {
+            let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let content_type = headers.get("content-type").unwrap().to_str().unwrap().to_owned();
+            let poison = event["data"] == "poison" && route == "/orders";
+            received.lock().push((route.to_owned(), event, content_type));
+            axum::Json(serde_json::json!({"status": if poison { "DROP" } else { "SUCCESS" }}))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/dapr/subscribe", get(move || async move { axum::Json(subscriptions) }))
+        .route("/orders", post(record("/orders", received.clone())))
+        .route("/dead", post(record("/dead", received.clone())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut config = Config::embedded_defaults();
+    config.server.grpc = "127.0.0.1:0".parse().unwrap();
+    config.server.actuator = "127.0.0.1:0".parse().unwrap();
+    config.app.id = "http-app".into();
+    config.app.callback_port = port;
+    config.app.protocol = layotto_runtime::config::AppProtocol::Http;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut client = DaprClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    let publish = |data: &str| pb::PublishEventRequest {
+        pubsub_name: "pub_subs_demo".into(),
+        topic: topic.clone(),
+        data: data.as_bytes().to_vec(),
+        data_content_type: "text/plain".into(),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !received.lock().iter().any(|(_, e, _)| e["data"] == "hello") {
+        assert!(Instant::now() < deadline, "nothing reached the HTTP app");
+        client.publish_event(publish("hello")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.publish_event(publish("poison")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !received.lock().iter().any(|(route, e, _)| route == "/dead" && e["data"] == "poison") {
+        assert!(Instant::now() < deadline, "the dropped event never reached the dead-letter route");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (route, event, content_type) =
+        received.lock().iter().find(|(_, e, _)| e["data"] == "hello").cloned().unwrap();
+    assert_eq!(route, "/orders");
+    assert_eq!(content_type, "application/cloudevents+json");
+    assert_eq!(
+        (event["topic"].as_str(), event["pubsubname"].as_str()),
+        (Some(topic.as_str()), Some("pub_subs_demo"))
+    );
+    assert_eq!(event["specversion"], "1.0");
+    running.shutdown().await;
+}

@@ -321,10 +321,15 @@ async fn lifecycle_reconfigures_hello() {
 }
 
 #[tokio::test]
-async fn apis_not_built_yet_answer_unimplemented() {
+async fn invoking_an_app_that_resolves_nowhere_is_not_found() {
     let (running, mut c) = start(full_config()).await;
+    let err = c
+        .invoke_service(pb::InvokeServiceRequest { id: "billing".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(err.code() == Code::NotFound && err.message().contains("billing"), "{}", err.message());
     let err = c.invoke_service(pb::InvokeServiceRequest::default()).await.unwrap_err();
-    assert!(err.code() == Code::Unimplemented && err.message().contains("invocation"), "{}", err.message());
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     running.shutdown().await;
 }
 

@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod configuration;
 pub mod email;
 pub mod hello;
+pub mod invoke;
 pub mod lock;
 pub mod oss;
 pub mod pubsub;
@@ -21,6 +22,7 @@ pub use bindings::BindingsApi;
 pub use configuration::ConfigurationApi;
 pub use email::EmailApi;
 pub use hello::HelloApi;
+pub use invoke::InvokeApi;
 pub use lock::LockApi;
 pub use oss::OssApi;
 pub use pubsub::PubSubApi;
@@ -44,6 +46,8 @@ pub struct Apis {
     pub oss: OssApi,
     /// `file` components: the File API on Runtime.
     pub files: OssApi,
+    /// Service invocation, when the runtime has an invoker.
+    pub invoke: InvokeApi,
 }
 
 /// Largest answer of a bulk call by default, in bytes.

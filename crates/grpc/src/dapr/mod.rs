@@ -2,9 +2,11 @@
 //! Layotto's: message conversions and Dapr's wording of errors around the
 //! shared API layer ([`crate::api`]), so both services call the same code.
 
+mod app_channel;
 mod info;
 mod service;
 pub mod unimplemented;
 
+pub use app_channel::DaprGrpcApp;
 pub use info::{DaprInfo, RegisteredComponent, dapr_type};
 pub use service::DaprService;

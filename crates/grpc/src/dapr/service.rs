@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::info::DaprInfo;
+use crate::api::invoke::{GrpcInvoke, invoke_grpc};
 use crate::api::pubsub::Publish;
 use crate::api::{ApiError, Apis, Lookup};
 use crate::layotto::convert::{concurrency, consistency};
@@ -98,10 +99,6 @@ fn config_items(
             (item.key, value)
         })
         .collect()
-}
-
-fn unimplemented(rpc: &str, block: &str) -> Status {
-    Status::unimplemented(format!("{rpc}: Dapr's {block} API is not implemented in layotto-rs yet"))
 }
 
 impl DaprService {
@@ -202,8 +199,27 @@ impl DaprService {
 
 #[tonic::async_trait]
 impl Dapr for DaprService {
-    async fn invoke_service(&self, _: Request<pb::InvokeServiceRequest>) -> Reply<common::InvokeResponse> {
-        Err(unimplemented("InvokeService", "service invocation"))
+    async fn invoke_service(
+        &self,
+        request: Request<pb::InvokeServiceRequest>,
+    ) -> Reply<common::InvokeResponse> {
+        let metadata = request.metadata().clone();
+        let req = request.into_inner();
+        let message = req.message.unwrap_or_default();
+        let extension = message.http_extension.unwrap_or_default();
+        let call = GrpcInvoke {
+            app_id: req.id,
+            method: message.method,
+            data: message.data.map(|d| d.value).unwrap_or_default(),
+            content_type: message.content_type,
+            verb: extension.verb,
+            query: extension.querystring,
+        };
+        let (body, content_type) = invoke_grpc(&self.apis.invoke, call, &metadata).await?;
+        Ok(Response::new(common::InvokeResponse {
+            data: Some(prost_types::Any { type_url: String::new(), value: body }),
+            content_type,
+        }))
     }
 
     /// A missing key is OK with empty data, as Dapr answers.

@@ -18,7 +18,7 @@ use super::convert::{
     set_request,
 };
 use super::oss::{body_stream, stream_back};
-use super::wording::{lookup_status, secret_wording, unimplemented_api, wording};
+use super::wording::{lookup_status, secret_wording, wording};
 use crate::api::pubsub::Publish;
 use crate::api::{ApiError, Apis, Lookup};
 use crate::pb::runtime as pb;
@@ -192,8 +192,25 @@ impl Runtime for RuntimeService {
         Ok(Response::new(()))
     }
 
-    async fn invoke_service(&self, _: Request<pb::InvokeServiceRequest>) -> Reply<pb::InvokeResponse> {
-        unimplemented_api("service invocation", "InvokeService")
+    async fn invoke_service(&self, request: Request<pb::InvokeServiceRequest>) -> Reply<pb::InvokeResponse> {
+        let metadata = request.metadata().clone();
+        let req = request.into_inner();
+        let message = req.message.unwrap_or_default();
+        let extension = message.http_extension.unwrap_or_default();
+        let call = crate::api::invoke::GrpcInvoke {
+            app_id: req.id,
+            method: message.method,
+            data: message.data.map(|d| d.value).unwrap_or_default(),
+            content_type: message.content_type,
+            verb: extension.verb,
+            query: extension.querystring,
+        };
+        let (body, content_type) =
+            crate::api::invoke::invoke_grpc(&self.apis.invoke, call, &metadata).await?;
+        Ok(Response::new(pb::InvokeResponse {
+            data: Some(prost_types::Any { type_url: String::new(), value: body }),
+            content_type,
+        }))
     }
 
     async fn get_configuration(

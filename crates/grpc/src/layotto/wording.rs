@@ -1,5 +1,5 @@
 //! Layotto's wording of errors: byte for byte what Go Layotto answers when
-//! no component serves a call, and how APIs not built yet answer.
+//! no component serves a call.
 
 use tonic::Status;
 
@@ -66,8 +66,4 @@ pub(crate) fn lookup_status(api: &str, lookup: Lookup) -> Status {
         )),
         (_, Lookup::NotConfigured) => Status::invalid_argument(format!("pubsub {name} is not found")),
     }
-}
-
-pub(crate) fn unimplemented_api<T>(api: &str, rpc: &str) -> Result<T, Status> {
-    Err(Status::unimplemented(format!("{rpc}: the {api} API is not implemented in this build of layotto-rs")))
 }
