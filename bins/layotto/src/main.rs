@@ -46,9 +46,9 @@ struct DaprdFlags {
     /// The gRPC port of both Layotto's and Dapr's API (`server.grpc`, on 127.0.0.1).
     #[arg(long)]
     dapr_grpc_port: Option<u16>,
-    /// Dapr component YAML files: not read by this build yet.
+    /// Directories of Dapr resource YAML files (`kind: Component`, `kind: Subscription`).
     #[arg(long)]
-    resources_path: Option<PathBuf>,
+    resources_path: Vec<PathBuf>,
 }
 
 impl DaprdFlags {
@@ -72,12 +72,8 @@ impl DaprdFlags {
         if let Some(port) = self.dapr_grpc_port {
             config.server.grpc = layotto_runtime::ListenAddr::Tcp(loopback(port));
         }
-        if let Some(dir) = self.resources_path {
-            return Err(format!(
-                "--resources-path {}: Dapr component YAML files are not read by this build yet; \
-                 describe the components in a config file (--config)",
-                dir.display()
-            ));
+        for dir in self.resources_path {
+            config.load_dapr_resources(&dir).map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -121,6 +121,11 @@ impl AppCallback {
         self.dapr_clients[i % self.dapr_clients.len()].clone()
     }
 
+    /// The `path` handed to a Dapr app with events of (pubsub, topic).
+    pub fn set_route(&self, pubsub: &str, topic: &str, route: &str) {
+        self.dapr_paths.lock().insert((pubsub.to_owned(), topic.to_owned()), route.to_owned());
+    }
+
     /// Whether the app turned out to be a Dapr app.
     pub fn is_dapr(&self) -> bool {
         self.is_dapr.load(std::sync::atomic::Ordering::Acquire)

@@ -33,6 +33,9 @@ pub struct Config {
     /// The config file's directory: relative paths in metadata are relative to it.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
+    /// Dapr's declarative subscriptions (`kind: Subscription` resources).
+    #[serde(skip)]
+    pub subscriptions: Vec<crate::dapr_resources::DeclarativeSubscription>,
 }
 
 /// How unknown metadata keys and component options are reported.
@@ -371,7 +374,13 @@ impl Config {
             components: BTreeMap::new(),
             unknown_keys: UnknownKeys::Deny,
             base_dir: None,
+            subscriptions: Vec::new(),
         }
+    }
+
+    /// Adds the Dapr resources (components, subscriptions) of the YAML files in `dir`.
+    pub fn load_dapr_resources(&mut self, dir: &Path) -> Result<(), ConfigError> {
+        crate::dapr_resources::load(dir, self, &Registries::builtin())
     }
 
     /// What runs with no config file: every API on its in-memory component,

@@ -61,6 +61,10 @@ impl HttpSubscriber {
         })
     }
 
+    pub fn set_route(&self, pubsub: &str, topic: &str, route: &str) {
+        self.routes.lock().insert((pubsub.to_owned(), topic.to_owned()), route.to_owned());
+    }
+
     pub fn address(&self) -> &str {
         &self.base
     }

@@ -14,6 +14,7 @@
 pub mod apis;
 pub mod config;
 mod dapr_http;
+pub mod dapr_resources;
 mod http_app;
 pub mod layotto_json;
 mod listen;

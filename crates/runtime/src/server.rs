@@ -146,6 +146,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         .map_err(|e| StartError(e.to_string()))?;
         tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
             app,
+            config.subscriptions.clone(),
             apis.clone(),
             subscriptions.clone(),
             shutdown_rx.clone(),

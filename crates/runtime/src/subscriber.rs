@@ -40,6 +40,33 @@ impl SubscribingApp {
         }
     }
 
+    /// Adds the declarative subscriptions, with their routes.
+    fn declared(
+        &self,
+        declared: &[crate::dapr_resources::DeclarativeSubscription],
+    ) -> Vec<layotto_grpc::pb::runtime::TopicSubscription> {
+        declared
+            .iter()
+            .map(|d| {
+                if !d.route.is_empty() {
+                    match self {
+                        Self::Grpc(app) => app.set_route(&d.pubsub_name, &d.topic, &d.route),
+                        Self::Http(app) => app.set_route(&d.pubsub_name, &d.topic, &d.route),
+                    }
+                }
+                let mut metadata = d.metadata.clone();
+                if !d.dead_letter_topic.is_empty() {
+                    metadata.insert("deadLetterTopic".into(), d.dead_letter_topic.clone());
+                }
+                layotto_grpc::pb::runtime::TopicSubscription {
+                    pubsub_name: d.pubsub_name.clone(),
+                    topic: d.topic.clone(),
+                    metadata,
+                }
+            })
+            .collect()
+    }
+
     fn into_app(self) -> Arc<dyn App> {
         match self {
             Self::Grpc(app) => Arc::new(app),
@@ -50,6 +77,7 @@ impl SubscribingApp {
 
 pub async fn subscribe_app(
     app: SubscribingApp,
+    declared: Vec<crate::dapr_resources::DeclarativeSubscription>,
     apis: Arc<Apis>,
     subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
@@ -77,6 +105,12 @@ pub async fn subscribe_app(
         }
     };
     tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
+    let mut listed = listed;
+    for wanted in app.declared(&declared) {
+        if !listed.iter().any(|l| l.pubsub_name == wanted.pubsub_name && l.topic == wanted.topic) {
+            listed.push(wanted);
+        }
+    }
     let app: Arc<dyn App> = app.into_app();
     for wanted in listed {
         let Ok(pubsub) = apis.pubsub.components.get(&wanted.pubsub_name) else {
