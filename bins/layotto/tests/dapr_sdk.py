@@ -9,6 +9,7 @@ any failed check raises, so the exit status is not 0.
 import json
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -96,33 +97,68 @@ def streaming_subscription(d):
         sub.close()
 
 
-class EchoApp(BaseHTTPRequestHandler):
-    """The app behind the runtime (--app-port, --app-protocol http)."""
+def serve_app(port, name, events):
+    """A Dapr-style HTTP app: echoes invocations (naming itself), lists one
+    subscription at /dapr/subscribe and records the CloudEvents posted to it."""
 
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        reply = json.dumps({"verb": "POST", "path": self.path, "body": body.decode()}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+    class App(BaseHTTPRequestHandler):
+        def reply(self, payload, status=200):
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
+        def do_GET(self):
+            if self.path == "/dapr/subscribe":
+                self.reply([{"pubsubname": PUBSUB, "topic": f"sdk-{name}", "route": "/events"}])
+            else:
+                self.reply({"app": name, "verb": "GET", "path": self.path})
 
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if self.path == "/events":
+                events.append((self.headers.get("content-type"), json.loads(body)))
+                self.reply({"status": "SUCCESS"})
+            else:
+                self.reply({"app": name, "verb": "POST", "path": self.path, "body": body.decode()})
 
-def invocation(d, app_port):
-    server = ThreadingHTTPServer(("127.0.0.1", app_port), EchoApp)
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), App)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        resp = d.invoke_method(
-            "dapr-sdk-app", "orders/7", data=b"ping", http_verb="POST", http_querystring=(("q", "1"),)
-        )
-        echo = json.loads(resp.data)
-        check(echo == {"verb": "POST", "path": "/orders/7?q=1", "body": "ping"}, f"invoke_method: {echo}")
-    finally:
-        server.shutdown()
+    return server
+
+
+def invocation(d):
+    resp = d.invoke_method("dapr-sdk-app", "orders/7", data=b"ping", http_verb="POST", http_querystring=(("q", "1"),))
+    echo = json.loads(resp.data)
+    check(echo == {"app": "own", "verb": "POST", "path": "/orders/7?q=1", "body": "ping"}, f"own app: {echo}")
+    # The app behind the second runtime, reached through both runtimes.
+    resp = d.invoke_method("orders", "stock", data=b"", http_verb="GET")
+    echo = json.loads(resp.data)
+    check(echo == {"app": "orders", "verb": "GET", "path": "/stock"}, f"second runtime's app: {echo}")
+
+
+def delivery_to_http_app(d, events):
+    # The runtime subscribes once the app has answered /dapr/subscribe: publish until one arrives.
+    for _ in range(150):
+        d.publish_event(PUBSUB, "sdk-own", data=json.dumps({"order": 1}), data_content_type="application/json")
+        if events:
+            break
+        time.sleep(0.1)
+    check(events, "the HTTP app got the event")
+    content_type, event = events[0]
+    check(content_type == "application/cloudevents+json", f"content type: {content_type}")
+    check(event["data"] == {"order": 1} and event["topic"] == "sdk-own", f"event: {event}")
+
+
+def bindings(d, sink):
+    resp = d.invoke_binding("web", "create", data=b"hello binding")
+    echo = json.loads(resp.data)
+    check(echo["app"] == "sink" and echo["body"] == "hello binding", f"binding: {echo}")
 
 
 def configuration(d, key):
@@ -143,9 +179,15 @@ def configuration(d, key):
 
 
 def main():
-    config_key, app_port = sys.argv[1], int(sys.argv[2])
+    config_key, own_port, orders_port, sink_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    events = []
+    serve_app(own_port, "own", events)
+    serve_app(orders_port, "orders", [])
+    serve_app(sink_port, "sink", [])
     with DaprClient() as d:
-        invocation(d, app_port)
+        invocation(d)
+        delivery_to_http_app(d, events)
+        bindings(d, sink_port)
         state(d)
         lock(d)
         metadata_secrets_publish(d)

@@ -1,9 +1,10 @@
 //! The unmodified Dapr Python SDK drives the binary (tests/dapr_sdk.py):
 //! state with etags, bulk and transactions, lock, metadata, secrets,
-//! publish, streaming subscription, invocation of the app (an HTTP server
-//! in the script), and configuration get and subscribe, on the embedded
-//! defaults, started with daprd's own flags (`--app-id`, `--app-port`,
-//! `--app-protocol http`).
+//! publish with delivery to a Dapr-style HTTP app and streaming
+//! subscription, invocation of the app and of a second runtime's app (HTTP
+//! servers in the script), an http binding, and configuration get and
+//! subscribe, on the embedded defaults, started with daprd's own flags
+//! (`--app-id`, `--app-port`, `--app-protocol http`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,9 +43,18 @@ async fn save_config(client: &mut RuntimeClient<tonic::transport::Channel>, key:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dapr_python_sdk_works_unmodified() {
-    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (own_port, orders_port, sink_port) = (port(), port(), port());
+    // The second runtime, in front of app `orders`.
+    let mut orders = command();
+    orders.args(["--app-id", "orders", "--app-protocol", "http", "--app-port", &orders_port.to_string()]);
+    let orders = Runtime::start(orders);
+    let orders_http = orders.dapr_http.expect("the second runtime serves Dapr's HTTP API");
     let mut cmd = command();
-    cmd.args(["--app-id", "dapr-sdk-app", "--app-protocol", "http", "--app-port", &app_port.to_string()]);
+    cmd.args(["--app-id", "dapr-sdk-app", "--app-protocol", "http", "--app-port", &own_port.to_string()])
+        .env("LAYOTTO_INVOKE__PEERS__orders", format!("127.0.0.1:{orders_http}"))
+        .env("LAYOTTO_BINDINGS__web__TYPE", "http")
+        .env("LAYOTTO_BINDINGS__web__METADATA__url", format!("http://127.0.0.1:{sink_port}/hook"));
     let rt = Runtime::start(cmd);
     let dapr_http = rt.dapr_http.expect("the Dapr HTTP API listens on embedded defaults");
     let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", rt.grpc)).await.unwrap();
@@ -54,7 +64,7 @@ async fn the_dapr_python_sdk_works_unmodified() {
     let mut sdk = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dapr_sdk.py"))
         .arg(&key)
-        .arg(app_port.to_string())
+        .args([own_port, orders_port, sink_port].map(|p| p.to_string()))
         .env("DAPR_GRPC_PORT", rt.grpc.to_string())
         .env("DAPR_HTTP_PORT", dapr_http.to_string())
         .env("DAPR_HEALTH_TIMEOUT", "10")

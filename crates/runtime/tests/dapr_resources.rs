@@ -38,11 +38,8 @@ fn write(dir: &std::path::Path, name: &str, text: &str) {
 async fn dapr_component_files_run_as_components() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets.json");
-    std::fs::write(
-        &secrets,
-        r#"{"redis-host": "HOST", "plain": "value"}"#.replace("HOST", &redis_host()),
-    )
-    .unwrap();
+    std::fs::write(&secrets, r#"{"redis-host": "HOST", "plain": "value"}"#.replace("HOST", &redis_host()))
+        .unwrap();
     write(
         dir.path(),
         "components.yaml",
