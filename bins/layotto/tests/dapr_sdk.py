@@ -39,6 +39,7 @@ def state(d):
         raise AssertionError("a stale etag must be refused")
     except DaprGrpcError as e:
         check(e.code().name == "ABORTED", f"stale etag code: {e.code()}")
+        check(e.error_code() == "DAPR_STATE_ETAG_MISMATCH", f"stale etag reason: {e.error_code()}")
     check(d.get_state(STATE, key).data == b"v2", "the refused write changed nothing")
     check(d.get_state(STATE, f"missing-{key}").data == b"", "a missing key is empty data")
 

@@ -68,6 +68,10 @@ async fn grpc_state_follows_dapr() {
     // A stale etag is ABORTED, a malformed one INVALID_ARGUMENT (Dapr's codes).
     let stale = c.save_state(save(vec![item(&k, "v3", Some(&first.etag))])).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    // Dapr's SDKs read the ErrorInfo reason as the error code.
+    use tonic_types::StatusExt;
+    let info = stale.get_details_error_info().expect("an ErrorInfo detail");
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("DAPR_STATE_ETAG_MISMATCH", "dapr.io"));
     let bad = c.save_state(save(vec![item(&k, "v3", Some("not-a-number"))])).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
     assert_eq!(get(&mut c, &k).await.data, b"v2");
@@ -114,6 +118,7 @@ async fn grpc_state_follows_dapr() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::InvalidArgument);
     assert!(unknown.message().contains("nope"), "{}", unknown.message());
+    assert_eq!(unknown.get_details_error_info().map(|i| i.reason), Some("DAPR_STATE_NOT_FOUND".to_owned()));
 }
 
 #[tokio::test]

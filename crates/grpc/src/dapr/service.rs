@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use futures::Stream;
 use layotto_bindings::InvokeRequest;
+use layotto_core::ErrorKind;
 use layotto_lock::{LockStatus, TryLockRequest, UnlockRequest};
 use layotto_state::{DeleteRequest, GetRequest, Operation, SetRequest};
 use parking_lot::Mutex;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::info::DaprInfo;
 use crate::api::invoke::{GrpcInvoke, invoke_grpc};
@@ -47,17 +49,58 @@ impl DaprService {
 
 /// Dapr's words for a call that found no component, per building block
 /// (daprd's `pkg/messages`): unknown store INVALID_ARGUMENT, none
-/// configured FAILED_PRECONDITION.
+/// configured FAILED_PRECONDITION; each with the `google.rpc.ErrorInfo`
+/// (domain `dapr.io`) whose reason Dapr's SDKs read as the error code.
 fn wording(noun: &'static str) -> impl Fn(ApiError) -> Status {
-    move |e| match e {
-        ApiError::Call(e) => to_status(e),
-        ApiError::Lookup(Lookup::NotConfigured) => {
-            Status::failed_precondition(format!("{noun} is not configured"))
+    move |e| {
+        let block = reason_block(noun);
+        let (code, message, reason) = match e {
+            ApiError::Call(e) => {
+                let reason = match e.kind() {
+                    ErrorKind::EtagMismatch => Some("DAPR_STATE_ETAG_MISMATCH".to_owned()),
+                    ErrorKind::InvalidEtag => Some("DAPR_STATE_ETAG_INVALID".to_owned()),
+                    _ => None,
+                };
+                let status = to_status(e);
+                (status.code(), status.message().to_owned(), reason)
+            }
+            ApiError::Lookup(Lookup::NotConfigured) => (
+                Code::FailedPrecondition,
+                format!("{noun} is not configured"),
+                Some(format!("DAPR_{block}_NOT_CONFIGURED")),
+            ),
+            ApiError::Lookup(Lookup::NoName) => (
+                Code::InvalidArgument,
+                format!("{noun} name is empty"),
+                Some(format!("DAPR_{block}_NAME_EMPTY")),
+            ),
+            ApiError::Lookup(Lookup::NotFound { name, .. }) => (
+                Code::InvalidArgument,
+                format!("{noun} {} is not found", layotto_core::clip(&name)),
+                Some(format!("DAPR_{block}_NOT_FOUND")),
+            ),
+        };
+        match reason {
+            Some(reason) => {
+                let details =
+                    ErrorDetails::with_error_info(reason, "dapr.io", HashMap::<String, String>::new());
+                Status::with_error_details(code, message, details)
+            }
+            None => Status::new(code, message),
         }
-        ApiError::Lookup(Lookup::NoName) => Status::invalid_argument(format!("{noun} name is empty")),
-        ApiError::Lookup(Lookup::NotFound { name, .. }) => {
-            Status::invalid_argument(format!("{noun} {} is not found", layotto_core::clip(&name)))
-        }
+    }
+}
+
+/// The building block's part of Dapr's error reasons.
+fn reason_block(noun: &str) -> &'static str {
+    match noun {
+        "state store" => "STATE",
+        "pubsub" => "PUBSUB",
+        "lock store" => "LOCK",
+        "secret store" => "SECRET_STORE",
+        "configuration store" => "CONFIGURATION",
+        "output binding" => "BINDING",
+        _ => "COMPONENT",
     }
 }
 
