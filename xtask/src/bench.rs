@@ -613,6 +613,82 @@ pub fn run(args: &[String]) -> Result<()> {
         "lapin direct publish→consume",
         direct_args("rabbitmq", format!("amqp://guest:guest@{}/%2f", crate::RABBITMQ_ADDR)),
     )?);
+
+    // Dapr's API on a runtime of its own: GetState over gRPC and over HTTP.
+    let dapr_http = free_ports(1)?[0];
+    let dapr_server = format!("dapr_http = \"127.0.0.1:{dapr_http}\"\n");
+    let (dapr_pid, dapr_grpc, _) =
+        start_layotto_with(&mut guard, &layotto_bin, &dir, opts.starts + 2, &dapr_server, "")?;
+    let with_load = |mut args: Vec<String>| {
+        args.extend(opts.load_args());
+        args
+    };
+    let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    cases.extend(load(
+        &mut guard,
+        "dapr_grpc_get",
+        "runtime in-memory Dapr GetState (gRPC)",
+        with_load(strings(&["dapr-grpc-load", "--target", &format!("http://{dapr_grpc}"), "--store", "mem"])),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "dapr_http_get",
+        "runtime in-memory Dapr GetState (HTTP/1.1)",
+        with_load(strings(&[
+            "http-load",
+            "--url",
+            &format!("http://127.0.0.1:{dapr_http}/v1.0/state/mem/"),
+            "--state-store",
+            "mem",
+        ])),
+    )?);
+    guard.kill(dapr_pid);
+
+    // Invocation: an HTTP app behind runtime B, called through runtime A, and directly.
+    let ports = free_ports(3)?;
+    let (echo, b_http, a_http) = (ports[0], ports[1], ports[2]);
+    let echo_pid = guard.spawn(
+        Command::new(&bench_bin)
+            .args(["echo-server", "--addr", &format!("127.0.0.1:{echo}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    wait_for_tcp(&mut guard, echo_pid, SocketAddr::from(([127, 0, 0, 1], echo)), &dir.join("noop.log"))?;
+    let (b_pid, _, _) = start_layotto_with(
+        &mut guard,
+        &layotto_bin,
+        &dir,
+        opts.starts + 3,
+        &format!("dapr_http = \"127.0.0.1:{b_http}\"\n"),
+        &format!("\n[app]\nid = \"orders\"\ncallback_port = {echo}\nprotocol = \"http\"\n"),
+    )?;
+    let (a_pid, _, _) = start_layotto_with(
+        &mut guard,
+        &layotto_bin,
+        &dir,
+        opts.starts + 4,
+        &format!("dapr_http = \"127.0.0.1:{a_http}\"\n"),
+        &format!("\n[app]\nid = \"front\"\n\n[invoke]\npeers = {{ orders = \"127.0.0.1:{b_http}\" }}\n"),
+    )?;
+    cases.extend(load(
+        &mut guard,
+        "invoke_two_hops",
+        "invoke HTTP app via runtime A → runtime B (h2c)",
+        with_load(strings(&[
+            "http-load",
+            "--url",
+            &format!("http://127.0.0.1:{a_http}/v1.0/invoke/orders/method/echo"),
+        ])),
+    )?);
+    cases.extend(load(
+        &mut guard,
+        "invoke_direct",
+        "HTTP app called directly",
+        with_load(strings(&["http-load", "--url", &format!("http://127.0.0.1:{echo}/echo")])),
+    )?);
+    guard.kill(a_pid);
+    guard.kill(b_pid);
+    guard.kill(echo_pid);
     drop(guard);
 
     let report = Report { opts: &opts, cases, ready_ms, ready_median, idle_rss_kib, load_rss_kib, oss_rss };
@@ -695,6 +771,18 @@ fn start_layotto(
     n: usize,
     extra: &str,
 ) -> Result<(u32, SocketAddr, Duration)> {
+    start_layotto_with(guard, bin, dir, n, "", extra)
+}
+
+/// As `start_layotto`, with `server` lines added to the `[server]` table.
+fn start_layotto_with(
+    guard: &mut Guard,
+    bin: &Path,
+    dir: &Path,
+    n: usize,
+    server: &str,
+    extra: &str,
+) -> Result<(u32, SocketAddr, Duration)> {
     let ports = free_ports(2)?;
     let grpc = SocketAddr::from(([127, 0, 0, 1], ports[0]));
     let actuator = SocketAddr::from(([127, 0, 0, 1], ports[1]));
@@ -702,7 +790,7 @@ fn start_layotto(
     std::fs::write(
         &config,
         format!(
-            "[server]\ngrpc = \"{grpc}\"\nactuator = \"{actuator}\"\n\n\
+            "[server]\ngrpc = \"{grpc}\"\nactuator = \"{actuator}\"\n{server}\n\
              [state.mem]\ntype = \"in-memory\"\n\n\
              [state.redis]\ntype = \"redis\"\nmetadata = {{ redisHost = \"{}\" }}\n{extra}",
             crate::REDIS_ADDR
@@ -946,6 +1034,9 @@ const COMPARISONS: &[(&str, &str)] = &[
     ("zk_lock", "zk_lock_direct"),
     ("zk_next_strong", "zk_incr_direct"),
     ("snowflake_next_strong", "noop_next_id"),
+    ("dapr_grpc_get", "noop_get"),
+    ("dapr_http_get", "noop_get"),
+    ("invoke_two_hops", "invoke_direct"),
     ("rcluster_lock", "noop_lock"),
     ("rcluster_lock", "fred_cluster_lock"),
     ("rcluster_next_weak", "fred_cluster_incr"),

@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_push;
+mod dapr;
 mod email_delay;
 mod etcd;
 mod oss;
@@ -182,6 +183,29 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
+    /// Dapr's GetState over gRPC against a runtime's `store`.
+    DaprGrpcLoad {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        store: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// GETs of `--url`; with `--state-store`, Dapr's HTTP GetState of populated keys (`--url` ends in `/`).
+    HttpLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        state_store: Option<String>,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// An HTTP app answering every request (the invocation baseline's target).
+    EchoServer {
+        #[arg(long)]
+        addr: SocketAddr,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -318,6 +342,17 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&zookeeper::load(&hosts, op, &load).await?)?);
             Ok(())
         }
+        Command::DaprGrpcLoad { target, store, load } => {
+            let report = dapr::grpc_get(&target, &store, &load).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::HttpLoad { url, state_store, load } => {
+            let report = dapr::http_get(&url, state_store.as_deref(), &load).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::EchoServer { addr } => dapr::echo_server(addr).await,
         Command::RedisLoad { url, op, load } => {
             let report = redis_load(&url, op, &load).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -402,6 +402,11 @@ async fn serve_stream(
 }
 
 impl ActiveStreams {
+    /// The (pubsub, topic) pairs with an open stream.
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.0.lock().iter().cloned().collect()
+    }
+
     /// Claims (pubsub, topic) for a new stream; false if another has it.
     pub(crate) fn claim(&self, pubsub: &str, topic: &str) -> bool {
         self.0.lock().insert((pubsub.to_owned(), topic.to_owned()))

@@ -43,7 +43,10 @@ pub fn router(dapr: Arc<DaprHttp>) -> Router {
         .route("/v1.0/state/{store}/bulk", post(bulk_state).put(bulk_state))
         .route("/v1.0/state/{store}/transaction", post(transaction).put(transaction))
         .route("/v1.0/state/{store}/{key}", get(get_state).delete(delete_state))
+        .route("/v1.0/publish/bulk/{pubsub}/{*topic}", post(bulk_publish).put(bulk_publish))
+        .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", post(bulk_publish).put(bulk_publish))
         .route("/v1.0/publish/{pubsub}/{*topic}", post(publish).put(publish))
+        .route("/v1.0-alpha1/state/{store}/query", post(query_state).put(query_state))
         .route("/v1.0/bindings/{name}", post(invoke_binding).put(invoke_binding))
         .route("/v1.0/secrets/{store}/bulk", get(bulk_secret))
         .route("/v1.0/secrets/{store}/{key}", get(get_secret))
@@ -52,6 +55,7 @@ pub fn router(dapr: Arc<DaprHttp>) -> Router {
         .route("/v1.0-alpha1/lock/{store}", post(try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(unlock))
         .route("/v1.0/invoke/{app}/method/{*method}", any(invoke))
+        .fallback(invoke_by_header)
         .with_state(dapr)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
 }
@@ -162,6 +166,19 @@ async fn metadata(State(dapr): State<Arc<DaprHttp>>) -> Response {
         )
         .collect();
     let extended = info.extended.lock().clone();
+    let subscriptions: Vec<Value> = info
+        .subscriptions
+        .lock()
+        .iter()
+        .map(|s| {
+            let kind = match s.kind {
+                layotto_grpc::dapr::SubscriptionKind::Declarative => "DECLARATIVE",
+                layotto_grpc::dapr::SubscriptionKind::Programmatic => "PROGRAMMATIC",
+                layotto_grpc::dapr::SubscriptionKind::Streaming => "STREAMING",
+            };
+            json!({"pubsubname": s.pubsub_name, "topic": s.topic, "deadLetterTopic": s.dead_letter_topic, "type": kind})
+        })
+        .collect();
     Json(json!({
         "id": info.app_id,
         "runtimeVersion": info.runtime_version,
@@ -169,7 +186,7 @@ async fn metadata(State(dapr): State<Arc<DaprHttp>>) -> Response {
         "actors": [],
         "components": components,
         "extended": extended,
-        "subscriptions": [],
+        "subscriptions": subscriptions,
         "httpEndpoints": [],
     }))
     .into_response()
@@ -655,4 +672,96 @@ async fn invoke(
             "service invocation is not configured",
         ),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkEntry {
+    entry_id: String,
+    event: Value,
+    #[serde(default)]
+    content_type: String,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+/// Every entry is published; 204 when all were, else 500 listing the failed ones.
+async fn bulk_publish(
+    State(dapr): State<Arc<DaprHttp>>,
+    Path((pubsub, topic)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let entries: Vec<BulkEntry> = match json_body(&body, "BulkPublishEvent") {
+        Ok(entries) => entries,
+        Err(message) => return malformed(message),
+    };
+    if let Err(e) = dapr.apis.pubsub.component(&pubsub, &topic) {
+        return Block {
+            not_found: (StatusCode::NOT_FOUND, "ERR_PUBSUB_NOT_FOUND"),
+            not_configured: "ERR_PUBSUB_NOT_CONFIGURED",
+            failed: "ERR_PUBSUB_PUBLISH_MESSAGE",
+            noun: "pubsub",
+        }
+        .answer(e);
+    }
+    let common = query_metadata(&query);
+    let mut failed = Vec::new();
+    for entry in entries {
+        let mut metadata = common.clone();
+        metadata.extend(entry.metadata);
+        let publish = Publish {
+            pubsub_name: pubsub.clone(),
+            topic: topic.clone(),
+            data: value_bytes(&entry.event),
+            data_content_type: entry.content_type,
+            metadata,
+            traceparent: None,
+        };
+        if let Err(e) = dapr.apis.pubsub.publish(publish).await {
+            let error = match e {
+                ApiError::Call(e) => e.to_string(),
+                ApiError::Lookup(_) => format!("pubsub {pubsub} is not found"),
+            };
+            failed.push(json!({"entryId": entry.entry_id, "error": error}));
+        }
+    }
+    if failed.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE", "message": "some entries were not published", "failedEntries": failed})),
+        )
+            .into_response()
+    }
+}
+
+/// No store of this build can query.
+async fn query_state(State(dapr): State<Arc<DaprHttp>>, Path(store): Path<String>) -> Response {
+    if let Err(lookup) = dapr.apis.state.components.get(&store) {
+        return STATE.answer(ApiError::Lookup(lookup));
+    }
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_STATE_STORE_NOT_SUPPORTED",
+        format!("state store {store} doesn't support query: no store of this build can query"),
+    )
+}
+
+/// Dapr's other way to invoke: any path with a `dapr-app-id` header is
+/// method `path` of that app.
+async fn invoke_by_header(
+    state: State<Arc<DaprHttp>>,
+    uri: axum::http::Uri,
+    verb: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(app) = headers.get("dapr-app-id").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
+        return error(StatusCode::NOT_FOUND, "ERR_NOT_FOUND", format!("no route {}", uri.path()));
+    };
+    let method = uri.path().trim_start_matches('/').to_owned();
+    let query = axum::extract::RawQuery(uri.query().map(str::to_owned));
+    invoke(state, Path((app, method)), verb, query, headers, body).await
 }

@@ -122,7 +122,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         None => None,
     };
     let dapr_http_addr = dapr_http_listener.as_ref().map(|l| local_addr("Dapr HTTP API", l)).transpose()?;
-    let dapr = Arc::new(dapr_info(&config));
+    let dapr = Arc::new(dapr_info(&config, &apis));
     apis.invoke.set(Arc::new(invoker(&config).map_err(|e| StartError(e.to_string()))?));
     let grpc_listen = grpc_listener.local()?;
     let actuator_addr = local_addr("actuator", &actuator_listener)?;
@@ -147,6 +147,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
             app,
             config.subscriptions.clone(),
+            dapr.clone(),
             apis.clone(),
             subscriptions.clone(),
             shutdown_rx.clone(),
@@ -433,7 +434,19 @@ async fn report_grpc_health(
 
 /// The runtime as Dapr's GetMetadata describes it: the app id and every
 /// configured component with Dapr's type name.
-fn dapr_info(config: &Config) -> DaprInfo {
+fn dapr_info(config: &Config, apis: &layotto_grpc::Apis) -> DaprInfo {
+    // Dapr's capability names, where our features say the same thing.
+    let capabilities = |section: &str, name: &str| -> Vec<String> {
+        let Some(store) = (section == "state").then(|| apis.state.components.get(name).ok()).flatten() else {
+            return Vec::new();
+        };
+        let features = store.features();
+        [(features.etag, "ETAG"), (features.transactions, "TRANSACTIONAL"), (features.ttl, "TTL")]
+            .into_iter()
+            .filter(|(has, _)| *has)
+            .map(|(_, capability)| capability.to_owned())
+            .collect()
+    };
     let components = config
         .components
         .iter()
@@ -442,7 +455,7 @@ fn dapr_info(config: &Config) -> DaprInfo {
                 name: name.clone(),
                 kind: dapr_type(section, &c.kind),
                 version: "v1".to_owned(),
-                capabilities: Vec::new(),
+                capabilities: capabilities(section, name),
             })
         })
         .collect();

@@ -78,6 +78,7 @@ impl SubscribingApp {
 pub async fn subscribe_app(
     app: SubscribingApp,
     declared: Vec<crate::dapr_resources::DeclarativeSubscription>,
+    dapr: Arc<layotto_grpc::dapr::DaprInfo>,
     apis: Arc<Apis>,
     subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
@@ -105,14 +106,15 @@ pub async fn subscribe_app(
         }
     };
     tracing::info!(app = %app.address(), count = listed.len(), "the app listed its topic subscriptions");
-    let mut listed = listed;
+    use layotto_grpc::dapr::SubscriptionKind;
+    let mut listed: Vec<_> = listed.into_iter().map(|s| (s, SubscriptionKind::Programmatic)).collect();
     for wanted in app.declared(&declared) {
-        if !listed.iter().any(|l| l.pubsub_name == wanted.pubsub_name && l.topic == wanted.topic) {
-            listed.push(wanted);
+        if !listed.iter().any(|(l, _)| l.pubsub_name == wanted.pubsub_name && l.topic == wanted.topic) {
+            listed.push((wanted, SubscriptionKind::Declarative));
         }
     }
     let app: Arc<dyn App> = app.into_app();
-    for wanted in listed {
+    for (wanted, kind) in listed {
         let Ok(pubsub) = apis.pubsub.components.get(&wanted.pubsub_name) else {
             tracing::warn!(
                 pubsub = %wanted.pubsub_name, topic = %wanted.topic,
@@ -120,7 +122,8 @@ pub async fn subscribe_app(
             );
             continue;
         };
-        let (app, subscriptions, mut shutdown) = (app.clone(), subscriptions.clone(), shutdown.clone());
+        let (app, subscriptions, mut shutdown, dapr) =
+            (app.clone(), subscriptions.clone(), shutdown.clone(), dapr.clone());
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
             loop {
@@ -136,6 +139,16 @@ pub async fn subscribe_app(
                 match result {
                     Ok(subscription) => {
                         tracing::info!(pubsub = %wanted.pubsub_name, topic = %wanted.topic, "subscribed");
+                        dapr.subscriptions.lock().push(layotto_grpc::dapr::SubscriptionInfo {
+                            pubsub_name: wanted.pubsub_name.clone(),
+                            topic: wanted.topic.clone(),
+                            dead_letter_topic: wanted
+                                .metadata
+                                .get("deadLetterTopic")
+                                .cloned()
+                                .unwrap_or_default(),
+                            kind,
+                        });
                         let mut all = subscriptions.lock().await;
                         if *shutdown.borrow() {
                             drop(all);

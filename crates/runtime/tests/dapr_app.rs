@@ -125,6 +125,12 @@ async fn a_dapr_app_gets_its_events_routes_and_dead_letters() {
         assert!(Instant::now() < deadline, "the dropped event never reached the dead-letter topic");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let meta = client.get_metadata(pb::GetMetadataRequest {}).await.unwrap().into_inner();
+    let listed: Vec<(&str, i32)> = meta.subscriptions.iter().map(|s| (s.topic.as_str(), s.r#type)).collect();
+    assert!(
+        listed.contains(&(topic.as_str(), pb::PubsubSubscriptionType::Programmatic as i32)),
+        "{listed:?}"
+    );
     let hello = app.received.lock().iter().find(|e| e.data == b"hello").cloned().unwrap();
     assert_eq!((hello.path.as_str(), hello.topic.as_str()), ("/orders", topic.as_str()));
     assert_eq!(hello.pubsub_name, "pub_subs_demo");

@@ -154,6 +154,10 @@ async fn grpc_lock_metadata_secrets_and_publish() {
         meta.registered_components.iter().map(|c| (c.name.as_str(), c.r#type.as_str())).collect();
     assert!(types.contains(&("state_demo", "state.in-memory")), "{types:?}");
     assert!(types.contains(&("pub_subs_demo", "pubsub.in-memory")), "{types:?}");
+    let state = meta.registered_components.iter().find(|c| c.name == "state_demo").unwrap();
+    for capability in ["ETAG", "TRANSACTIONAL", "TTL"] {
+        assert!(state.capabilities.iter().any(|c| c == capability), "{:?}", state.capabilities);
+    }
 
     // local.env never hands out the runtime's own variables; PATH is an ordinary one.
     let secret = c
@@ -329,6 +333,21 @@ async fn http_publish_lock_and_secrets() {
         .await
         .unwrap();
     assert_eq!(published.status(), 204);
+    let bulk = serde_json::json!([
+        {"entryId": "1", "event": {"n": 1}, "contentType": "application/json"},
+        {"entryId": "2", "event": "two", "contentType": "text/plain"},
+    ]);
+    let published = client
+        .post(format!("{http}/v1.0-alpha1/publish/bulk/pub_subs_demo/orders"))
+        .json(&bulk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 204);
+    let query =
+        client.post(format!("{http}/v1.0-alpha1/state/state_demo/query")).body("{}").send().await.unwrap();
+    assert_eq!(query.status(), 500);
+    assert_eq!(query.json::<Value>().await.unwrap()["errorCode"], "ERR_STATE_STORE_NOT_SUPPORTED");
     let unknown = client.post(format!("{http}/v1.0/publish/nope/orders")).body("{}").send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     assert_eq!(unknown.json::<Value>().await.unwrap()["errorCode"], "ERR_PUBSUB_NOT_FOUND");

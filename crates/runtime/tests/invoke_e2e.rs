@@ -176,6 +176,19 @@ async fn http_invocation_through_two_runtimes_keeps_verb_query_headers_and_statu
     assert_eq!(echo["content_type"], "text/plain");
     assert_eq!(echo["body"], "hello");
 
+    // Dapr's other form: the app id in a header, the method as the path.
+    let by_header: Value = client
+        .post(format!("http://{a_http}/items/8?z=9"))
+        .header("dapr-app-id", "orders")
+        .body("hdr")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((by_header["path"].as_str(), by_header["query"].as_str()), (Some("/items/8"), Some("z=9")));
+
     let teapot =
         client.get(format!("http://{a_http}/v1.0/invoke/orders/method/status/418")).send().await.unwrap();
     assert_eq!(teapot.status(), 418, "the app's status comes back unchanged");

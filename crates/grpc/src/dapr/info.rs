@@ -14,6 +14,23 @@ pub struct RegisteredComponent {
     pub capabilities: Vec<String>,
 }
 
+/// How a subscription came to be, as Dapr's metadata says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionKind {
+    Declarative,
+    Programmatic,
+    Streaming,
+}
+
+/// One active subscription, for GetMetadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionInfo {
+    pub pubsub_name: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub kind: SubscriptionKind,
+}
+
 /// The runtime as Dapr's metadata describes it.
 #[derive(Debug, Default)]
 pub struct DaprInfo {
@@ -24,6 +41,8 @@ pub struct DaprInfo {
     pub extended: Mutex<BTreeMap<String, String>>,
     /// Notified by Shutdown: whoever runs the runtime stops it.
     pub shutdown: tokio::sync::Notify,
+    /// The app's subscriptions (streaming ones are added when listed).
+    pub subscriptions: Mutex<Vec<SubscriptionInfo>>,
 }
 
 /// Dapr's building-block prefix of one of our config sections.

@@ -8,5 +8,5 @@ mod service;
 pub mod unimplemented;
 
 pub use app_channel::DaprGrpcApp;
-pub use info::{DaprInfo, RegisteredComponent, dapr_type};
+pub use info::{DaprInfo, RegisteredComponent, SubscriptionInfo, SubscriptionKind, dapr_type};
 pub use service::DaprService;

@@ -549,9 +549,37 @@ impl Dapr for DaprService {
                 capabilities: c.capabilities.clone(),
             })
             .collect();
+        let subscription =
+            |pubsub_name: String, topic: String, dead_letter_topic: String, kind| pb::PubsubSubscription {
+                pubsub_name,
+                topic,
+                dead_letter_topic,
+                r#type: kind as i32,
+                ..Default::default()
+            };
+        let mut subscriptions: Vec<pb::PubsubSubscription> = info
+            .subscriptions
+            .lock()
+            .iter()
+            .map(|s| {
+                let kind = match s.kind {
+                    super::SubscriptionKind::Declarative => pb::PubsubSubscriptionType::Declarative,
+                    super::SubscriptionKind::Programmatic => pb::PubsubSubscriptionType::Programmatic,
+                    super::SubscriptionKind::Streaming => pb::PubsubSubscriptionType::Streaming,
+                };
+                subscription(s.pubsub_name.clone(), s.topic.clone(), s.dead_letter_topic.clone(), kind)
+            })
+            .collect();
+        subscriptions.extend(
+            self.streams
+                .list()
+                .into_iter()
+                .map(|(p, t)| subscription(p, t, String::new(), pb::PubsubSubscriptionType::Streaming)),
+        );
         Ok(Response::new(pb::GetMetadataResponse {
             id: info.app_id.clone(),
             registered_components,
+            subscriptions,
             extended_metadata: info.extended.lock().clone().into_iter().collect(),
             runtime_version: info.runtime_version.clone(),
             ..Default::default()
