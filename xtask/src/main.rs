@@ -426,29 +426,29 @@ fn ensure_s3() -> Result<()> {
     Ok(())
 }
 
-/// The Python packages the tests drive (aiosmtpd, the SMTP server of the
-/// email tests; grpcio-tools for the Python demo), in a virtual environment
-/// under target/; its interpreter.
 /// Dapr's Python SDK, unmodified, in a virtual environment of its own under
 /// target/ (it needs newer grpcio and protobuf than the OSS demo pins).
 fn ensure_dapr_python() -> Result<PathBuf> {
     let venv = std::env::current_dir()?.join("target").join("py-dapr");
     let python = venv.join("bin").join("python");
     let has_sdk = Command::new(&python)
-        .args(["-c", "import dapr.clients, importlib.metadata as m; assert m.version('dapr') == '1.19.0'"])
+        .args(["-c", "import dapr.clients, dapr.ext.grpc, importlib.metadata as m; assert m.version('dapr') == '1.19.0'"])
         .status()
         .is_ok_and(|s| s.success());
     if has_sdk {
         return Ok(python);
     }
-    println!("xtask: setting up {} with the Dapr Python SDK (dapr==1.19.0)", venv.display());
+    println!("xtask: setting up {} with the Dapr Python SDK (dapr[grpc]==1.19.0)", venv.display());
     if !python.is_file() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
-    run(Command::new(&python).args(["-m", "pip", "install", "-q", "dapr==1.19.0"]))?;
+    run(Command::new(&python).args(["-m", "pip", "install", "-q", "dapr[grpc]==1.19.0"]))?;
     Ok(python)
 }
 
+/// The Python packages the tests drive (aiosmtpd, the SMTP server of the
+/// email tests; grpcio-tools for the Python demo), in a virtual environment
+/// under target/; its interpreter.
 pub(crate) fn ensure_python() -> Result<PathBuf> {
     let venv = std::env::current_dir()?.join("target").join("py");
     let python = venv.join("bin").join("python");

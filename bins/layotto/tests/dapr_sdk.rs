@@ -4,7 +4,8 @@
 //! subscription, invocation of the app and of a second runtime's app (HTTP
 //! servers in the script), an http binding, and configuration get and
 //! subscribe, on the embedded defaults, started with daprd's own flags
-//! (`--app-id`, `--app-port`, `--app-protocol http`).
+//! (`--app-id`, `--app-port`, `--app-protocol http`). A second test runs a
+//! gRPC app made with the SDK's `dapr.ext.grpc` (tests/dapr_grpc_app.py).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -93,4 +94,30 @@ async fn the_dapr_python_sdk_works_unmodified() {
     assert!(status.success(), "the SDK script failed ({status}); it printed {printed:?}");
     assert_eq!(printed.last().map(String::as_str), Some("OK"), "{printed:?}");
     assert!(changed, "the script subscribed before finishing");
+}
+
+/// A gRPC app made with the SDK's `dapr.ext.grpc.App` (tests/dapr_grpc_app.py)
+/// behind the binary: invocation, delivery by routing rule, and a cron input binding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dapr_grpc_app_made_with_the_python_sdk_works_unmodified() {
+    let app_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = command();
+    cmd.args(["--app-id", "dapr-grpc-app", "--app-protocol", "grpc", "--app-port", &app_port.to_string()])
+        .env("LAYOTTO_INPUT_BINDINGS__tick__TYPE", "cron")
+        .env("LAYOTTO_INPUT_BINDINGS__tick__METADATA__schedule", "@every 200ms");
+    let rt = Runtime::start(cmd);
+    let dapr_http = rt.dapr_http.expect("the Dapr HTTP API listens on embedded defaults");
+    let output = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dapr_grpc_app.py"))
+        .arg(app_port.to_string())
+        .env("DAPR_GRPC_PORT", rt.grpc.to_string())
+        .env("DAPR_HTTP_PORT", dapr_http.to_string())
+        .env("DAPR_HEALTH_TIMEOUT", "10")
+        .env_remove("DAPR_API_TOKEN")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python with the dapr package (cargo xtask test installs it; set LAYOTTO_TEST_DAPR_PYTHON)");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the SDK app failed ({}); it printed {printed}", output.status);
+    assert_eq!(printed.lines().last(), Some("OK"), "{printed}");
 }

@@ -6,9 +6,15 @@
 //! which operations it has, and the API layer refuses any other naming them.
 //! Components live in [`components`], behind features of their names:
 //! `http` (Dapr's `bindings.http`) and `redis` (Dapr's `bindings.redis`).
-//! There is no in-memory binding: a binding needs a target.
+//! There is no in-memory output binding: a binding needs a target.
+//!
+//! Input bindings ([`InputBinding`]) read events for the app; `cron`
+//! (always built) fires on a schedule.
 
 pub mod components;
+pub mod input;
+
+pub use input::{BindingEvent, BindingHandler, InputBinding, input_registry};
 
 use async_trait::async_trait;
 pub use layotto_core::{Error, ErrorKind, Result};

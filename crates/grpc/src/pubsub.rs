@@ -93,8 +93,8 @@ pub struct AppCallback {
     dapr_clients: Arc<[DaprAppCallbackClient<Channel>]>,
     /// Set when the app answered as a Dapr app.
     is_dapr: Arc<std::sync::atomic::AtomicBool>,
-    /// A Dapr app's default route per (pubsub, topic), handed back in `path`.
-    dapr_paths: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// A Dapr app's routes per (pubsub, topic): each event's `path`.
+    dapr_paths: Arc<Mutex<layotto_pubsub::routing::RoutesByTopic>>,
 }
 
 impl AppCallback {
@@ -121,9 +121,9 @@ impl AppCallback {
         self.dapr_clients[i % self.dapr_clients.len()].clone()
     }
 
-    /// The `path` handed to a Dapr app with events of (pubsub, topic).
-    pub fn set_route(&self, pubsub: &str, topic: &str, route: &str) {
-        self.dapr_paths.lock().insert((pubsub.to_owned(), topic.to_owned()), route.to_owned());
+    /// The `path`s handed to a Dapr app with events of (pubsub, topic).
+    pub fn set_routes(&self, pubsub: &str, topic: &str, routes: layotto_pubsub::routing::Routes) {
+        self.dapr_paths.lock().insert((pubsub.to_owned(), topic.to_owned()), Arc::new(routes));
     }
 
     /// Whether the app turned out to be a Dapr app.
@@ -132,12 +132,13 @@ impl AppCallback {
     }
 
     /// Dapr's subscriptions as Layotto's: the dead-letter topic goes into
-    /// the metadata (where delivery reads it), the default route is kept
-    /// for the events' `path`; routing rules (CEL) are not evaluated.
+    /// the metadata (where delivery reads it); the routes (default and
+    /// rules) give each event its `path`. A rule we cannot evaluate fails
+    /// the listing, naming it.
     fn take_dapr_subscriptions(
         &self,
         subscriptions: Vec<dapr::TopicSubscription>,
-    ) -> Vec<pb::TopicSubscription> {
+    ) -> std::result::Result<Vec<pb::TopicSubscription>, Status> {
         let mut paths = self.dapr_paths.lock();
         subscriptions
             .into_iter()
@@ -147,15 +148,20 @@ impl AppCallback {
                     metadata.insert("deadLetterTopic".into(), s.dead_letter_topic);
                 }
                 if let Some(routes) = s.routes {
-                    if !routes.rules.is_empty() {
-                        tracing::warn!(
-                            pubsub = %s.pubsub_name, topic = %s.topic,
-                            "routing rules are not evaluated; every event goes to the default route"
-                        );
-                    }
-                    paths.insert((s.pubsub_name.clone(), s.topic.clone()), routes.default);
+                    let rules: Vec<(String, String)> =
+                        routes.rules.into_iter().map(|r| (r.r#match, r.path)).collect();
+                    let routes =
+                        layotto_pubsub::routing::Routes::new(routes.default, &rules).map_err(|e| {
+                            Status::invalid_argument(format!(
+                                "ListTopicSubscriptions: {} {}: {}",
+                                s.pubsub_name,
+                                s.topic,
+                                e.message()
+                            ))
+                        })?;
+                    paths.insert((s.pubsub_name.clone(), s.topic.clone()), Arc::new(routes));
                 }
-                pb::TopicSubscription { pubsub_name: s.pubsub_name, topic: s.topic, metadata }
+                Ok(pb::TopicSubscription { pubsub_name: s.pubsub_name, topic: s.topic, metadata })
             })
             .collect()
     }
@@ -195,10 +201,45 @@ impl AppCallback {
             Err(status) if status.code() == Code::Unimplemented => {
                 let reply = self.dapr_client().list_topic_subscriptions(self.request(())).await?;
                 self.is_dapr.store(true, std::sync::atomic::Ordering::Release);
-                Ok(self.take_dapr_subscriptions(reply.into_inner().subscriptions))
+                self.take_dapr_subscriptions(reply.into_inner().subscriptions)
             }
             Err(status) => Err(status),
         }
+    }
+}
+
+impl AppCallback {
+    /// Dapr's `ListInputBindings`: the input bindings the app takes events
+    /// of. A Layotto app (which has no such rpc) takes none.
+    pub async fn list_input_bindings(&self) -> std::result::Result<Vec<String>, Status> {
+        match self.dapr_client().list_input_bindings(self.request(())).await {
+            Ok(reply) => Ok(reply.into_inner().bindings),
+            Err(status) if status.code() == Code::Unimplemented => Ok(Vec::new()),
+            Err(status) => Err(status),
+        }
+    }
+
+    /// Dapr's `OnBindingEvent`; the app's answer may ask for follow-up work.
+    pub async fn on_binding_event(
+        &self,
+        name: &str,
+        event: layotto_bindings::BindingEvent,
+    ) -> Result<dapr::BindingEventResponse> {
+        let request = dapr::BindingEventRequest {
+            name: name.to_owned(),
+            data: event.data,
+            metadata: event.metadata.into_iter().collect(),
+        };
+        self.dapr_client().on_binding_event(self.request(request)).await.map(|r| r.into_inner()).map_err(
+            |status| {
+                Error::unavailable(format!(
+                    "OnBindingEvent '{name}' on the app at {} failed: {}: {}",
+                    self.address,
+                    status.code(),
+                    status.message()
+                ))
+            },
+        )
     }
 }
 
@@ -206,7 +247,9 @@ impl AppCallback {
 impl App for AppCallback {
     async fn on_event(&self, event: TopicEvent) -> Result<AppStatus> {
         let reply = if self.is_dapr() {
-            let path = self.dapr_paths.lock().get(&(event.pubsub_name.clone(), event.topic.clone())).cloned();
+            let routes =
+                self.dapr_paths.lock().get(&(event.pubsub_name.clone(), event.topic.clone())).cloned();
+            let path = routes.map(|r| r.route(&event).to_owned());
             let request = dapr::TopicEventRequest {
                 id: event.id,
                 source: event.source,

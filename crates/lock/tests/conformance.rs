@@ -810,7 +810,16 @@ mod zookeeper_backend {
                 }
             }
         }
-        assert!(lock.health().await.is_up());
+        // The component holds several sessions; each one comes back on its own
+        // turn, so health (which probes the next) is up a little later.
+        loop {
+            let health = lock.health().await;
+            if health.is_up() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "health not up within 30 s: {health:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 

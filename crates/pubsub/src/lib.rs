@@ -38,6 +38,7 @@
 pub mod cloudevent;
 pub mod components;
 pub mod delivery;
+pub mod routing;
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use layotto_actuator::ComponentProbe;
-use layotto_bindings::OutputBinding;
+use layotto_bindings::{InputBinding, OutputBinding};
 use layotto_configuration::ConfigStore;
 use layotto_core::{ComponentContext, Health, KeyPrefix, Registry, Result};
 use layotto_email::EmailSender;
@@ -152,6 +152,7 @@ impl Registries {
                 lock(),
                 sequencer(),
                 bindings(),
+                input_bindings(),
                 email(),
                 oss(),
                 file(),
@@ -387,6 +388,27 @@ fn bindings() -> Box<dyn Api> {
         },
         slot: |apis| &apis.bindings.components,
         reconfigurable: true,
+        options: PhantomData,
+    })
+}
+
+/// Input bindings (Dapr's `bindings.cron`, …): started once the app is
+/// known, each event handed to it.
+fn input_bindings() -> Box<dyn Api> {
+    Box::new(ApiSpec::<dyn InputBinding, NoOptions, Arc<dyn InputBinding>> {
+        section: "input_bindings",
+        layotto_keys: &["input_bindings"],
+        option_keys: &[],
+        registry: layotto_bindings::input_registry(),
+        prepare: no_prepare,
+        wrap: as_is,
+        health: |component| {
+            let component = component.clone();
+            Box::pin(async move { component.health().await })
+        },
+        slot: |apis| &apis.bindings.inputs,
+        // A rebuilt input binding would need its reader restarted.
+        reconfigurable: false,
         options: PhantomData,
     })
 }

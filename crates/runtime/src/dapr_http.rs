@@ -29,6 +29,10 @@ pub struct DaprHttp {
     pub startup: Arc<Startup>,
     /// Largest request body, in bytes (Dapr's `--max-body-size`, 4 MiB).
     pub max_body_bytes: usize,
+    /// The app, when it speaks HTTP: configuration changes are POSTed to it.
+    pub app: Option<crate::http_app::HttpSubscriber>,
+    /// Open configuration subscriptions by id, each stopped by its sender.
+    pub config_subscriptions: parking_lot::Mutex<BTreeMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
 
 pub fn router(dapr: Arc<DaprHttp>) -> Router {
@@ -52,6 +56,10 @@ pub fn router(dapr: Arc<DaprHttp>) -> Router {
         .route("/v1.0/secrets/{store}/{key}", get(get_secret))
         .route("/v1.0/configuration/{store}", get(get_configuration))
         .route("/v1.0-alpha1/configuration/{store}", get(get_configuration))
+        .route("/v1.0/configuration/{store}/subscribe", get(subscribe_configuration))
+        .route("/v1.0-alpha1/configuration/{store}/subscribe", get(subscribe_configuration))
+        .route("/v1.0/configuration/{store}/{id}/unsubscribe", get(unsubscribe_configuration))
+        .route("/v1.0-alpha1/configuration/{store}/{id}/unsubscribe", get(unsubscribe_configuration))
         .route("/v1.0-alpha1/lock/{store}", post(try_lock))
         .route("/v1.0-alpha1/unlock/{store}", post(unlock))
         .route("/v1.0/invoke/{app}/method/{*method}", any(invoke))
@@ -544,17 +552,91 @@ async fn get_configuration(
     };
     match items {
         Ok(items) if items.is_empty() => StatusCode::NO_CONTENT.into_response(),
-        Ok(items) => {
-            let map: BTreeMap<String, Value> = items
-                .into_iter()
-                .map(|item| {
-                    let version = item.metadata.get("version").cloned().unwrap_or_default();
-                    (item.key, json!({"value": item.content, "version": version, "metadata": item.metadata}))
-                })
-                .collect();
-            Json(map).into_response()
-        }
+        Ok(items) => Json(config_json(items)).into_response(),
         Err(e) => block.answer(e),
+    }
+}
+
+fn config_json(items: Vec<layotto_configuration::ConfigurationItem>) -> BTreeMap<String, Value> {
+    items
+        .into_iter()
+        .map(|item| {
+            let version = item.metadata.get("version").cloned().unwrap_or_default();
+            (item.key, json!({"value": item.content, "version": version, "metadata": item.metadata}))
+        })
+        .collect()
+}
+
+/// Dapr's HTTP configuration subscription: answers `{"id"}`; each change is
+/// POSTed to the app at `/configuration/{store}/{key}` as
+/// `{"id", "items": {key: {value, version, metadata}}}`.
+async fn subscribe_configuration(
+    State(dapr): State<Arc<DaprHttp>>,
+    Path(store): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let keys: Vec<String> = query.iter().filter(|(k, _)| k == "key").map(|(_, v)| v.clone()).collect();
+    let block = Block {
+        not_found: (StatusCode::BAD_REQUEST, "ERR_CONFIGURATION_STORE_NOT_FOUND"),
+        not_configured: "ERR_CONFIGURATION_STORE_NOT_CONFIGURED",
+        failed: "ERR_CONFIGURATION_SUBSCRIBE",
+        noun: "configuration store",
+    };
+    let Some(app) = dapr.app.clone() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_CONFIGURATION_SUBSCRIBE",
+            "configuration changes go to the app over HTTP: start the runtime with an HTTP app (--app-protocol http and --app-port)",
+        );
+    };
+    let api = &dapr.apis.configuration;
+    let subscription = match api.scope(&store, "", "", "", keys) {
+        Ok(scope) => api.subscribe(&store, scope).await,
+        Err(e) => Err(e),
+    };
+    let mut subscription = match subscription {
+        Ok(subscription) => subscription,
+        Err(e) => return block.answer(e),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
+    dapr.config_subscriptions.lock().insert(id.clone(), stop_tx);
+    let (task_id, task_dapr) = (id.clone(), dapr.clone());
+    tokio::spawn(async move {
+        loop {
+            let items = tokio::select! {
+                _ = &mut stop_rx => break,
+                items = subscription.changes.recv() => items,
+            };
+            let Some(items) = items else { break };
+            let keys: Vec<String> = items.iter().map(|item| item.key.clone()).collect();
+            let body = json!({"id": task_id, "items": config_json(items)});
+            for key in keys {
+                let path = format!("configuration/{store}/{key}");
+                if let Err(e) = app.post_json(&path, &body).await {
+                    tracing::warn!(%store, %key, error = %e, "the app did not take the configuration change");
+                }
+            }
+        }
+        task_dapr.config_subscriptions.lock().remove(&task_id);
+    });
+    Json(json!({"id": id})).into_response()
+}
+
+async fn unsubscribe_configuration(
+    State(dapr): State<Arc<DaprHttp>>,
+    Path((_store, id)): Path<(String, String)>,
+) -> Response {
+    match dapr.config_subscriptions.lock().remove(&id) {
+        Some(stop) => {
+            let _ = stop.send(());
+            Json(json!({"ok": true})).into_response()
+        }
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_CONFIGURATION_UNSUBSCRIBE",
+            format!("subscription {} is not found", layotto_core::clip(&id)),
+        ),
     }
 }
 

@@ -19,6 +19,8 @@ pub struct DeclarativeSubscription {
     pub topic: String,
     /// The app's route (HTTP) or `path` (gRPC); empty means the topic.
     pub route: String,
+    /// Routing rules, (match, path) in order.
+    pub rules: Vec<(String, String)>,
     pub dead_letter_topic: String,
     pub metadata: layotto_core::Metadata,
 }
@@ -93,6 +95,15 @@ struct SubscriptionSpec {
 struct Routes {
     #[serde(default)]
     default: Option<String>,
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+struct Rule {
+    #[serde(default, rename = "match")]
+    matcher: String,
+    path: String,
 }
 
 /// Our section of one of Dapr's building blocks.
@@ -102,6 +113,7 @@ fn section(block: &str) -> Option<&'static str> {
         "pubsub" => "pub_subs",
         "lock" => "lock",
         "bindings" => "bindings",
+        "input_bindings" => "input_bindings",
         "secretstores" => "secret_store",
         "configuration" => "config_store",
         _ => return None,
@@ -162,6 +174,10 @@ fn load_resource(
             let spec: ComponentSpec = serde_yaml::from_value(resource.spec)
                 .map_err(|e| at(format!("component '{name}': spec: {e}")))?;
             let (block, kind) = spec.kind.split_once('.').unwrap_or((spec.kind.as_str(), ""));
+            // Dapr has one `bindings` block; input bindings are their own API here.
+            let is_input = block == "bindings"
+                && registries.find("input_bindings").is_some_and(|api| api.check_type(&name, kind).is_ok());
+            let block = if is_input { "input_bindings" } else { block };
             let Some(section) = section(block).filter(|s| registries.find(s).is_some()) else {
                 return Err(at(format!(
                     "component '{name}': type '{}' is not a building block this runtime serves \
@@ -211,11 +227,20 @@ fn load_resource(
         "Subscription" => {
             let spec: SubscriptionSpec = serde_yaml::from_value(resource.spec)
                 .map_err(|e| at(format!("subscription '{name}': spec: {e}")))?;
-            let route = spec.route.or(spec.routes.and_then(|r| r.default)).unwrap_or_default();
+            let (default, rules) = match spec.routes {
+                Some(routes) => {
+                    (routes.default, routes.rules.into_iter().map(|r| (r.matcher, r.path)).collect())
+                }
+                None => (None, Vec::new()),
+            };
+            // A rule Dapr could not evaluate fails here, naming the file.
+            layotto_pubsub::routing::Routes::new("", &rules)
+                .map_err(|e| at(format!("subscription '{name}': {}", e.message())))?;
             config.subscriptions.push(DeclarativeSubscription {
                 pubsub_name: spec.pubsubname,
                 topic: spec.topic,
-                route,
+                route: spec.route.or(default).unwrap_or_default(),
+                rules,
                 dead_letter_topic: spec.dead_letter_topic.unwrap_or_default(),
                 metadata: spec.metadata,
             });

@@ -4,11 +4,11 @@
 //! "RETRY" | "DROP"}` (or an empty 2xx, success). A 404 drops the event, as
 //! Dapr does; any other status or no answer is retried.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use layotto_core::{Error, Metadata, Result};
 use layotto_grpc::pb::runtime as pb;
+use layotto_pubsub::routing::{Routes, RoutesByTopic};
 use layotto_pubsub::{App, AppStatus, TopicEvent};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 pub struct HttpSubscriber {
     base: String,
     client: reqwest::Client,
-    /// The route per (pubsub, topic).
-    routes: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// The routes per (pubsub, topic).
+    routes: Arc<Mutex<RoutesByTopic>>,
     token: Option<String>,
 }
 
@@ -32,7 +32,7 @@ struct Subscription {
     #[serde(default)]
     route: Option<String>,
     #[serde(default)]
-    routes: Option<Routes>,
+    routes: Option<ListedRoutes>,
     #[serde(default)]
     dead_letter_topic: Option<String>,
     #[serde(default)]
@@ -40,11 +40,18 @@ struct Subscription {
 }
 
 #[derive(Deserialize)]
-struct Routes {
+struct ListedRoutes {
     #[serde(default)]
     default: Option<String>,
     #[serde(default)]
-    rules: Vec<Value>,
+    rules: Vec<ListedRule>,
+}
+
+#[derive(Deserialize)]
+struct ListedRule {
+    #[serde(default, rename = "match")]
+    matcher: String,
+    path: String,
 }
 
 impl HttpSubscriber {
@@ -61,8 +68,8 @@ impl HttpSubscriber {
         })
     }
 
-    pub fn set_route(&self, pubsub: &str, topic: &str, route: &str) {
-        self.routes.lock().insert((pubsub.to_owned(), topic.to_owned()), route.to_owned());
+    pub fn set_routes(&self, pubsub: &str, topic: &str, routes: Routes) {
+        self.routes.lock().insert((pubsub.to_owned(), topic.to_owned()), Arc::new(routes));
     }
 
     pub fn address(&self) -> &str {
@@ -94,28 +101,25 @@ impl HttpSubscriber {
             .await
             .map_err(|e| format!("GET /dapr/subscribe: not a subscription list: {e}"))?;
         let mut routes = self.routes.lock();
-        Ok(listed
+        listed
             .into_iter()
             .map(|s| {
                 let (default, rules) = match s.routes {
-                    Some(r) => (r.default, r.rules.len()),
-                    None => (None, 0),
+                    Some(r) => (r.default, r.rules.into_iter().map(|r| (r.matcher, r.path)).collect()),
+                    None => (None, Vec::new()),
                 };
-                if rules > 0 {
-                    tracing::warn!(
-                        pubsub = %s.pubsub_name, topic = %s.topic,
-                        "routing rules are not evaluated; every event goes to the default route"
-                    );
-                }
-                let route = s.route.or(default).unwrap_or_else(|| s.topic.clone());
-                routes.insert((s.pubsub_name.clone(), s.topic.clone()), route);
+                let default = s.route.or(default).unwrap_or_else(|| s.topic.clone());
+                let parsed = Routes::new(default, &rules).map_err(|e| {
+                    format!("GET /dapr/subscribe: {} {}: {}", s.pubsub_name, s.topic, e.message())
+                })?;
+                routes.insert((s.pubsub_name.clone(), s.topic.clone()), Arc::new(parsed));
                 let mut metadata = s.metadata;
                 if let Some(dead_letter) = s.dead_letter_topic.filter(|t| !t.is_empty()) {
                     metadata.insert("deadLetterTopic".into(), dead_letter);
                 }
-                pb::TopicSubscription { pubsub_name: s.pubsub_name, topic: s.topic, metadata }
+                Ok(pb::TopicSubscription { pubsub_name: s.pubsub_name, topic: s.topic, metadata })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -146,15 +150,64 @@ fn cloud_event(event: &TopicEvent) -> Value {
     out
 }
 
+impl HttpSubscriber {
+    /// Whether the app takes events of the input binding at `route`: Dapr
+    /// asks with `OPTIONS /<route>`; 404 and 405 mean no. Err when the app
+    /// does not answer (yet).
+    pub async fn takes_binding(&self, route: &str) -> std::result::Result<bool, String> {
+        let response =
+            self.request(reqwest::Method::OPTIONS, route).send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        Ok(status != reqwest::StatusCode::NOT_FOUND && status != reqwest::StatusCode::METHOD_NOT_ALLOWED)
+    }
+
+    /// POSTs `body` as JSON to `path` on the app; Ok on any 2xx.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<()> {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| Error::unavailable(format!("POST /{path} on the app at {}: {e}", self.base)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!("POST /{path} on the app at {} answered {status}", self.base)))
+        }
+    }
+
+    /// POSTs an input binding's event to its route, its metadata as headers.
+    pub async fn post_binding(&self, route: &str, event: layotto_bindings::BindingEvent) -> Result<()> {
+        let mut request = self.request(reqwest::Method::POST, route);
+        for (key, value) in &event.metadata {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+                reqwest::header::HeaderValue::from_str(value),
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        let response = request
+            .body(event.data)
+            .send()
+            .await
+            .map_err(|e| Error::unavailable(format!("POST /{route} on the app at {}: {e}", self.base)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!("POST /{route} on the app at {} answered {status}", self.base)))
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl App for HttpSubscriber {
     async fn on_event(&self, event: TopicEvent) -> Result<AppStatus> {
-        let route = self
-            .routes
-            .lock()
-            .get(&(event.pubsub_name.clone(), event.topic.clone()))
-            .cloned()
-            .unwrap_or_else(|| event.topic.clone());
+        let routes = self.routes.lock().get(&(event.pubsub_name.clone(), event.topic.clone())).cloned();
+        let route = routes.as_ref().map_or(event.topic.as_str(), |r| r.route(&event)).to_owned();
         let body = cloud_event(&event).to_string();
         let response = self
             .request(reqwest::Method::POST, &route)

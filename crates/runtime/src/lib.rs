@@ -16,6 +16,7 @@ pub mod config;
 mod dapr_http;
 pub mod dapr_resources;
 mod http_app;
+mod input_bindings;
 pub mod layotto_json;
 mod listen;
 mod server;

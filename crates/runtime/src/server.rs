@@ -133,7 +133,8 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let mut tasks = Vec::new();
 
     let subscriptions = Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    if config.app.callback_port != 0 && !apis.pubsub.components.is_empty() {
+    let has_inputs = !apis.bindings.inputs.is_empty();
+    if config.app.callback_port != 0 && (!apis.pubsub.components.is_empty() || has_inputs) {
         let (host, port, token) =
             (&config.app.callback_host, config.app.callback_port, config.app.api_token.as_ref());
         let app = match config.app.protocol {
@@ -144,14 +145,28 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
                 .map(crate::subscriber::SubscribingApp::Http),
         }
         .map_err(|e| StartError(e.to_string()))?;
-        tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
-            app,
-            config.subscriptions.clone(),
-            dapr.clone(),
-            apis.clone(),
-            subscriptions.clone(),
-            shutdown_rx.clone(),
-        )));
+        if has_inputs {
+            let routes = config
+                .section("input_bindings")
+                .filter_map(|(name, c)| c.metadata.get("route").map(|r| (name.clone(), r.clone())))
+                .collect();
+            tasks.push(tokio::spawn(crate::input_bindings::read_for_app(
+                app.clone(),
+                apis.clone(),
+                routes,
+                shutdown_rx.clone(),
+            )));
+        }
+        if !apis.pubsub.components.is_empty() {
+            tasks.push(tokio::spawn(crate::subscriber::subscribe_app(
+                app,
+                config.subscriptions.clone(),
+                dapr.clone(),
+                apis.clone(),
+                subscriptions.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
     }
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -208,6 +223,18 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
             info: dapr.clone(),
             startup: startup.clone(),
             max_body_bytes: config.server.max_request_bytes,
+            app: match (config.app.protocol, config.app.callback_port) {
+                (crate::config::AppProtocol::Http, port) if port != 0 => Some(
+                    crate::http_app::HttpSubscriber::new(
+                        &config.app.callback_host,
+                        port,
+                        config.app.api_token.as_ref(),
+                    )
+                    .map_err(|e| StartError(e.to_string()))?,
+                ),
+                _ => None,
+            },
+            config_subscriptions: Default::default(),
         });
         tasks.push(tokio::spawn(serve_http(
             listener,

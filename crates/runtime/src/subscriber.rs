@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use layotto_core::Backoff;
 use layotto_grpc::{Apis, AppCallback};
+use layotto_pubsub::routing::Routes;
 use layotto_pubsub::{App, Subscription};
 use tokio::sync::watch;
 
@@ -24,7 +25,7 @@ pub enum SubscribingApp {
 }
 
 impl SubscribingApp {
-    fn address(&self) -> &str {
+    pub(crate) fn address(&self) -> &str {
         match self {
             Self::Grpc(app) => app.address(),
             Self::Http(app) => app.address(),
@@ -48,10 +49,13 @@ impl SubscribingApp {
         declared
             .iter()
             .map(|d| {
-                if !d.route.is_empty() {
+                if !d.route.is_empty() || !d.rules.is_empty() {
+                    let default = if d.route.is_empty() { d.topic.clone() } else { d.route.clone() };
+                    // Rules were checked when the file was read.
+                    let routes = Routes::new(default, &d.rules).unwrap_or_default();
                     match self {
-                        Self::Grpc(app) => app.set_route(&d.pubsub_name, &d.topic, &d.route),
-                        Self::Http(app) => app.set_route(&d.pubsub_name, &d.topic, &d.route),
+                        Self::Grpc(app) => app.set_routes(&d.pubsub_name, &d.topic, routes),
+                        Self::Http(app) => app.set_routes(&d.pubsub_name, &d.topic, routes),
                     }
                 }
                 let mut metadata = d.metadata.clone();

@@ -1,7 +1,10 @@
 //! A Dapr app (serving `dapr.proto.runtime.v1.AppCallback`, not Layotto's)
 //! gets its subscriptions delivered: the runtime finds which AppCallback
-//! the app speaks, hands back the default route as `path`, and sends what
-//! the app DROPs to the subscription's dead-letter topic.
+//! the app speaks, hands back the route its rules pick (or the default) as
+//! `path`, and sends what the app DROPs to the subscription's dead-letter
+//! topic. Input bindings reach the app the app says it takes, over gRPC
+//! (`OnBindingEvent`, with the follow-up the app asks for) and over HTTP;
+//! configuration subscriptions over Dapr's HTTP API POST changes to the app.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +24,7 @@ use tonic::{Request, Response, Status};
 struct DaprApp {
     topic: String,
     received: Arc<Mutex<Vec<pb::TopicEventRequest>>>,
+    bindings: Arc<Mutex<Vec<pb::BindingEventRequest>>>,
 }
 
 #[tonic::async_trait]
@@ -39,7 +43,13 @@ impl AppCallback for DaprApp {
         let subscription = |topic: &str, route: &str, dead_letter: &str| pb::TopicSubscription {
             pubsub_name: "pub_subs_demo".into(),
             topic: topic.into(),
-            routes: Some(pb::TopicRoutes { rules: vec![], default: route.into() }),
+            routes: Some(pb::TopicRoutes {
+                rules: vec![pb::TopicRule {
+                    r#match: r#"event.data.startsWith("vip") && event.topic != "x""#.into(),
+                    path: "/vip".into(),
+                }],
+                default: route.into(),
+            }),
             dead_letter_topic: dead_letter.into(),
             ..Default::default()
         };
@@ -66,14 +76,30 @@ impl AppCallback for DaprApp {
         &self,
         _: Request<()>,
     ) -> Result<Response<pb::ListInputBindingsResponse>, Status> {
-        Ok(Response::new(pb::ListInputBindingsResponse::default()))
+        // `unread` is configured too, but the app does not take it.
+        Ok(Response::new(pb::ListInputBindingsResponse { bindings: vec!["tick".into()] }))
     }
 
     async fn on_binding_event(
         &self,
-        _: Request<pb::BindingEventRequest>,
+        request: Request<pb::BindingEventRequest>,
     ) -> Result<Response<pb::BindingEventResponse>, Status> {
-        Err(Status::unimplemented("no bindings"))
+        let event = request.into_inner();
+        let count = {
+            let mut bindings = self.bindings.lock();
+            bindings.push(event);
+            bindings.len()
+        };
+        // The app asks the runtime to save a state item after each event.
+        Ok(Response::new(pb::BindingEventResponse {
+            store_name: "state_demo".into(),
+            states: vec![common::StateItem {
+                key: format!("{}-ticks", self.topic),
+                value: count.to_string().into_bytes(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
     }
 
     async fn on_bulk_topic_event(
@@ -103,6 +129,12 @@ async fn a_dapr_app_gets_its_events_routes_and_dead_letters() {
     config.server.actuator = "127.0.0.1:0".parse().unwrap();
     config.app.id = "dapr-app".into();
     config.app.callback_port = port;
+    for name in ["tick", "unread"] {
+        config.section_mut("input_bindings").insert(
+            name.into(),
+            layotto_runtime::config::ComponentConfig::new("cron").with("schedule", "@every 100ms"),
+        );
+    }
     let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
     let mut client = DaprClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
     let publish = |data: &str| pb::PublishEventRequest {
@@ -135,6 +167,42 @@ async fn a_dapr_app_gets_its_events_routes_and_dead_letters() {
     assert_eq!((hello.path.as_str(), hello.topic.as_str()), ("/orders", topic.as_str()));
     assert_eq!(hello.pubsub_name, "pub_subs_demo");
     assert_eq!(hello.spec_version, "1.0");
+    // The routing rule picks the path of what matches it.
+    client.publish_event(publish("vip-1")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.received.lock().iter().any(|e| e.data == b"vip-1") {
+        assert!(Instant::now() < deadline, "the vip event never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let vip = app.received.lock().iter().find(|e| e.data == b"vip-1").cloned().unwrap();
+    assert_eq!(vip.path, "/vip");
+
+    // The cron binding fires every 100 ms; each event is followed by the save the app asked for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.bindings.lock().len() < 3 {
+        assert!(Instant::now() < deadline, "the input binding's events did not reach the app");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = app.bindings.lock().clone();
+    assert!(events.iter().all(|e| e.name == "tick"), "only the binding the app takes is read: {events:?}");
+    assert!(events[0].metadata.contains_key("readTimeUTC"), "{:?}", events[0].metadata);
+    let saved = client
+        .get_state(pb::GetStateRequest {
+            store_name: "state_demo".into(),
+            key: format!("{topic}-ticks"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let saved: usize = String::from_utf8(saved.data).unwrap().parse().unwrap();
+    assert!(saved >= 1, "the app's follow-up state was saved");
+    let meta = client.get_metadata(pb::GetMetadataRequest {}).await.unwrap().into_inner();
+    assert!(
+        meta.registered_components.iter().any(|c| c.name == "tick" && c.r#type == "bindings.cron"),
+        "{:?}",
+        meta.registered_components
+    );
     running.shutdown().await;
 }
 
@@ -159,10 +227,20 @@ async fn a_dapr_http_app_gets_cloudevents_on_its_routes() {
             axum::Json(serde_json::json!({"status": if poison { "DROP" } else { "SUCCESS" }}))
         }
     };
+    // Input binding events (POST /tick, after OPTIONS /tick) and configuration changes.
+    let posted: Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>> = Arc::default();
+    let keep = |posted: Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>| {
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| async move {
+            posted.lock().push((uri.path().to_owned(), headers, body));
+            axum::http::StatusCode::OK
+        }
+    };
     let app = axum::Router::new()
         .route("/dapr/subscribe", get(move || async move { axum::Json(subscriptions) }))
         .route("/orders", post(record("/orders", received.clone())))
-        .route("/dead", post(record("/dead", received.clone())));
+        .route("/dead", post(record("/dead", received.clone())))
+        .route("/tick", post(keep(posted.clone())).options(|| async { axum::http::StatusCode::OK }))
+        .route("/configuration/{store}/{key}", post(keep(posted.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -173,6 +251,13 @@ async fn a_dapr_http_app_gets_cloudevents_on_its_routes() {
     config.app.id = "http-app".into();
     config.app.callback_port = port;
     config.app.protocol = layotto_runtime::config::AppProtocol::Http;
+    config.server.dapr_http = Some("127.0.0.1:0".parse().unwrap());
+    for name in ["tick", "unread"] {
+        config.section_mut("input_bindings").insert(
+            name.into(),
+            layotto_runtime::config::ComponentConfig::new("cron").with("schedule", "@every 100ms"),
+        );
+    }
     let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
     let mut client = DaprClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
     let publish = |data: &str| pb::PublishEventRequest {
@@ -203,5 +288,68 @@ async fn a_dapr_http_app_gets_cloudevents_on_its_routes() {
         (Some(topic.as_str()), Some("pub_subs_demo"))
     );
     assert_eq!(event["specversion"], "1.0");
+
+    // The app answers OPTIONS /tick (and 404 for /unread): only /tick gets events.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while posted.lock().iter().filter(|(path, _, _)| path == "/tick").count() < 2 {
+        assert!(Instant::now() < deadline, "the input binding's events did not reach the HTTP app");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, headers, _) = posted.lock().iter().find(|(path, _, _)| path == "/tick").cloned().unwrap();
+    assert!(headers.contains_key("readtimeutc"), "metadata travels as headers: {headers:?}");
+
+    // Configuration subscription over Dapr's HTTP API: changes are POSTed to the app.
+    let http = reqwest::Client::new();
+    let dapr_http = running.dapr_http_addr().unwrap();
+    let key = format!("{topic}-cfg");
+    let subscribed: serde_json::Value = http
+        .get(format!("http://{dapr_http}/v1.0/configuration/config_demo/subscribe?key={key}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = subscribed["id"].as_str().expect("the subscription id").to_owned();
+    let mut layotto = layotto_grpc::pb::runtime::runtime_client::RuntimeClient::connect(format!(
+        "http://{}",
+        running.grpc_addr()
+    ))
+    .await
+    .unwrap();
+    layotto
+        .save_configuration(layotto_grpc::pb::runtime::SaveConfigurationRequest {
+            store_name: "config_demo".into(),
+            app_id: "http-app".into(),
+            items: vec![layotto_grpc::pb::runtime::ConfigurationItem {
+                key: key.clone(),
+                content: "on".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let path = format!("/configuration/config_demo/{key}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let change = loop {
+        if let Some((_, _, body)) = posted.lock().iter().find(|(p, _, _)| *p == path).cloned() {
+            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the configuration change never reached the app");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(change["id"], id.as_str());
+    assert_eq!(change["items"][&key]["value"], "on");
+    let unsubscribe = format!("http://{dapr_http}/v1.0/configuration/config_demo/{id}/unsubscribe");
+    let answer = http.get(&unsubscribe).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<serde_json::Value>().await.unwrap()["ok"], true);
+    let again = http.get(&unsubscribe).send().await.unwrap();
+    assert_eq!(again.status(), 500);
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap()["errorCode"],
+        "ERR_CONFIGURATION_UNSUBSCRIBE"
+    );
     running.shutdown().await;
 }

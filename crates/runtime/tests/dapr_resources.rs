@@ -167,6 +167,29 @@ fn unknown_types_name_the_file_the_component_and_our_types() {
     );
     let err = base().load_dapr_resources(dir.path()).unwrap_err().to_string();
     assert!(err.contains("actors.yaml") && err.contains("workflowbackend.actors"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "rules.yaml",
+        "apiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: s\nspec:\n  topic: t\n  pubsubname: p\n  routes:\n    rules:\n    - match: size(event.data) > 2\n      path: /big\n",
+    );
+    let err = base().load_dapr_resources(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("rules.yaml") && err.contains("size(event.data) > 2"), "{err}");
+
+    // `bindings.cron` is an input binding: it lands in our input_bindings section.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "cron.yaml",
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: tick\nspec:\n  type: bindings.cron\n  version: v1\n  metadata:\n  - name: schedule\n    value: \"@every 1s\"\n",
+    );
+    let mut config = base();
+    config.load_dapr_resources(dir.path()).unwrap();
+    let inputs: Vec<_> =
+        config.section("input_bindings").map(|(name, c)| (name.clone(), c.kind.clone())).collect();
+    assert_eq!(inputs, vec![("tick".to_owned(), "cron".to_owned())]);
+    assert_eq!(config.section("bindings").count(), 0);
 }
 
 /// A `kind: Subscription` file subscribes the app (here an HTTP app whose
@@ -175,14 +198,14 @@ fn unknown_types_name_the_file_the_component_and_our_types() {
 async fn declarative_subscriptions_reach_the_app() {
     use axum::routing::{get, post};
     let topic = format!("declared-{}", uuid::Uuid::new_v4().simple());
-    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let received: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
     let sink = received.clone();
     let app = axum::Router::new()
         .route("/dapr/subscribe", get(|| async { axum::Json(serde_json::json!([])) }))
         .route(
-            "/declared",
-            post(move |body: String| async move {
-                sink.lock().push(serde_json::from_str(&body).unwrap());
+            "/{route}",
+            post(move |uri: axum::http::Uri, body: String| async move {
+                sink.lock().push((uri.path().to_owned(), serde_json::from_str(&body).unwrap()));
                 axum::Json(serde_json::json!({"status": "SUCCESS"}))
             }),
         );
@@ -196,7 +219,7 @@ async fn declarative_subscriptions_reach_the_app() {
         "pubsub.yaml",
         &format!(
             "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pubsub\nspec:\n  type: pubsub.in-memory\n  version: v1\n\
-             ---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: orders\nspec:\n  topic: {topic}\n  routes:\n    default: /declared\n  pubsubname: pubsub\n"
+             ---\napiVersion: dapr.io/v2alpha1\nkind: Subscription\nmetadata:\n  name: orders\nspec:\n  topic: {topic}\n  routes:\n    rules:\n    - match: event.data == \"urgent\"\n      path: /urgent\n    default: /declared\n  pubsubname: pubsub\n"
         ),
     );
     let mut config = base();
@@ -219,6 +242,24 @@ async fn declarative_subscriptions_reach_the_app() {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(received.lock()[0]["data"], "declared");
+    let first = received.lock()[0].clone();
+    assert_eq!((first.0.as_str(), &first.1["data"]), ("/declared", &serde_json::json!("declared")));
+    // The subscription's rule sends what matches it to its own route.
+    c.publish_event(pb::PublishEventRequest {
+        pubsub_name: "pubsub".into(),
+        topic: topic.clone(),
+        data: b"urgent".to_vec(),
+        data_content_type: "text/plain".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !received.lock().iter().any(|(_, e)| e["data"] == "urgent") {
+        assert!(Instant::now() < deadline, "the urgent event never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let urgent = received.lock().iter().find(|(_, e)| e["data"] == "urgent").cloned().unwrap();
+    assert_eq!(urgent.0, "/urgent");
     running.shutdown().await;
 }

@@ -1,5 +1,6 @@
-//! The output binding components.
+//! The binding components: output (`http`, `redis`) and input (`cron`).
 
+pub mod cron;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "redis")]

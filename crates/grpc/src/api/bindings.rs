@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use layotto_bindings::{InvokeRequest, InvokeResponse, OutputBinding};
+use layotto_bindings::{InputBinding, InvokeRequest, InvokeResponse, OutputBinding};
 use layotto_core::{Error, clip};
 
 use super::{ApiResult, Limits, Named};
@@ -10,6 +10,8 @@ use super::{ApiResult, Limits, Named};
 #[derive(Default)]
 pub struct BindingsApi {
     pub components: Named<Arc<dyn OutputBinding>>,
+    /// Input bindings: read by the runtime for the app, never called by it.
+    pub inputs: Named<Arc<dyn InputBinding>>,
     pub limits: Limits,
 }
 

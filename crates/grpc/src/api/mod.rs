@@ -223,6 +223,11 @@ impl<H: Clone> Named<H> {
         self.components.load().is_empty()
     }
 
+    /// Every component, by name.
+    pub fn all(&self) -> Vec<(String, H)> {
+        self.components.load().iter().map(|(name, c)| (name.clone(), c.clone())).collect()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.components.load().contains_key(name)
     }

@@ -51,6 +51,7 @@ pub fn dapr_type(section: &str, kind: &str) -> String {
         "pub_subs" => "pubsub",
         "config_store" => "configuration",
         "secret_store" => "secretstores",
+        "input_bindings" => "bindings",
         other => other,
     };
     format!("{block}.{kind}")

@@ -9,4 +9,4 @@ pub mod unimplemented;
 
 pub use app_channel::DaprGrpcApp;
 pub use info::{DaprInfo, RegisteredComponent, SubscriptionInfo, SubscriptionKind, dapr_type};
-pub use service::DaprService;
+pub use service::{DaprService, binding_follow_up};

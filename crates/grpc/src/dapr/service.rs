@@ -104,6 +104,36 @@ fn reason_block(noun: &str) -> &'static str {
     }
 }
 
+/// What a Dapr app's answer to `OnBindingEvent` asks for: its `states`
+/// saved in `store_name`, its `data` sent to each output binding in `to`
+/// (operation `create`), as daprd does.
+pub async fn binding_follow_up(apis: &Apis, response: pb::BindingEventResponse) -> Result<(), String> {
+    if !response.states.is_empty() {
+        let items = response.states.into_iter().map(set_request).collect();
+        apis.state.bulk_set(&response.store_name, items).await.map_err(|e| {
+            format!(
+                "saving the app's states in '{}': {}",
+                response.store_name,
+                wording("state store")(e).message()
+            )
+        })?;
+    }
+    for target in response.to {
+        let request = InvokeRequest {
+            operation: "create".into(),
+            data: response.data.clone(),
+            metadata: Default::default(),
+        };
+        apis.bindings.invoke(&target, request).await.map_err(|e| {
+            format!(
+                "sending the app's data to binding '{target}': {}",
+                wording("output binding")(e).message()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn set_request(item: common::StateItem) -> SetRequest {
     let options = item.options.unwrap_or_default();
     SetRequest {

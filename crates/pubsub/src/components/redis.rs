@@ -130,12 +130,14 @@ if next[2] then out[1] = tonumber(next[2]) - now end
 return out
 "#;
 
-/// Redis Cluster's last step, once the message is in its stream.
-/// KEYS: queue, data. ARGV: member, id.
+/// Redis Cluster's last step, once the messages are in their streams.
+/// KEYS: queue, data. ARGV: member, id, member, id, ….
 const DONE_SCRIPT: &str = r#"
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[2])
-return 1
+for i = 1, #ARGV, 2 do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i + 1])
+end
+return #ARGV / 2
 "#;
 
 /// Delayed messages moved per script run.
@@ -304,15 +306,41 @@ async fn move_leased(
         delay.lease.evalsha_with_reload(client, keys.clone(), vec![MOVE_BATCH, lease]).await?;
     let mut reply = reply.into_iter();
     let next = reply.next().and_then(|v| v.as_i64()).unwrap_or(-1);
-    let mut moved = 0;
+    let mut leased = Vec::new();
     while let (Some(member), Some(data)) = (reply.next(), reply.next()) {
         let Some(member) = member.as_string() else { continue };
-        let Some((id, topic)) = member.split_once('|') else { continue };
-        let data = data.into_owned_bytes().unwrap_or_default();
-        let _: String = client.xadd(topic, false, None, "*", vec![("data", data)]).await?;
-        let args: Vec<fred::types::Value> = vec![member.as_str().into(), id.into()];
-        let _: i64 = delay.done.evalsha_with_reload(client, keys.clone(), args).await?;
-        moved += 1;
+        if member.contains('|') {
+            leased.push((member, data.into_owned_bytes().unwrap_or_default()));
+        }
+    }
+    // The adds go out together (fred pipelines them), so a second's worth of
+    // due messages costs about one round trip, not one per message.
+    let added = futures::future::join_all(leased.iter().map(|(member, data)| async move {
+        let topic = member.split_once('|').map_or("", |(_, topic)| topic);
+        let added: std::result::Result<String, _> =
+            client.xadd(topic, false, None, "*", vec![("data", data.clone())]).await;
+        added.map(|_| member)
+    }))
+    .await;
+    let mut done: Vec<fred::types::Value> = Vec::with_capacity(added.len() * 2);
+    let mut failed = None;
+    for result in added {
+        match result {
+            Ok(member) => {
+                let id = member.split_once('|').map_or("", |(id, _)| id);
+                done.push(member.as_str().into());
+                done.push(id.into());
+            }
+            Err(e) => failed = Some(e),
+        }
+    }
+    let moved = (done.len() / 2) as i64;
+    if !done.is_empty() {
+        let _: i64 = delay.done.evalsha_with_reload(client, keys, done).await?;
+    }
+    // What failed stays leased and is moved again when its lease ends.
+    if let Some(e) = failed {
+        return Err(e);
     }
     Ok((moved, next))
 }
