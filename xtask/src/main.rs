@@ -88,6 +88,7 @@ fn test() -> Result<()> {
         .env("LAYOTTO_TEST_S3", format!("http://{S3_ADDR}"))
         .env("LAYOTTO_TEST_PYTHON", &python)
         .env("LAYOTTO_TEST_DAPR_PYTHON", &dapr_python)
+        .env("LAYOTTO_TEST_PROMETHEUS", "/usr/bin/prometheus")
         .env("LAYOTTO_SKIP_LOG", &skip_log))?;
     // The harness's own self-test skips on purpose; it is not a component.
     let mut skipped: Vec<String> = std::fs::read_to_string(&skip_log)
@@ -291,10 +292,14 @@ fn ensure_services() -> Result<()> {
     if !redis_answers() {
         bail!("something answers on {REDIS_ADDR} but it is not Redis");
     }
-    // The configuration tests change keys the way another process would.
-    for (program, package) in
-        [("etcdctl", "etcd-client"), ("redis-cli", "redis-tools"), ("psql", "postgresql-client")]
-    {
+    // Tools the tests drive: the configuration tests change keys the way another
+    // process would, the metrics test scrapes the runtime with a real Prometheus.
+    for (program, package) in [
+        ("etcdctl", "etcd-client"),
+        ("redis-cli", "redis-tools"),
+        ("psql", "postgresql-client"),
+        ("prometheus", "prometheus"),
+    ] {
         if !which(program) {
             println!("xtask: {program} not found, installing {package} with apt-get");
             apt_install(package)?;

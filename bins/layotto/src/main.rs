@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use layotto_runtime::{Config, Registries};
-use tracing_subscriber::EnvFilter;
+
+mod logging;
 
 /// layotto-rs: Layotto's application runtime (sidecar), in Rust.
 #[derive(Parser)]
@@ -19,6 +20,10 @@ struct Cli {
     /// every API runs on its in-memory component.
     #[arg(short, long, global = false)]
     config: Option<PathBuf>,
+
+    /// Log lines as text or JSON (also `LAYOTTO_LOG_FORMAT`).
+    #[arg(long, value_enum)]
+    log_format: Option<logging::LogFormat>,
 
     #[command(flatten)]
     daprd: DaprdFlags,
@@ -95,12 +100,13 @@ fn registries() -> Registries {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_env("LAYOTTO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: logs piped to a file or a collector stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
-
     let cli = Cli::parse();
+    let format = cli.log_format.unwrap_or_else(|| match std::env::var("LAYOTTO_LOG_FORMAT").as_deref() {
+        Ok("json") => logging::LogFormat::Json,
+        _ => logging::LogFormat::Text,
+    });
+    logging::init(format);
+
     let path = match cli.command {
         Some(Command::Start { config }) => config.or(cli.config),
         None => cli.config,
@@ -139,7 +145,14 @@ async fn main() -> ExitCode {
         }
         _ = running.shutdown_requested() => tracing::info!("shutdown requested through the Dapr API"),
     }
-    tracing::info!("shutting down");
+    // A second signal while draining means "now".
+    tokio::spawn(async {
+        if shutdown_signal().await.is_ok() {
+            tracing::warn!("second shutdown signal: exiting without waiting for the drain");
+            std::process::exit(130);
+        }
+    });
+    tracing::info!("shutting down: draining in-flight calls");
     running.shutdown().await;
     ExitCode::SUCCESS
 }

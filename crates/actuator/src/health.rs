@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use futures::future::{BoxFuture, join_all};
 use layotto_core::{Health, HealthStatus};
@@ -47,39 +47,55 @@ impl Report {
     }
 }
 
-/// Whether the runtime finished starting; both probes include it.
+/// Whether the runtime finished starting, or is stopping; both probes
+/// include it. While stopping (draining in-flight calls) readiness is DOWN
+/// at once, so load balancers stop sending, while liveness stays UP, so
+/// nothing restarts the process mid-drain.
 #[derive(Default)]
-pub struct Startup(AtomicBool);
+pub struct Startup(AtomicU8);
+
+const STARTING: u8 = 0;
+const STARTED: u8 = 1;
+const STOPPING: u8 = 2;
 
 impl Startup {
     pub fn mark_started(&self) {
-        self.0.store(true, Ordering::Release);
+        let _ = self.0.compare_exchange(STARTING, STARTED, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    pub fn mark_stopping(&self) {
+        self.0.store(STOPPING, Ordering::Release);
     }
 
     pub fn is_started(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.load(Ordering::Acquire) == STARTED
     }
 
-    fn indicator(&self) -> Indicator {
-        if self.0.load(Ordering::Acquire) {
-            Indicator { status: HealthStatus::Up, details: BTreeMap::new() }
-        } else {
-            Indicator {
-                status: HealthStatus::Init,
-                details: BTreeMap::from([("reason", "starting".to_owned())]),
-            }
+    pub fn is_stopping(&self) -> bool {
+        self.0.load(Ordering::Acquire) == STOPPING
+    }
+
+    fn indicator(&self, for_readiness: bool) -> Indicator {
+        let (status, reason) = match self.0.load(Ordering::Acquire) {
+            STARTING => (HealthStatus::Init, Some("starting")),
+            STOPPING if for_readiness => (HealthStatus::Down, Some("shutting down")),
+            _ => (HealthStatus::Up, None),
+        };
+        Indicator {
+            status,
+            details: reason.map(|r| BTreeMap::from([("reason", r.to_owned())])).unwrap_or_default(),
         }
     }
 }
 
 pub fn liveness(startup: &Startup) -> Report {
-    aggregate(BTreeMap::from([("runtime_startup".to_owned(), startup.indicator())]))
+    aggregate(BTreeMap::from([("runtime_startup".to_owned(), startup.indicator(false))]))
 }
 
 /// Readiness: startup plus every component, probed concurrently.
 pub async fn readiness(startup: &Startup, probes: &[ComponentProbe]) -> Report {
     let results = join_all(probes.iter().map(|p| (p.probe)())).await;
-    let mut components = BTreeMap::from([("runtime_startup".to_owned(), startup.indicator())]);
+    let mut components = BTreeMap::from([("runtime_startup".to_owned(), startup.indicator(true))]);
     for (probe, health) in probes.iter().zip(results) {
         let mut details = BTreeMap::from([("type", probe.kind.clone())]);
         if !health.reason.is_empty() {

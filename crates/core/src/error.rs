@@ -50,6 +50,24 @@ impl ErrorKind {
             Self::Internal => "internal error",
         }
     }
+
+    /// The kind as a metric label value (`etag_mismatch`).
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_argument",
+            Self::NotFound => "not_found",
+            Self::EtagMismatch => "etag_mismatch",
+            Self::InvalidEtag => "invalid_etag",
+            Self::Unsupported => "unsupported",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::ResourceExhausted => "resource_exhausted",
+            Self::Config => "config",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
+            Self::Internal => "internal",
+        }
+    }
 }
 
 /// An error from an API or one of its components.

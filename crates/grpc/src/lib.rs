@@ -12,8 +12,10 @@ pub mod codec;
 pub mod dapr;
 pub mod layotto;
 pub mod limit;
+pub mod metrics;
 pub mod pb;
 pub mod pubsub;
+pub mod ratelimit;
 pub mod status;
 pub mod token;
 

@@ -142,15 +142,21 @@ impl Deliverer {
                 return Ok(());
             }
         };
+        let metrics = layotto_core::metrics::metrics();
         let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_backoff);
         let mut last_problem = String::new();
         for attempt in 0..=self.policy.max_retries {
             if attempt > 0 {
+                metrics.delivery(&self.pubsub_name, "retried");
                 backoff.wait().await;
             }
             match tokio::time::timeout(self.policy.timeout, self.app.on_event(event.clone())).await {
-                Ok(Ok(AppStatus::Success)) => return Ok(()),
+                Ok(Ok(AppStatus::Success)) => {
+                    metrics.delivery(&self.pubsub_name, "delivered");
+                    return Ok(());
+                }
                 Ok(Ok(AppStatus::Drop)) => {
+                    metrics.delivery(&self.pubsub_name, "dropped");
                     tracing::warn!(
                         pubsub = %self.pubsub_name, topic = %message.topic, id = %event.id,
                         "the app answered DROP; the message is not delivered again"
@@ -169,6 +175,7 @@ impl Deliverer {
         if self.policy.dead_letter_topic.is_some() {
             return self.dead_letter(&message, &event, &last_problem).await;
         }
+        metrics.delivery(&self.pubsub_name, "returned");
         Err(Error::unavailable(format!(
             "pubsub '{}': topic '{}': event '{}' not handled after {} attempts ({last_problem}); the broker will deliver it again",
             self.pubsub_name,
@@ -195,6 +202,7 @@ impl Deliverer {
             })
             .await
             .map_err(|e| e.context(format!("dead-lettering event '{}'", event.id)))?;
+        layotto_core::metrics::metrics().delivery(&self.pubsub_name, "dead_lettered");
         tracing::warn!(
             pubsub = %self.pubsub_name, topic = %message.topic, id = %event.id, dead_letter_topic = %topic, why,
             "message moved to the dead-letter topic"

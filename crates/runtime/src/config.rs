@@ -36,6 +36,47 @@ pub struct Config {
     /// Dapr's declarative subscriptions (`kind: Subscription` resources).
     #[serde(skip)]
     pub subscriptions: Vec<crate::dapr_resources::DeclarativeSubscription>,
+    /// Method-level rate limits (`[[rate_limits]]`; Layotto's `flowControlFilter`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
+}
+
+/// One method-level rate limit: a token bucket of `rate` calls per second
+/// holding `burst` (default: the rate), for all callers or per connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// A full gRPC method (`/spec.proto.runtime.v1.Runtime/SayHello`), a
+    /// Dapr HTTP path (`/v1.0/state/mystore`), or either ending in `*`.
+    pub method: String,
+    pub rate: f64,
+    #[serde(default)]
+    pub burst: Option<u32>,
+    #[serde(default)]
+    pub per: RatePer,
+    /// The answer's message; Layotto's "current request is limited" by default.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RatePer {
+    #[default]
+    Global,
+    Connection,
+}
+
+impl RateLimitConfig {
+    pub fn rule(&self) -> layotto_grpc::ratelimit::RateRule {
+        layotto_grpc::ratelimit::RateRule {
+            method: self.method.clone(),
+            rate: self.rate,
+            burst: self.burst,
+            per_connection: self.per == RatePer::Connection,
+            message: self.message.clone(),
+        }
+    }
 }
 
 /// How unknown metadata keys and component options are reported.
@@ -153,6 +194,10 @@ pub struct ServerConfig {
     /// request may take to send its head, before the connection is closed.
     #[serde(default = "default_handshake_timeout_seconds")]
     pub handshake_timeout_seconds: u64,
+    /// On shutdown, how long in-flight calls may take to finish before their
+    /// connections are closed (readiness answers 503 meanwhile).
+    #[serde(default = "default_drain_timeout_seconds")]
+    pub drain_timeout_seconds: u64,
     /// TLS on the gRPC listener (plaintext when absent).
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
@@ -330,6 +375,9 @@ fn default_max_connections() -> usize {
 fn default_handshake_timeout_seconds() -> u64 {
     10
 }
+fn default_drain_timeout_seconds() -> u64 {
+    10
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -344,6 +392,7 @@ impl Default for ServerConfig {
             max_concurrent_streams: default_max_concurrent_streams(),
             max_connections: default_max_connections(),
             handshake_timeout_seconds: default_handshake_timeout_seconds(),
+            drain_timeout_seconds: default_drain_timeout_seconds(),
             tls: None,
             actuator_tls: None,
             dapr_http: None,
@@ -375,6 +424,7 @@ impl Config {
             unknown_keys: UnknownKeys::Deny,
             base_dir: None,
             subscriptions: Vec::new(),
+            rate_limits: Vec::new(),
         }
     }
 
@@ -489,9 +539,14 @@ impl Config {
                     config.invoke =
                         value.deserialize().map_err(|e| ConfigError(describe(&source, &["invoke"], e)))?
                 }
+                "rate_limits" => {
+                    config.rate_limits = value
+                        .deserialize()
+                        .map_err(|e| ConfigError(describe(&source, &["rate_limits"], e)))?
+                }
                 section => {
                     let Some(api) = apis.find(section) else {
-                        let known: Vec<&str> = ["app", "server", "invoke"]
+                        let known: Vec<&str> = ["app", "server", "invoke", "rate_limits"]
                             .into_iter()
                             .chain(apis.apis.iter().map(|api| api.section()))
                             .collect();

@@ -49,6 +49,15 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         if has_actuator {
             config.server.actuator = listener_address(listener)?;
         }
+        let flow_control = listener
+            .get("stream_filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|f| f.get("type").and_then(Value::as_str) == Some("flowControlFilter"));
+        for filter in flow_control {
+            config.rate_limits.extend(flow_control_rules(filter.get("config").unwrap_or(&Value::Null))?);
+        }
     }
     let runtime =
         runtime.ok_or("no listener has a 'grpc' filter with server_name 'runtime' and a 'grpc_config'")?;
@@ -79,6 +88,40 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         }
     }
     Ok(config)
+}
+
+/// MOSN's `flowControlFilter` (reference §8.2): `rules[].resource` at
+/// `threshold` calls per second (`grade` 1, Sentinel's QPS), `action.body`
+/// as the message; nothing when `global_switch` is false.
+fn flow_control_rules(config: &Value) -> Result<Vec<crate::config::RateLimitConfig>, String> {
+    if config.get("global_switch").and_then(Value::as_bool) == Some(false) {
+        return Ok(Vec::new());
+    }
+    if let Some(kind) = str_field(config, "limit_key_type").filter(|k| !k.eq_ignore_ascii_case("PATH")) {
+        tracing::warn!(limit_key_type = %kind, "flowControlFilter: only PATH limits (by full method) are applied");
+    }
+    let message = config.pointer("/action/body").and_then(Value::as_str).map(str::to_owned);
+    let rules = config.get("rules").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    rules
+        .iter()
+        .map(|rule| {
+            let resource = str_field(rule, "resource").filter(|r| !r.is_empty()).ok_or("flowControlFilter: a rule has no 'resource'")?;
+            let threshold = rule
+                .get("threshold")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| format!("flowControlFilter: rule '{resource}' has no numeric 'threshold'"))?;
+            if let Some(grade) = rule.get("grade").and_then(Value::as_i64).filter(|g| *g != 1) {
+                tracing::warn!(%resource, grade, "flowControlFilter: only grade 1 (calls per second) is applied");
+            }
+            Ok(crate::config::RateLimitConfig {
+                method: resource,
+                rate: threshold,
+                burst: None,
+                per: crate::config::RatePer::Global,
+                message: message.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The runtime's listener: TCP, or a Unix socket (`"network": "unix"`, as configs/config_uds.json).

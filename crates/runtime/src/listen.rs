@@ -62,11 +62,33 @@ pub(crate) struct Handshaking<IO> {
     /// Until the first byte arrives.
     deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    _open: OpenConnection,
 }
 
 impl<IO> Handshaking<IO> {
     fn new(io: IO, timeout: std::time::Duration, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
-        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), _permit: permit }
+        Self {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            _permit: permit,
+            _open: OpenConnection::new("grpc"),
+        }
+    }
+}
+
+/// Counts a connection in `layotto_open_connections{listener}` while it lives.
+pub(crate) struct OpenConnection(&'static str);
+
+impl OpenConnection {
+    pub(crate) fn new(listener: &'static str) -> Self {
+        layotto_core::metrics::metrics().connections.with_label_values(&[listener]).inc();
+        Self(listener)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        layotto_core::metrics::metrics().connections.with_label_values(&[self.0]).dec();
     }
 }
 
@@ -159,6 +181,8 @@ pub(crate) struct HttpLimits {
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// Also HTTP/2 without TLS (prior knowledge), as runtimes call each other.
     pub(crate) http2: bool,
+    /// The listener's name in metrics.
+    pub(crate) name: &'static str,
 }
 
 /// Serves the actuator over HTTP/1 (or HTTPS) until `shutdown`.
@@ -175,9 +199,9 @@ pub(crate) async fn serve_http(
             permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             _ = wait_for(shutdown.clone()) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors, say: wait instead of spinning.
                     tracing::warn!(error = %e, "actuator cannot accept a connection");
@@ -187,10 +211,14 @@ pub(crate) async fn serve_http(
             },
             _ = wait_for(shutdown.clone()) => break,
         };
-        let (router, watcher, timeout, tls, http2) =
-            (router.clone(), graceful.watcher(), limits.header_timeout, limits.tls.clone(), limits.http2);
+        // The peer, for per-connection rate limits.
+        let router = router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let (watcher, timeout, tls, http2) =
+            (graceful.watcher(), limits.header_timeout, limits.tls.clone(), limits.http2);
+        let open = OpenConnection::new(limits.name);
         // The handshake runs in the connection's task, so a slow client never holds the accept loop.
         tokio::spawn(async move {
+            let _open = open;
             match tls {
                 None if http2 => serve_auto_connection(stream, router, watcher, timeout).await,
                 None => serve_connection(stream, router, watcher, timeout).await,

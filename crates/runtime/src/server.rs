@@ -33,8 +33,6 @@ use crate::listen::{GrpcListener, HttpLimits, bind, guarded, local_addr, serve_h
 use crate::services::Services;
 
 /// How long shutdown waits for in-flight calls.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
-
 /// Why the runtime did not start; the message names the component or listener.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -56,6 +54,11 @@ pub struct Running {
     subscriptions: crate::subscriber::Subscriptions,
     dapr_http_addr: Option<SocketAddr>,
     dapr: Arc<DaprInfo>,
+    startup: Arc<Startup>,
+    /// The actuator serves on through the drain (readiness 503), then stops.
+    actuator: JoinHandle<()>,
+    actuator_stop: watch::Sender<bool>,
+    drain: Duration,
 }
 
 impl Running {
@@ -86,24 +89,48 @@ impl Running {
         self.dapr.shutdown.notified().await
     }
 
-    /// Stops accepting, lets in-flight calls finish, and waits for the listeners.
+    /// Readiness turns DOWN at once; then stops accepting, stops consuming
+    /// (unacknowledged messages go back to the brokers), lets in-flight calls
+    /// finish within `server.drain_timeout_seconds`, and stops the actuator last.
     pub async fn shutdown(self) {
+        self.startup.mark_stopping();
         let _ = self.shutdown.send(true);
-        // Stop consuming first: unacknowledged messages go back to the brokers.
         for subscription in self.subscriptions.lock().await.drain(..) {
             subscription.close().await;
         }
-        // In-flight calls finish; one that does not cannot hold the process for ever.
+        // One deadline for all: a call that does not finish cannot hold the process for ever.
+        let deadline = tokio::time::Instant::now() + self.drain;
         for mut task in self.tasks {
-            if tokio::time::timeout(SHUTDOWN_DRAIN, &mut task).await.is_err() {
-                tracing::warn!("a listener did not drain within {SHUTDOWN_DRAIN:?}; closing it");
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(drain = ?self.drain, "calls still running after the drain time; closing their connections");
                 task.abort();
             }
+        }
+        let _ = self.actuator_stop.send(true);
+        let mut actuator = self.actuator;
+        if tokio::time::timeout(Duration::from_secs(1), &mut actuator).await.is_err() {
+            actuator.abort();
         }
         if let ListenAddr::Unix(path) = &self.grpc_listen {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The configured rate limits; a rule naming a method we do not serve is
+/// kept (a later build may serve it) with a warning naming it.
+fn rate_limits(config: &Config) -> Result<layotto_grpc::ratelimit::RateLimits, StartError> {
+    let rules: Vec<_> = config.rate_limits.iter().map(crate::config::RateLimitConfig::rule).collect();
+    let limits = layotto_grpc::ratelimit::RateLimits::new(&rules).map_err(StartError)?;
+    for (method, prefix) in limits.methods() {
+        if !prefix && !crate::services::serves(method) && !method.starts_with("/v1.0") {
+            tracing::warn!(%method, "rate limit for a method this runtime does not serve; it never applies");
+        }
+    }
+    if !limits.is_empty() {
+        tracing::info!(rules = ?limits, "rate limits on");
+    }
+    Ok(limits)
 }
 
 /// Builds every component of `config` and starts serving.
@@ -169,6 +196,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         }
     }
 
+    let rate_limits = Arc::new(rate_limits(&config)?);
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let mut services = Services::default();
     services.add(RuntimeServer::new(RuntimeService::new(apis.clone(), shutdown_rx.clone())));
@@ -182,7 +210,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     }
     services.add(health_service);
     let routes = services.finish().map_err(StartError)?;
-    let server = crate::stack::grpc_server(&config.server)?.add_routes(routes);
+    let server = crate::stack::grpc_server(&config.server, rate_limits.clone())?.add_routes(routes);
     let stop = wait_for(shutdown_rx.clone());
     let (max_connections, handshake) =
         (config.server.max_connections, Duration::from_secs(config.server.handshake_timeout_seconds));
@@ -205,17 +233,19 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let actuator = Arc::new(Actuator { startup: startup.clone(), probes: probes.clone() });
     let router = crate::stack::http(layotto_actuator::router(actuator));
     let tls = config.server.actuator_tls.as_ref().map(|tls| tls.actuator()).transpose()?;
-    tasks.push(tokio::spawn(serve_http(
+    let (actuator_stop, actuator_stop_rx) = watch::channel(false);
+    let actuator_task = tokio::spawn(serve_http(
         actuator_listener,
         router,
-        shutdown_rx.clone(),
+        actuator_stop_rx,
         HttpLimits {
             header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
             max_connections: config.server.max_connections,
             tls,
             http2: false,
+            name: "actuator",
         },
-    )));
+    ));
 
     if let Some(listener) = dapr_http_listener {
         let dapr_http = Arc::new(crate::dapr_http::DaprHttp {
@@ -238,13 +268,18 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         });
         tasks.push(tokio::spawn(serve_http(
             listener,
-            crate::stack::dapr_http(crate::dapr_http::router(dapr_http), config.server.api_token.clone()),
+            crate::stack::dapr_http(
+                crate::dapr_http::router(dapr_http),
+                config.server.api_token.clone(),
+                rate_limits.clone(),
+            ),
             shutdown_rx.clone(),
             HttpLimits {
                 header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
                 max_connections: config.server.max_connections,
                 tls: None,
                 http2: true,
+                name: "dapr_http",
             },
         )));
     }
@@ -258,7 +293,19 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         ),
         None => tracing::info!(grpc = %grpc_listen, actuator = %actuator_addr, "layotto-rs is ready"),
     }
-    Ok(Running { grpc_listen, actuator_addr, shutdown, tasks, subscriptions, dapr_http_addr, dapr })
+    Ok(Running {
+        grpc_listen,
+        actuator_addr,
+        shutdown,
+        tasks,
+        subscriptions,
+        dapr_http_addr,
+        dapr,
+        startup,
+        actuator: actuator_task,
+        actuator_stop,
+        drain: Duration::from_secs(config.server.drain_timeout_seconds),
+    })
 }
 
 /// Walks the API list: checks every type first (so a typo fails before

@@ -48,3 +48,22 @@ impl Services {
         Ok(self.routes.routes())
     }
 }
+
+/// Whether `path` (`/package.Service/Method`) names a method of our protos.
+pub(crate) fn serves(path: &str) -> bool {
+    use prost::Message;
+    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+        return false;
+    };
+    let Ok(set) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
+        return false;
+    };
+    set.file.iter().any(|file| {
+        let package = file.package();
+        file.service.iter().any(|s| {
+            let full =
+                if package.is_empty() { s.name().to_owned() } else { format!("{package}.{}", s.name()) };
+            full == service && s.method.iter().any(|m| m.name() == method)
+        })
+    })
+}

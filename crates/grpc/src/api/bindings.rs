@@ -34,6 +34,9 @@ impl BindingsApi {
             ))
             .into());
         }
-        Ok(self.limits.deadline(|| format!("binding '{name}'"), binding.invoke(req)).await?)
+        Ok(self
+            .limits
+            .deadline("bindings", name, || format!("binding '{name}'"), binding.invoke(req))
+            .await?)
     }
 }

@@ -58,7 +58,7 @@ impl ConfigurationApi {
         store: &str,
         call: impl Future<Output = layotto_core::Result<T>>,
     ) -> ApiResult<T> {
-        Ok(self.limits.deadline(|| format!("config store {store}"), call).await?)
+        Ok(self.limits.deadline("configuration", store, || format!("config store {store}"), call).await?)
     }
 
     pub async fn get(&self, store: &str, scope: Scope) -> ApiResult<Vec<ConfigurationItem>> {

@@ -17,7 +17,7 @@ pub struct EmailApi {
 impl EmailApi {
     pub async fn send(&self, name: &str, email: Email) -> ApiResult<String> {
         let component = self.components.get(name)?;
-        Ok(self.limits.deadline(|| format!("email {name}"), component.send(email)).await?)
+        Ok(self.limits.deadline("email", name, || format!("email {name}"), component.send(email)).await?)
     }
 
     /// Renders template `template_id` of the component with `params` into
@@ -38,6 +38,6 @@ impl EmailApi {
         let rendered = templates.render(&format!("email {name}"), template_id, params)?;
         email.text = rendered.text;
         email.html = rendered.html;
-        Ok(self.limits.deadline(|| format!("email {name}"), component.send(email)).await?)
+        Ok(self.limits.deadline("email", name, || format!("email {name}"), component.send(email)).await?)
     }
 }

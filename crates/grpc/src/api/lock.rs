@@ -28,7 +28,7 @@ impl LockApi {
         store: &str,
         call: impl Future<Output = layotto_core::Result<T>>,
     ) -> ApiResult<T> {
-        Ok(self.limits.deadline(|| format!("lock store {store}"), call).await?)
+        Ok(self.limits.deadline("lock", store, || format!("lock store {store}"), call).await?)
     }
 
     pub async fn try_lock(&self, store: &str, req: TryLockRequest) -> ApiResult<bool> {

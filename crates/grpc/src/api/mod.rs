@@ -110,12 +110,17 @@ impl Limits {
 
     /// Runs one component call within `call_timeout`; past it the caller gets
     /// DEADLINE_EXCEEDED naming the component, and the call is dropped.
+    /// Counted in `layotto_component_calls_total{api, component, outcome}`
+    /// with its time in `layotto_component_call_duration_seconds`.
     pub async fn deadline<T>(
         &self,
+        api: &'static str,
+        name: &str,
         component: impl FnOnce() -> String,
         call: impl Future<Output = layotto_core::Result<T>>,
     ) -> layotto_core::Result<T> {
-        match tokio::time::timeout(self.call_timeout, call).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.call_timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(layotto_core::Error::new(
                 layotto_core::ErrorKind::Timeout,
@@ -125,7 +130,10 @@ impl Limits {
                     self.call_timeout
                 ),
             )),
-        }
+        };
+        let outcome = result.as_ref().map(drop).map_err(|e| e.kind());
+        layotto_core::metrics::metrics().component_call(api, name, outcome, started.elapsed());
+        result
     }
 
     /// A key over `max_key_bytes` is INVALID_ARGUMENT naming the limit: a

@@ -53,6 +53,6 @@ impl OssApi {
         name: &str,
         call: impl Future<Output = layotto_core::Result<T>>,
     ) -> ApiResult<T> {
-        Ok(self.limits.deadline(|| format!("oss store '{name}'"), call).await?)
+        Ok(self.limits.deadline("oss", name, || format!("oss store '{name}'"), call).await?)
     }
 }

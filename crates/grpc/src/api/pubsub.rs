@@ -64,7 +64,7 @@ impl PubSubApi {
         let pubsub = input.pubsub_name;
         let req = PublishRequest { topic: input.topic, data, metadata: input.metadata };
         let call = component.component.publish(req);
-        Ok(self.limits.deadline(|| format!("pubsub {pubsub}"), call).await?)
+        Ok(self.limits.deadline("pubsub", &pubsub, || format!("pubsub {pubsub}"), call).await?)
     }
 
     /// Schedules `publish` for its topic's subscribers `delay_in_seconds`
@@ -99,7 +99,7 @@ impl PubSubApi {
         let data = envelope(&input)?;
         let req = PublishRequest { topic: input.topic, data, metadata: input.metadata };
         let call = component.component.publish_delayed(req, std::time::Duration::from_secs(delay));
-        self.limits.deadline(|| format!("pubsub {pubsub}"), call).await?;
+        self.limits.deadline("pubsub", &pubsub, || format!("pubsub {pubsub}"), call).await?;
         Ok(id)
     }
 

@@ -17,6 +17,6 @@ impl SequencerApi {
         let component = self.components.get(store)?;
         self.limits.check_key(|| format!("sequencer store {store}"), "key", key)?;
         let call = component.next_id(key, increment);
-        Ok(self.limits.deadline(|| format!("sequencer store {store}"), call).await?)
+        Ok(self.limits.deadline("sequencer", store, || format!("sequencer store {store}"), call).await?)
     }
 }

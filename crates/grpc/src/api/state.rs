@@ -43,7 +43,7 @@ impl StateApi {
         store: &str,
         call: impl Future<Output = layotto_core::Result<T>>,
     ) -> ApiResult<T> {
-        Ok(self.limits.deadline(|| format!("state store '{store}'"), call).await?)
+        Ok(self.limits.deadline("state", store, || format!("state store '{store}'"), call).await?)
     }
 
     pub async fn get(&self, store: &str, req: GetRequest) -> ApiResult<Option<StateValue>> {

@@ -1,0 +1,110 @@
+//! The process's logger: `LAYOTTO_LOG` filters (tracing's `EnvFilter`
+//! syntax, default `info`), text or JSON lines, and levels that change while
+//! it runs through `/actuator/logger` (Layotto's logger names such as
+//! `lock/redis` map to the API's crate; `""` or `root` is every logger).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, reload};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+pub fn init(format: LogFormat) {
+    let base = std::env::var("LAYOTTO_LOG")
+        .ok()
+        .filter(|s| EnvFilter::try_new(s).is_ok())
+        .unwrap_or_else(|| "info".into());
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&base));
+    // Colours only on a terminal: logs piped to a file or a collector stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => {
+            registry.with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi)).init()
+        }
+        LogFormat::Json => {
+            registry.with(tracing_subscriber::fmt::layer().json().with_current_span(false)).init()
+        }
+    }
+    let overrides: Mutex<BTreeMap<String, String>> = Mutex::default();
+    let root = Mutex::new(base);
+    layotto_core::log_control::install(Box::new(move |component, level| {
+        let level = level_directive(level)?;
+        let mut root = root.lock().map_err(|_| "the logger is unavailable")?;
+        let mut overrides = overrides.lock().map_err(|_| "the logger is unavailable")?;
+        match target(component)? {
+            None => {
+                *root = level.to_owned();
+                overrides.clear();
+            }
+            Some(target) => {
+                overrides.insert(target, level.to_owned());
+            }
+        }
+        let mut directives = root.clone();
+        for (target, level) in overrides.iter() {
+            directives.push_str(&format!(",{target}={level}"));
+        }
+        let filter =
+            EnvFilter::try_new(&directives).map_err(|e| format!("log filter '{directives}': {e}"))?;
+        handle.reload(filter).map_err(|e| e.to_string())?;
+        tracing::info!(component, level, "log level changed");
+        Ok(())
+    }));
+}
+
+fn level_directive(level: &str) -> Result<&'static str, String> {
+    Ok(match level.trim().to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        // Layotto's loggers have fatal; ours stop at error.
+        "error" | "fatal" => "error",
+        "off" => "off",
+        other => {
+            return Err(format!("unknown level '{other}': use trace, debug, info, warn, error or fatal"));
+        }
+    })
+}
+
+/// Layotto's logger names (`lock/redis`, `sequencer/etcd`, `configstore/etcdv3`)
+/// as our crates' targets; a crate or module path is taken as it is.
+fn target(component: &str) -> Result<Option<String>, String> {
+    let component = component.trim();
+    if component.is_empty() || component == "root" || component == "all" {
+        return Ok(None);
+    }
+    if component.starts_with("layotto") {
+        return Ok(Some(component.replace('-', "_")));
+    }
+    let api = component.split('/').next().unwrap_or_default();
+    let target = match api {
+        "state" => "layotto_state",
+        "pubsub" | "pub_subs" => "layotto_pubsub",
+        "lock" => "layotto_lock",
+        "sequencer" => "layotto_sequencer",
+        "configstore" | "config_store" | "configuration" => "layotto_configuration",
+        "secretstore" | "secret_store" | "secrets" => "layotto_secrets",
+        "oss" | "file" => "layotto_oss",
+        "bindings" => "layotto_bindings",
+        "email" => "layotto_email",
+        "invoke" => "layotto_invoke",
+        "grpc" => "layotto_grpc",
+        "runtime" | "actuator" => "layotto_runtime",
+        _ => {
+            return Err(format!(
+                "unknown logger '{component}': use an API name (state, pubsub, lock, sequencer, configstore, secretstore, oss, bindings, email, invoke, runtime), optionally '/component', or a crate such as layotto_lock"
+            ));
+        }
+    };
+    Ok(Some(target.to_owned()))
+}
