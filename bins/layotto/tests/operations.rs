@@ -133,3 +133,96 @@ async fn a_second_signal_exits_without_waiting_for_the_drain() {
     assert_eq!(status.code(), Some(130));
     call.abort();
 }
+
+/// SIGTERM under load from 32 clients writing to Redis: every call either
+/// succeeds or is UNAVAILABLE, every acknowledged write is in Redis
+/// afterwards, and the process exits 0 within the drain time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_acknowledged_write() {
+    use layotto_grpc::pb::runtime as pb;
+    use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
+    use std::sync::{Arc, Mutex};
+
+    let start = |app: &str| {
+        let mut cmd = command();
+        cmd.args(["--app-id", app])
+            .env("LAYOTTO_STATE__kv__TYPE", "redis")
+            .env("LAYOTTO_STATE__kv__METADATA__redisHost", common::redis_host())
+            .env("LAYOTTO_SERVER__DRAIN_TIMEOUT_SECONDS", "10");
+        common::Runtime::start(cmd)
+    };
+    let app = format!("term-{}", std::process::id());
+    let mut runtime = start(&app);
+    let endpoint = format!("http://127.0.0.1:{}", runtime.grpc);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refused: Arc<Mutex<Vec<tonic::Code>>> = Arc::default();
+    let mut clients = Vec::new();
+    for task in 0..32 {
+        let (endpoint, acked, refused) = (endpoint.clone(), acked.clone(), refused.clone());
+        clients.push(tokio::spawn(async move {
+            let Ok(mut client) = RuntimeClient::connect(endpoint).await else { return };
+            let mut failures = 0;
+            for i in 0.. {
+                let key = format!("k-{task}-{i}");
+                let item = pb::StateItem {
+                    key: key.clone(),
+                    value: i.to_string().into_bytes(),
+                    ..Default::default()
+                };
+                let request = pb::SaveStateRequest { store_name: "kv".into(), states: vec![item] };
+                match client.save_state(request).await {
+                    Ok(_) => acked.lock().unwrap().push(key),
+                    Err(status) => {
+                        refused.lock().unwrap().push(status.code());
+                        failures += 1;
+                        if failures > 20 {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = acked.lock().unwrap().len();
+    assert!(before > 100, "the load is running: {before} writes");
+    signal(&runtime.child, "TERM");
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = runtime.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(12), "no exit within the 10 s drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "SIGTERM exits 0: {status}");
+    for client in clients {
+        let _ = tokio::time::timeout(Duration::from_secs(10), client).await;
+    }
+    let refused = refused.lock().unwrap().clone();
+    assert!(
+        refused.iter().all(|c| *c == tonic::Code::Unavailable),
+        "refusals other than UNAVAILABLE: {refused:?}"
+    );
+
+    // Every acknowledged write is there, read through a new runtime of the same app.
+    let next = start(&app);
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", next.grpc)).await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    for chunk in acked.chunks(1000) {
+        let found = client
+            .get_bulk_state(pb::GetBulkStateRequest {
+                store_name: "kv".into(),
+                keys: chunk.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let missing: Vec<&String> =
+            found.items.iter().filter(|item| item.data.is_empty()).map(|item| &item.key).collect();
+        assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    }
+    eprintln!("{} writes acknowledged, {} refused as UNAVAILABLE", acked.len(), refused.len());
+}
