@@ -91,6 +91,17 @@ enum Command {
         #[arg(short, long, env = "RUNTIME_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Traffic dump files (`[traffic_dump]`).
+    Dump {
+        #[command(subcommand)]
+        action: DumpAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DumpAction {
+    /// Lists a dump file's records and the HTTP/2 frames they carry.
+    Show { file: PathBuf },
 }
 
 /// Every API, with the backends its crate was compiled with.
@@ -109,6 +120,18 @@ async fn main() -> ExitCode {
 
     let path = match cli.command {
         Some(Command::Start { config }) => config.or(cli.config),
+        Some(Command::Dump { action: DumpAction::Show { file } }) => {
+            return match layotto_runtime::dump::show(&file) {
+                Ok(listing) => {
+                    print!("{listing}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("layotto dump show: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         None => cli.config,
     };
     let mut config = match Config::load(path.as_deref()) {

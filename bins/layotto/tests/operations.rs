@@ -226,3 +226,44 @@ async fn sigterm_under_load_loses_no_acknowledged_write() {
     }
     eprintln!("{} writes acknowledged, {} refused as UNAVAILABLE", acked.len(), refused.len());
 }
+
+/// `layotto dump show FILE` lists what a dumping runtime wrote; a file that
+/// is not a dump is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_show_lists_a_dump_file() {
+    use layotto_grpc::pb::runtime as pb;
+    use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command();
+    cmd.env("LAYOTTO_TRAFFIC_DUMP__ENABLED", "true")
+        .env("LAYOTTO_TRAFFIC_DUMP__DIR", dir.path())
+        .env("LAYOTTO_TRAFFIC_DUMP__CPU_MAX_PERCENT", "1000");
+    let runtime = common::Runtime::start(cmd);
+    let mut client = RuntimeClient::connect(format!("http://127.0.0.1:{}", runtime.grpc)).await.unwrap();
+    client
+        .say_hello(pb::SayHelloRequest { service_name: "quick_start_demo".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listing = loop {
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        if let Some(file) = files.iter().find(|f| f.extension().is_some_and(|x| x == "ldump")) {
+            let out =
+                std::process::Command::new(common::BIN).args(["dump", "show"]).arg(file).output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let listing = String::from_utf8(out.stdout).unwrap();
+            if listing.contains("DATA stream 1") {
+                break listing;
+            }
+        }
+        assert!(Instant::now() < deadline, "no dump file with the call");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(listing.contains(" in ") && listing.contains(" out "), "both directions: {listing}");
+    let not_a_dump = dir.path().join("notes.txt");
+    std::fs::write(&not_a_dump, "hello").unwrap();
+    let out =
+        std::process::Command::new(common::BIN).args(["dump", "show"]).arg(&not_a_dump).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.txt"), "{out:?}");
+}

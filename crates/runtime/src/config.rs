@@ -39,6 +39,9 @@ pub struct Config {
     /// Method-level rate limits (`[[rate_limits]]`; Layotto's `flowControlFilter`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// Traffic dump (`[traffic_dump]`; Layotto's `tcpcopy` filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_dump: Option<crate::dump::DumpConfig>,
 }
 
 /// One method-level rate limit: a token bucket of `rate` calls per second
@@ -425,6 +428,7 @@ impl Config {
             base_dir: None,
             subscriptions: Vec::new(),
             rate_limits: Vec::new(),
+            traffic_dump: None,
         }
     }
 
@@ -544,9 +548,16 @@ impl Config {
                         .deserialize()
                         .map_err(|e| ConfigError(describe(&source, &["rate_limits"], e)))?
                 }
+                "traffic_dump" => {
+                    config.traffic_dump = Some(
+                        value
+                            .deserialize()
+                            .map_err(|e| ConfigError(describe(&source, &["traffic_dump"], e)))?,
+                    )
+                }
                 section => {
                     let Some(api) = apis.find(section) else {
-                        let known: Vec<&str> = ["app", "server", "invoke", "rate_limits"]
+                        let known: Vec<&str> = ["app", "server", "invoke", "rate_limits", "traffic_dump"]
                             .into_iter()
                             .chain(apis.apis.iter().map(|api| api.section()))
                             .collect();

@@ -42,6 +42,10 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
                 runtime = filter.pointer("/config/grpc_config").and_then(Value::as_object);
                 config.server.grpc = grpc_address(listener)?;
             }
+            if filter.get("type").and_then(Value::as_str) == Some("tcpcopy") {
+                config.traffic_dump =
+                    Some(tcpcopy(filter.pointer("/config/strategy").unwrap_or(&Value::Null)));
+            }
         }
         let has_actuator = listener.get("stream_filters").and_then(Value::as_array).is_some_and(|f| {
             f.iter().any(|f| f.get("type").and_then(Value::as_str) == Some("actuator_filter"))
@@ -88,6 +92,41 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         }
     }
     Ok(config)
+}
+
+/// Layotto's `tcpcopy` strategy (reference §8.1): `switch`, `interval`
+/// (30 to 3600 s), `duration` (less than the interval), `cpu_max_rate` and
+/// `mem_max_rate` (percent). As Layotto, an invalid strategy is logged and
+/// the defaults stay (off, 30 s, 1 s, 80 %, 70 %).
+fn tcpcopy(strategy: &Value) -> crate::dump::DumpConfig {
+    let defaults =
+        crate::dump::DumpConfig { interval_seconds: 30, duration_seconds: 1, ..Default::default() };
+    let number = |key: &str| field(strategy, key).and_then(Value::as_f64);
+    let switch = str_field(strategy, "switch").unwrap_or_default();
+    let interval = number("interval").unwrap_or(30.0);
+    let duration = number("duration").unwrap_or(1.0);
+    let cpu = number("cpu_max_rate").unwrap_or(80.0);
+    let mem = number("mem_max_rate").unwrap_or(70.0);
+    let valid = (30.0..=3600.0).contains(&interval)
+        && duration > 0.0
+        && duration < interval
+        && cpu > 0.0
+        && cpu < 100.0
+        && mem > 0.0
+        && mem < 100.0
+        && matches!(switch.as_str(), "ON" | "OFF" | "");
+    if !valid {
+        tracing::warn!(%strategy, "tcpcopy: invalid strategy; the dump stays off with Layotto's defaults");
+        return defaults;
+    }
+    crate::dump::DumpConfig {
+        enabled: switch == "ON",
+        interval_seconds: interval as u64,
+        duration_seconds: (duration as u64).max(1),
+        cpu_max_percent: cpu,
+        mem_max_percent: mem,
+        ..defaults
+    }
 }
 
 /// MOSN's `flowControlFilter` (reference §8.2): `rules[].resource` at

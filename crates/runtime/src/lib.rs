@@ -15,6 +15,7 @@ pub mod apis;
 pub mod config;
 mod dapr_http;
 pub mod dapr_resources;
+pub mod dump;
 mod http_app;
 mod input_bindings;
 pub mod layotto_json;

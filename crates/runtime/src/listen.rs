@@ -63,15 +63,23 @@ pub(crate) struct Handshaking<IO> {
     deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
     _open: OpenConnection,
+    /// Set when the traffic dump samples this connection.
+    tap: Option<crate::dump::Tap>,
 }
 
 impl<IO> Handshaking<IO> {
-    fn new(io: IO, timeout: std::time::Duration, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+    fn new(
+        io: IO,
+        timeout: std::time::Duration,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        tap: Option<crate::dump::Tap>,
+    ) -> Self {
         Self {
             io,
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
             _permit: permit,
             _open: OpenConnection::new("grpc"),
+            tap,
         }
     }
 }
@@ -105,6 +113,9 @@ impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Handshaking<IO> 
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
                     this.deadline = None;
+                    if let Some(tap) = &this.tap {
+                        tap.record(false, &buf.filled()[before..]);
+                    }
                 }
                 Poll::Ready(result)
             }
@@ -125,7 +136,12 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Handshaking<IO
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = std::pin::Pin::new(&mut this.io).poll_write(cx, buf);
+        if let (Some(tap), std::task::Poll::Ready(Ok(n))) = (&this.tap, &written) {
+            tap.record(true, &buf[..*n]);
+        }
+        written
     }
 
     fn poll_flush(
@@ -157,17 +173,22 @@ pub(crate) fn guarded<IO, S>(
     incoming: S,
     max_connections: usize,
     handshake_timeout: std::time::Duration,
+    dump: Option<std::sync::Arc<crate::dump::Dump>>,
 ) -> impl futures::Stream<Item = std::io::Result<Handshaking<IO>>>
 where
     S: futures::Stream<Item = std::io::Result<IO>> + Unpin,
 {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
-    futures::stream::unfold((incoming, permits), move |(mut incoming, permits)| async move {
-        use futures::StreamExt;
-        let permit = permits.clone().acquire_owned().await.ok()?;
-        let next = incoming.next().await?;
-        let item = next.map(|io| Handshaking::new(io, handshake_timeout, permit));
-        Some((item, (incoming, permits)))
+    futures::stream::unfold((incoming, permits), move |(mut incoming, permits)| {
+        let dump = dump.clone();
+        async move {
+            use futures::StreamExt;
+            let permit = permits.clone().acquire_owned().await.ok()?;
+            let next = incoming.next().await?;
+            let tap = dump.as_ref().and_then(crate::dump::Dump::connection);
+            let item = next.map(|io| Handshaking::new(io, handshake_timeout, permit, tap));
+            Some((item, (incoming, permits)))
+        }
     })
 }
 

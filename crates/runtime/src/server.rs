@@ -214,15 +214,27 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     let stop = wait_for(shutdown_rx.clone());
     let (max_connections, handshake) =
         (config.server.max_connections, Duration::from_secs(config.server.handshake_timeout_seconds));
+    let dump = config.traffic_dump.as_ref().map(crate::dump::Dump::start).transpose()?;
+    let grpc_dump = dump.clone();
     tasks.push(tokio::spawn(async move {
         let served = match grpc_listener {
             GrpcListener::Tcp(listener) => {
                 let incoming = Box::pin(TcpIncoming::from(listener).with_nodelay(Some(true)));
-                server.serve_with_incoming_shutdown(guarded(incoming, max_connections, handshake), stop).await
+                server
+                    .serve_with_incoming_shutdown(
+                        guarded(incoming, max_connections, handshake, grpc_dump),
+                        stop,
+                    )
+                    .await
             }
             GrpcListener::Unix(listener, _) => {
                 let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-                server.serve_with_incoming_shutdown(guarded(incoming, max_connections, handshake), stop).await
+                server
+                    .serve_with_incoming_shutdown(
+                        guarded(incoming, max_connections, handshake, grpc_dump),
+                        stop,
+                    )
+                    .await
             }
         };
         if let Err(e) = served {
@@ -231,7 +243,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     }));
 
     let actuator = Arc::new(Actuator { startup: startup.clone(), probes: probes.clone() });
-    let router = crate::stack::http(layotto_actuator::router(actuator));
+    let router = crate::stack::http(layotto_actuator::router(actuator).merge(crate::dump::router(dump)));
     let tls = config.server.actuator_tls.as_ref().map(|tls| tls.actuator()).transpose()?;
     let (actuator_stop, actuator_stop_rx) = watch::channel(false);
     let actuator_task = tokio::spawn(serve_http(

@@ -298,3 +298,120 @@ async fn prometheus_scrapes_the_metrics() {
     assert!(buckets >= 10.0, "the histogram's +Inf bucket holds every call: {buckets}");
     running.shutdown().await;
 }
+
+/// A dump of a known call sequence reads back: the request's and the
+/// answer's bytes are in it, the listing names the HTTP/2 frames, and
+/// switching it off at run time stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_dump_reads_back_the_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base();
+    config.traffic_dump = Some(layotto_runtime::dump::DumpConfig {
+        enabled: true,
+        dir: Some(dir.path().to_path_buf()),
+        // The guard must not pause the dump on a busy test machine.
+        cpu_max_percent: 1000.0,
+        mem_max_percent: 100.0,
+        ..Default::default()
+    });
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut client = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    let reply = client
+        .say_hello(pb::SayHelloRequest {
+            service_name: "quick_start_demo".into(),
+            name: "dump-me".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let both = |records: &[layotto_runtime::dump::DumpRecord], outbound: bool| -> Vec<u8> {
+        records.iter().filter(|r| r.outbound == outbound).flat_map(|r| r.bytes.clone()).collect()
+    };
+    let contains = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let records = loop {
+        let records: Vec<_> = layotto_runtime::dump::dump_files(dir.path())
+            .iter()
+            .flat_map(|f| layotto_runtime::dump::read(f).unwrap())
+            .collect();
+        if contains(&both(&records, true), reply.hello.as_bytes()) {
+            break records;
+        }
+        assert!(Instant::now() < deadline, "the dump never held the answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(contains(&both(&records, false), b"dump-me"), "the request's bytes are in the dump");
+    assert!(
+        contains(&both(&records, false), b"/spec.proto.runtime.v1.Runtime/SayHello") || records.len() > 2
+    );
+    let file = layotto_runtime::dump::dump_files(dir.path()).remove(0);
+    let listing = layotto_runtime::dump::show(&file).unwrap();
+    assert!(listing.contains("HTTP/2 client preface"), "{listing}");
+    assert!(listing.contains("HEADERS stream 1"), "{listing}");
+    assert!(listing.contains("DATA stream 1") && listing.contains("gRPC message of"), "{listing}");
+
+    // Off at run time: a new call leaves no trace.
+    let switch = format!("http://{}/actuator/dump", running.actuator_addr());
+    let http = reqwest::Client::new();
+    let off = http.post(&switch).body(r#"{"switch": "OFF"}"#).send().await.unwrap();
+    assert_eq!(off.json::<serde_json::Value>().await.unwrap()["switch"], "OFF");
+    let bad = http.post(&switch).body("{}").send().await.unwrap();
+    assert_eq!(bad.status(), 500);
+    client
+        .say_hello(pb::SayHelloRequest {
+            service_name: "quick_start_demo".into(),
+            name: "not-dumped".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all: Vec<u8> = layotto_runtime::dump::dump_files(dir.path())
+        .iter()
+        .flat_map(|f| layotto_runtime::dump::read(f).unwrap())
+        .flat_map(|r| r.bytes)
+        .collect();
+    assert!(!contains(&all, b"not-dumped"), "switched off, nothing more is dumped");
+    running.shutdown().await;
+
+    // A directory that cannot be written stops startup, naming it.
+    let mut config = base();
+    config.traffic_dump = Some(layotto_runtime::dump::DumpConfig {
+        enabled: true,
+        dir: Some("/proc/layotto-cannot-write-here".into()),
+        ..Default::default()
+    });
+    let err = layotto_runtime::start(config, Registries::builtin())
+        .await
+        .err()
+        .expect("unwritable dir")
+        .to_string();
+    assert!(err.contains("/proc/layotto-cannot-write-here") && err.contains("not writable"), "{err}");
+}
+
+/// Layotto's `tcpcopy` filter: a valid strategy turns the dump on with its
+/// windows and limits; an invalid one keeps Layotto's defaults, off.
+#[test]
+fn layottos_tcpcopy_filter_configures_the_dump() {
+    let json = |strategy: &str| {
+        format!(
+            r#"{{"servers": [{{"listeners": [{{"name": "grpc", "address": "127.0.0.1:0", "bind_port": true,
+            "filter_chains": [{{"filters": [
+                {{"type": "tcpcopy", "config": {{"strategy": {strategy}}}}},
+                {{"type": "grpc", "config": {{"server_name": "runtime", "grpc_config": {{}}}}}}]}}]}}]}}]}}"#
+        )
+    };
+    let good =
+        json(r#"{"switch": "ON", "interval": 60, "duration": 5, "cpu_max_rate": 50, "mem_max_rate": 40}"#);
+    let config = layotto_runtime::layotto_json::parse(&good, &Registries::builtin()).unwrap();
+    let dump = config.traffic_dump.unwrap();
+    assert!(dump.enabled);
+    assert_eq!((dump.interval_seconds, dump.duration_seconds), (60, 5));
+    assert_eq!((dump.cpu_max_percent, dump.mem_max_percent), (50.0, 40.0));
+    let bad = json(r#"{"switch": "ON", "interval": 5, "duration": 10}"#);
+    let dump =
+        layotto_runtime::layotto_json::parse(&bad, &Registries::builtin()).unwrap().traffic_dump.unwrap();
+    assert!(!dump.enabled, "an invalid strategy leaves the dump off");
+    assert_eq!((dump.interval_seconds, dump.duration_seconds), (30, 1));
+}
