@@ -8,7 +8,15 @@ use std::sync::Mutex;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, reload};
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+/// The OpenTelemetry layer, installed once the config says where spans go.
+type OtelLayer = tracing_opentelemetry::OpenTelemetryLayer<Registry, opentelemetry_sdk::trace::SdkTracer>;
+
+/// What [`init`] leaves for later: turning tracing on.
+pub struct Logging {
+    otel: reload::Handle<Option<OtelLayer>, Registry>,
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -17,22 +25,34 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init(format: LogFormat) {
+/// The log lines never show the telemetry spans (they go to the exporter).
+fn log_filter(directives: &str) -> Result<EnvFilter, String> {
+    EnvFilter::try_new(format!("{directives},{}=off", layotto_core::telemetry::TARGET))
+        .map_err(|e| format!("log filter '{directives}': {e}"))
+}
+
+pub fn init(format: LogFormat) -> Logging {
     let base = std::env::var("LAYOTTO_LOG")
         .ok()
         .filter(|s| EnvFilter::try_new(s).is_ok())
         .unwrap_or_else(|| "info".into());
-    let (filter, handle) = reload::Layer::new(EnvFilter::new(&base));
+    let (filter, handle) = reload::Layer::new(log_filter(&base).unwrap_or_else(|_| EnvFilter::new("info")));
+    // Only the runtime's telemetry spans reach the exporter's layer, and only once it exists.
+    let (otel, otel_handle) = reload::Layer::new(None::<OtelLayer>);
+    let otel = otel.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target(layotto_core::telemetry::TARGET, tracing::Level::INFO),
+    );
     // Colours only on a terminal: logs piped to a file or a collector stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(otel);
     match format {
-        LogFormat::Text => {
-            registry.with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi)).init()
-        }
-        LogFormat::Json => {
-            registry.with(tracing_subscriber::fmt::layer().json().with_current_span(false)).init()
-        }
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(ansi).with_filter(filter))
+            .init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_current_span(false).with_filter(filter))
+            .init(),
     }
     let overrides: Mutex<BTreeMap<String, String>> = Mutex::default();
     let root = Mutex::new(base);
@@ -53,12 +73,36 @@ pub fn init(format: LogFormat) {
         for (target, level) in overrides.iter() {
             directives.push_str(&format!(",{target}={level}"));
         }
-        let filter =
-            EnvFilter::try_new(&directives).map_err(|e| format!("log filter '{directives}': {e}"))?;
-        handle.reload(filter).map_err(|e| e.to_string())?;
+        handle.reload(log_filter(&directives)?).map_err(|e| e.to_string())?;
         tracing::info!(component, level, "log level changed");
         Ok(())
     }));
+    Logging { otel: otel_handle }
+}
+
+impl Logging {
+    /// Installs the OTLP exporter when `[tracing]` or the `OTEL_*` variables
+    /// ask for it; the provider to flush at exit.
+    pub fn tracing(
+        &self,
+        config: Option<&layotto_runtime::config::TracingConfig>,
+        app_id: &str,
+    ) -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, String> {
+        let Some(settings) = crate::telemetry::Settings::resolve(config, app_id)? else {
+            return Ok(None);
+        };
+        let provider = crate::telemetry::provider(&settings)?;
+        let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "layotto");
+        self.otel
+            .reload(Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+            .map_err(|e| e.to_string())?;
+        layotto_core::telemetry::enable();
+        tracing::info!(
+            endpoint = %settings.endpoint, protocol = %settings.protocol, service = %settings.service_name,
+            sampler = %settings.sampler_name, "tracing on: spans go out over OTLP"
+        );
+        Ok(Some(provider))
+    }
 }
 
 fn level_directive(level: &str) -> Result<&'static str, String> {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use layotto_runtime::{Config, Registries};
 
 mod logging;
+mod telemetry;
 
 /// layotto-rs: Layotto's application runtime (sidecar), in Rust.
 #[derive(Parser)]
@@ -116,7 +117,7 @@ async fn main() -> ExitCode {
         Ok("json") => logging::LogFormat::Json,
         _ => logging::LogFormat::Text,
     });
-    logging::init(format);
+    let logging = logging::init(format);
 
     let path = match cli.command {
         Some(Command::Start { config }) => config.or(cli.config),
@@ -149,6 +150,13 @@ async fn main() -> ExitCode {
         tracing::error!("{e}");
         return ExitCode::from(2);
     }
+    let tracer = match logging.tracing(config.tracing.as_ref(), &config.app.id) {
+        Ok(tracer) => tracer,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     match path {
         Some(p) => tracing::info!(config = %p.display(), "starting"),
         None => tracing::info!("starting with embedded defaults (no config file)"),
@@ -177,6 +185,12 @@ async fn main() -> ExitCode {
     });
     tracing::info!("shutting down: draining in-flight calls");
     running.shutdown().await;
+    if let Some(tracer) = tracer {
+        // The last spans go out before the process ends.
+        if let Err(e) = tracer.shutdown() {
+            tracing::warn!(error = %e, "flushing spans at exit failed");
+        }
+    }
     ExitCode::SUCCESS
 }
 

@@ -16,6 +16,7 @@ mod redact;
 mod registry;
 pub mod settings;
 mod sweeper;
+pub mod telemetry;
 
 pub use backoff::Backoff;
 pub use error::{Error, ErrorKind, Result};

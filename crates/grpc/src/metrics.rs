@@ -4,6 +4,8 @@
 //! `layotto_request_duration_seconds`. The code is the `grpc-status` of a
 //! trailers-only answer (how tonic fails a call), else OK. Paths we do not
 //! serve are counted as `unknown`, so no caller can grow the label set.
+//! With telemetry on, each call also runs in a server span whose parent is
+//! the caller's `traceparent`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use layotto_core::metrics::metrics;
+use tracing::Instrument;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestMetricsLayer;
@@ -34,7 +37,7 @@ where
 {
     type Response = http::Response<RB>;
     type Error = S::Error;
-    type Future = Timed<S::Future>;
+    type Future = Timed<tracing::instrument::Instrumented<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -43,7 +46,19 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         // A clone of the URI shares its bytes.
         let uri = request.uri().clone();
-        Timed { inner: self.inner.call(request), started: Instant::now(), uri }
+        let span = if layotto_core::telemetry::enabled() {
+            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+            layotto_core::telemetry::server_span(
+                "grpc",
+                uri.path(),
+                header("traceparent"),
+                header("tracestate"),
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let inner = self.inner.call(request).instrument(span.clone());
+        Timed { inner, started: Instant::now(), uri, span }
     }
 }
 
@@ -53,6 +68,7 @@ pin_project_lite::pin_project! {
         inner: F,
         started: Instant,
         uri: http::Uri,
+        span: tracing::Span,
     }
 }
 
@@ -75,6 +91,12 @@ where
             Err(_) => 13,
         };
         record(this.uri.path(), code, this.started.elapsed());
+        if !this.span.is_none() {
+            this.span.record("rpc.grpc.status_code", code);
+            if code != 0 {
+                layotto_core::telemetry::record_error(this.span);
+            }
+        }
         Poll::Ready(result)
     }
 }

@@ -182,6 +182,14 @@ impl AppCallback {
         if let Some(token) = &self.token {
             request.metadata_mut().insert(crate::token::TOKEN_HEADER, token.clone());
         }
+        for (key, value) in layotto_core::telemetry::current_headers() {
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+                tonic::metadata::MetadataValue::try_from(value.as_str()),
+            ) {
+                request.metadata_mut().insert(key, value);
+            }
+        }
         request
     }
 

@@ -187,10 +187,19 @@ async fn send(
         Error::invalid_argument(format!("'{}' is not an HTTP verb", layotto_core::clip(&req.verb)))
     })?;
     let mut builder = client.request(verb, url).timeout(req.timeout);
+    // With tracing on, this runtime's span is the callee's parent, not the caller's.
+    let trace = layotto_core::telemetry::current_headers();
+    let traced = |name: &str| {
+        !trace.is_empty()
+            && (name.eq_ignore_ascii_case("traceparent") || name.eq_ignore_ascii_case("tracestate"))
+    };
     for (name, value) in &req.headers {
-        if !hop_by_hop(name) && !name.eq_ignore_ascii_case("content-type") {
+        if !hop_by_hop(name) && !name.eq_ignore_ascii_case("content-type") && !traced(name) {
             builder = builder.header(name, value);
         }
+    }
+    for (name, value) in &trace {
+        builder = builder.header(name, value);
     }
     for (name, value) in extra {
         builder = builder.header(*name, *value);

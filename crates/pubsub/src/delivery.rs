@@ -142,6 +142,20 @@ impl Deliverer {
                 return Ok(());
             }
         };
+        let span = layotto_core::telemetry::delivery_span(
+            &self.pubsub_name,
+            &message.topic,
+            event.metadata.get("traceparent").map(String::as_str),
+        );
+        let delivered =
+            tracing::Instrument::instrument(self.deliver_event(&message, &event), span.clone()).await;
+        if delivered.is_err() {
+            layotto_core::telemetry::record_error(&span);
+        }
+        delivered
+    }
+
+    async fn deliver_event(&self, message: &Message, event: &TopicEvent) -> Result<()> {
         let metrics = layotto_core::metrics::metrics();
         let mut backoff = Backoff::new(self.policy.backoff, self.policy.max_backoff);
         let mut last_problem = String::new();
@@ -161,7 +175,7 @@ impl Deliverer {
                         pubsub = %self.pubsub_name, topic = %message.topic, id = %event.id,
                         "the app answered DROP; the message is not delivered again"
                     );
-                    return self.dead_letter(&message, &event, "the app answered DROP").await;
+                    return self.dead_letter(message, event, "the app answered DROP").await;
                 }
                 Ok(Ok(AppStatus::Retry)) => last_problem = "the app answered RETRY".to_owned(),
                 Ok(Err(e)) => last_problem = e.to_string(),
@@ -173,7 +187,7 @@ impl Deliverer {
             );
         }
         if self.policy.dead_letter_topic.is_some() {
-            return self.dead_letter(&message, &event, &last_problem).await;
+            return self.dead_letter(message, event, &last_problem).await;
         }
         metrics.delivery(&self.pubsub_name, "returned");
         Err(Error::unavailable(format!(

@@ -42,6 +42,28 @@ pub struct Config {
     /// Traffic dump (`[traffic_dump]`; Layotto's `tcpcopy` filter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_dump: Option<crate::dump::DumpConfig>,
+    /// OpenTelemetry tracing (`[tracing]`; Layotto's `tracing` block). The
+    /// binary installs the exporter; `OTEL_*` variables fill what is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The OTLP endpoint (`http://collector:4317` for gRPC, `http://collector:4318` for HTTP).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `grpc` (default) or `http/protobuf`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// The share of traces kept when no caller decided, 0 to 1 (default 1).
+    #[serde(default)]
+    pub sample_ratio: Option<f64>,
 }
 
 /// One method-level rate limit: a token bucket of `rate` calls per second
@@ -429,6 +451,7 @@ impl Config {
             subscriptions: Vec::new(),
             rate_limits: Vec::new(),
             traffic_dump: None,
+            tracing: None,
         }
     }
 
@@ -548,6 +571,11 @@ impl Config {
                         .deserialize()
                         .map_err(|e| ConfigError(describe(&source, &["rate_limits"], e)))?
                 }
+                "tracing" => {
+                    config.tracing = Some(
+                        value.deserialize().map_err(|e| ConfigError(describe(&source, &["tracing"], e)))?,
+                    )
+                }
                 "traffic_dump" => {
                     config.traffic_dump = Some(
                         value
@@ -557,10 +585,11 @@ impl Config {
                 }
                 section => {
                     let Some(api) = apis.find(section) else {
-                        let known: Vec<&str> = ["app", "server", "invoke", "rate_limits", "traffic_dump"]
-                            .into_iter()
-                            .chain(apis.apis.iter().map(|api| api.section()))
-                            .collect();
+                        let known: Vec<&str> =
+                            ["app", "server", "invoke", "rate_limits", "traffic_dump", "tracing"]
+                                .into_iter()
+                                .chain(apis.apis.iter().map(|api| api.section()))
+                                .collect();
                         return Err(ConfigError(format!(
                             "invalid configuration in {source}: unknown section '{section}'; expected one of: {}",
                             known.join(", ")

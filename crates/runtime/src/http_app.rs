@@ -78,7 +78,10 @@ impl HttpSubscriber {
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
-        let builder = self.client.request(method, url).timeout(std::time::Duration::from_secs(30));
+        let mut builder = self.client.request(method, url).timeout(std::time::Duration::from_secs(30));
+        for (key, value) in layotto_core::telemetry::current_headers() {
+            builder = builder.header(key, value);
+        }
         match &self.token {
             Some(token) => builder.header("dapr-api-token", token),
             None => builder,

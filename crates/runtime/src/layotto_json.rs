@@ -26,6 +26,19 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         .collect();
 
     let mut config = Config::empty();
+    // MOSN's `tracing` block: OTLP is the driver we ship.
+    if let Some(tracing) = root.get("tracing") {
+        let enabled = tracing.get("enable").and_then(Value::as_bool).unwrap_or(false);
+        let driver = str_field(tracing, "driver").unwrap_or_default();
+        if enabled && !matches!(driver.to_ascii_lowercase().as_str(), "otlp" | "opentelemetry" | "") {
+            tracing::warn!(
+                %driver,
+                "tracing driver not built in: spans go out over OTLP instead; set OTEL_EXPORTER_OTLP_ENDPOINT \
+                 (Jaeger, Zipkin and SkyWalking all take OTLP)"
+            );
+        }
+        config.tracing = Some(crate::config::TracingConfig { enabled, ..Default::default() });
+    }
     let mut runtime = None;
     for listener in &listeners {
         let filters = listener

@@ -93,9 +93,27 @@ fn with_metrics(router: axum::Router, service: &'static str) -> axum::Router {
                 .map_or("unmatched", |p| p.as_str())
                 .to_owned();
             let started = std::time::Instant::now();
-            let response = next.run(request).await;
+            let span = if layotto_core::telemetry::enabled() {
+                let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+                let name = format!("{} {route}", request.method());
+                layotto_core::telemetry::server_span(
+                    "http",
+                    &name,
+                    header("traceparent"),
+                    header("tracestate"),
+                )
+            } else {
+                tracing::Span::none()
+            };
+            let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
             let m = layotto_core::metrics::metrics();
             let status = response.status();
+            if !span.is_none() {
+                span.record("http.response.status_code", status.as_u16());
+                if status.is_server_error() {
+                    layotto_core::telemetry::record_error(&span);
+                }
+            }
             m.requests.with_label_values(&["http", service, &route, status.as_str()]).inc();
             m.request_seconds
                 .with_label_values(&["http", service, &route])

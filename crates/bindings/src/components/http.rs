@@ -177,10 +177,17 @@ impl OutputBinding for HttpBinding {
             matches!(method, reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH);
         let mut request = self.client.request(method, url.clone());
         let mut has_content_type = false;
+        // With tracing on, this runtime's span is the target's parent.
+        let trace = layotto_core::telemetry::current_headers();
+        for (key, value) in &trace {
+            request = request.header(key, value);
+        }
         for (key, value) in &req.metadata {
-            let header = key.starts_with(|c: char| c.is_ascii_uppercase())
-                || key == "traceparent"
-                || key == "tracestate";
+            let traced = key == "traceparent" || key == "tracestate";
+            if traced && !trace.is_empty() {
+                continue;
+            }
+            let header = key.starts_with(|c: char| c.is_ascii_uppercase()) || traced;
             if !header {
                 continue;
             }

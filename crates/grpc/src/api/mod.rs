@@ -120,7 +120,13 @@ impl Limits {
         call: impl Future<Output = layotto_core::Result<T>>,
     ) -> layotto_core::Result<T> {
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(self.call_timeout, call).await {
+        let span = layotto_core::telemetry::component_span(api, name);
+        let result = match tokio::time::timeout(
+            self.call_timeout,
+            tracing::Instrument::instrument(call, span.clone()),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => Err(layotto_core::Error::new(
                 layotto_core::ErrorKind::Timeout,
@@ -132,6 +138,9 @@ impl Limits {
             )),
         };
         let outcome = result.as_ref().map(drop).map_err(|e| e.kind());
+        if outcome.is_err() {
+            layotto_core::telemetry::record_error(&span);
+        }
         layotto_core::metrics::metrics().component_call(api, name, outcome, started.elapsed());
         result
     }

@@ -56,7 +56,8 @@ impl PubSubApi {
             data: publish.data,
             content_type: publish.data_content_type,
             metadata: publish.metadata,
-            traceparent: publish.traceparent,
+            // With tracing on, this runtime's span (the caller's child) is the subscriber's parent.
+            traceparent: layotto_core::telemetry::current_traceparent().or(publish.traceparent),
             broker_ttl: component.component.features().message_ttl,
             id: None,
         };
@@ -92,7 +93,8 @@ impl PubSubApi {
             data: publish.data,
             content_type: publish.data_content_type,
             metadata: publish.metadata,
-            traceparent: publish.traceparent,
+            // With tracing on, this runtime's span (the caller's child) is the subscriber's parent.
+            traceparent: layotto_core::telemetry::current_traceparent().or(publish.traceparent),
             broker_ttl: component.component.features().message_ttl,
             id: Some(id.clone()),
         };

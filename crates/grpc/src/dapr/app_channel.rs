@@ -84,6 +84,15 @@ impl AppChannel for DaprGrpcApp {
         if let Some(token) = &self.token {
             request.metadata_mut().insert(crate::token::TOKEN_HEADER, token.clone());
         }
+        // With tracing on, this runtime's span is the app's parent (insert replaces the caller's).
+        for (name, value) in layotto_core::telemetry::current_headers() {
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::AsciiMetadataKey::from_bytes(name.as_bytes()),
+                tonic::metadata::AsciiMetadataValue::try_from(value.as_str()),
+            ) {
+                request.metadata_mut().insert(key, value);
+            }
+        }
         match self.client.clone().on_invoke(request).await {
             Ok(reply) => {
                 let reply = reply.into_inner();
