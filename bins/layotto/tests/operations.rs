@@ -135,7 +135,8 @@ async fn a_second_signal_exits_without_waiting_for_the_drain() {
 }
 
 /// SIGTERM under load from 32 clients writing to Redis: every call either
-/// succeeds or is UNAVAILABLE, every acknowledged write is in Redis
+/// succeeds or is refused (UNAVAILABLE, or the closing connection), every
+/// acknowledged write is in Redis
 /// afterwards, and the process exits 0 within the drain time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_no_acknowledged_write() {
@@ -155,7 +156,7 @@ async fn sigterm_under_load_loses_no_acknowledged_write() {
     let mut runtime = start(&app);
     let endpoint = format!("http://127.0.0.1:{}", runtime.grpc);
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let refused: Arc<Mutex<Vec<tonic::Code>>> = Arc::default();
+    let refused: Arc<Mutex<Vec<(tonic::Code, String)>>> = Arc::default();
     let mut clients = Vec::new();
     for task in 0..32 {
         let (endpoint, acked, refused) = (endpoint.clone(), acked.clone(), refused.clone());
@@ -173,7 +174,7 @@ async fn sigterm_under_load_loses_no_acknowledged_write() {
                 match client.save_state(request).await {
                     Ok(_) => acked.lock().unwrap().push(key),
                     Err(status) => {
-                        refused.lock().unwrap().push(status.code());
+                        refused.lock().unwrap().push((status.code(), status.message().to_owned()));
                         failures += 1;
                         if failures > 20 {
                             return;
@@ -201,10 +202,16 @@ async fn sigterm_under_load_loses_no_acknowledged_write() {
         let _ = tokio::time::timeout(Duration::from_secs(10), client).await;
     }
     let refused = refused.lock().unwrap().clone();
-    assert!(
-        refused.iter().all(|c| *c == tonic::Code::Unavailable),
-        "refusals other than UNAVAILABLE: {refused:?}"
-    );
+    // A request that crosses the closing connection (the server's GOAWAY) was
+    // never carried: grpc-go says UNAVAILABLE, tonic's client reports the h2
+    // error as INTERNAL or the dropped send as CANCELLED. None is the store's answer.
+    let transport = |c: &tonic::Code, m: &str| {
+        (*c == tonic::Code::Internal && m.starts_with("h2 protocol error"))
+            || (*c == tonic::Code::Cancelled && m == "operation was canceled")
+    };
+    let other: Vec<_> =
+        refused.iter().filter(|(c, m)| *c != tonic::Code::Unavailable && !transport(c, m)).collect();
+    assert!(other.is_empty(), "refusals other than UNAVAILABLE or a closing connection: {other:?}");
 
     // Every acknowledged write is there, read through a new runtime of the same app.
     let next = start(&app);
