@@ -131,39 +131,48 @@ pub fn render() -> String {
     out
 }
 
+/// The process's CPU time, threads and RSS, read from `/proc/self/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStat {
+    pub cpu_seconds: f64,
+    pub threads: f64,
+    pub rss_bytes: f64,
+}
+
+impl ProcessStat {
+    /// None where `/proc` is not there (not Linux).
+    pub fn read() -> Option<Self> {
+        // Linux fixes USER_HZ at 100 for /proc; pages are 4 KiB on the platforms we build for.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        const PAGE_BYTES: f64 = 4096.0;
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        Some(Self {
+            cpu_seconds: (field(14)? + field(15)?) / TICKS_PER_SECOND,
+            threads: field(20)?,
+            rss_bytes: field(24)? * PAGE_BYTES,
+        })
+    }
+}
+
 /// RSS, CPU time, open file descriptors and threads from `/proc/self`
 /// (what Prometheus' process collector reports, under its names).
 fn process_metrics(out: &mut String) {
     let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     };
-    // Linux fixes USER_HZ at 100 for /proc; pages are 4 KiB on the platforms we build for.
-    const TICKS_PER_SECOND: f64 = 100.0;
-    const PAGE_BYTES: f64 = 4096.0;
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
-        if let (Some(utime), Some(stime)) = (field(14), field(15)) {
-            gauge(
-                "process_cpu_seconds_total",
-                "counter",
-                "User and system CPU time spent, in seconds.",
-                (utime + stime) / TICKS_PER_SECOND,
-            );
-        }
-        if let Some(threads) = field(20) {
-            gauge("process_threads", "gauge", "Threads of the process.", threads);
-        }
-        if let Some(rss) = field(24) {
-            gauge(
-                "process_resident_memory_bytes",
-                "gauge",
-                "Resident memory size in bytes.",
-                rss * PAGE_BYTES,
-            );
-        }
+    if let Some(stat) = ProcessStat::read() {
+        gauge(
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            stat.cpu_seconds,
+        );
+        gauge("process_threads", "gauge", "Threads of the process.", stat.threads);
+        gauge("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", stat.rss_bytes);
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         gauge("process_open_fds", "gauge", "Open file descriptors.", fds.count() as f64);

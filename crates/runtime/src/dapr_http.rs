@@ -533,18 +533,23 @@ async fn bulk_secret(State(dapr): State<Arc<DaprHttp>>, Path(store): Path<String
     }
 }
 
+/// Dapr's words for the configuration routes; `failed` names the operation.
+fn configuration_block(failed: &'static str) -> Block {
+    Block {
+        not_found: (StatusCode::BAD_REQUEST, "ERR_CONFIGURATION_STORE_NOT_FOUND"),
+        not_configured: "ERR_CONFIGURATION_STORE_NOT_CONFIGURED",
+        failed,
+        noun: "configuration store",
+    }
+}
+
 async fn get_configuration(
     State(dapr): State<Arc<DaprHttp>>,
     Path(store): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let keys: Vec<String> = query.iter().filter(|(k, _)| k == "key").map(|(_, v)| v.clone()).collect();
-    let block = Block {
-        not_found: (StatusCode::BAD_REQUEST, "ERR_CONFIGURATION_STORE_NOT_FOUND"),
-        not_configured: "ERR_CONFIGURATION_STORE_NOT_CONFIGURED",
-        failed: "ERR_CONFIGURATION_GET",
-        noun: "configuration store",
-    };
+    let block = configuration_block("ERR_CONFIGURATION_GET");
     let api = &dapr.apis.configuration;
     let items = match api.scope(&store, "", "", "", keys) {
         Ok(scope) => api.get(&store, scope).await,
@@ -576,12 +581,7 @@ async fn subscribe_configuration(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let keys: Vec<String> = query.iter().filter(|(k, _)| k == "key").map(|(_, v)| v.clone()).collect();
-    let block = Block {
-        not_found: (StatusCode::BAD_REQUEST, "ERR_CONFIGURATION_STORE_NOT_FOUND"),
-        not_configured: "ERR_CONFIGURATION_STORE_NOT_CONFIGURED",
-        failed: "ERR_CONFIGURATION_SUBSCRIBE",
-        noun: "configuration store",
-    };
+    let block = configuration_block("ERR_CONFIGURATION_SUBSCRIBE");
     let Some(app) = dapr.app.clone() else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,

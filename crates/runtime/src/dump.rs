@@ -323,12 +323,8 @@ struct Usage {
 
 impl Usage {
     fn sample(&mut self) -> (f64, f64) {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        let cpu_seconds = (field(14) + field(15)) / 100.0;
-        let rss_bytes = field(24) * 4096.0;
+        let stat = layotto_core::metrics::ProcessStat::read().unwrap_or_default();
+        let (cpu_seconds, rss_bytes) = (stat.cpu_seconds, stat.rss_bytes);
         let now = std::time::Instant::now();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let cpu = match self.last.replace((now, cpu_seconds)) {
