@@ -268,6 +268,88 @@ pub fn run(args: &[String]) -> Result<()> {
     )?);
     guard.kill(runtime_pid);
 
+    // Governance: in-memory GetState with per-call metrics off (the baseline),
+    // metrics on (the default), rate limits configured but never hit, and
+    // every call traced to an OTLP/HTTP sink. Run A B A B so drift cancels.
+    let wanted = |id: &str| opts.only.is_empty() || opts.only.iter().any(|only| id.contains(only.as_str()));
+    let sink = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+    let sink_pid = guard.spawn(
+        Command::new(&bench_bin)
+            .args(["otlp-sink", "--addr", &sink.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    wait_for_tcp(&mut guard, sink_pid, sink, &dir.join("noop.log"))?;
+    let traced = format!(
+        "[tracing]\nenabled = true\nendpoint = \"http://{sink}\"\nprotocol = \"http/protobuf\"\nsample_ratio = 1.0\n"
+    );
+    if ["gov_off_get", "gov_metrics_get", "gov_limits_get", "gov_traced_get"].iter().any(|id| wanted(id)) {
+        let governed = [
+            ("gov_off_get", "runtime in-memory GetState, metrics off", "[metrics]\nenabled = false\n".to_owned()),
+            ("gov_metrics_get", "runtime in-memory GetState, metrics on", String::new()),
+            (
+                "gov_limits_get",
+                "runtime in-memory GetState, rate limits not hit",
+                "[[rate_limits]]\nmethod = \"/spec.proto.runtime.v1.Runtime/GetState\"\nrate = 1e9\n\n\
+                 [[rate_limits]]\nmethod = \"/spec.proto.runtime.v1.Runtime/SayHello\"\nrate = 5\nper = \"connection\"\n"
+                    .to_owned(),
+            ),
+            ("gov_traced_get", "runtime in-memory GetState, traced 100%", traced.clone()),
+        ];
+        let mut started = Vec::new();
+        for (n, (id, label, extra)) in governed.iter().enumerate() {
+            if wanted(id) || *id == "gov_off_get" {
+                let (pid, grpc, _) = start_layotto(&mut guard, &layotto_bin, &dir, 100 + n, extra)?;
+                started.push((*id, *label, pid, grpc));
+            }
+        }
+        // Two rounds; each row keeps its better round, as the noise on a
+        // shared 2-core machine is one-sided (something else ran).
+        let mut best: Vec<Option<CaseResult>> = started.iter().map(|_| None).collect();
+        for _round in 0..2 {
+            for (i, (id, label, _, grpc)) in started.iter().enumerate() {
+                let result =
+                    run_case(&mut guard, &bench_bin, &opts, id, label, grpc_args(*grpc, "get", "mem"))?;
+                if best[i].as_ref().is_none_or(|b: &CaseResult| result.ops_per_sec > b.ops_per_sec) {
+                    best[i] = Some(result);
+                }
+            }
+        }
+        cases.extend(best.into_iter().flatten());
+        for (_, _, pid, _) in started {
+            guard.kill(pid);
+        }
+    }
+
+    // Instructions per call, counted by callgrind in the runtime process:
+    // repeatable where rates on this shared machine move by ±20 %.
+    let mut instructions = Vec::new();
+    let counted = [
+        ("cg_off_get", "in-memory GetState, metrics off", "mem", "[metrics]\nenabled = false\n".to_owned()),
+        ("cg_metrics_get", "in-memory GetState, metrics on", "mem", String::new()),
+        (
+            "cg_limits_get",
+            "in-memory GetState, rate limits not hit",
+            "mem",
+            "[[rate_limits]]\nmethod = \"/spec.proto.runtime.v1.Runtime/GetState\"\nrate = 1e9\n".to_owned(),
+        ),
+        ("cg_traced_get", "in-memory GetState, traced 100%", "mem", traced.clone()),
+        ("cg_redis_get", "redis GetState", "redis", String::new()),
+        ("cg_redis_save", "redis SaveState", "redis", String::new()),
+    ];
+    for (n, (id, label, store, extra)) in counted.iter().enumerate() {
+        if !wanted(id) {
+            continue;
+        }
+        let op = if id.ends_with("save") { "save" } else { "get" };
+        let per_call =
+            count_instructions(&mut guard, &layotto_bin, &bench_bin, &dir, 200 + n, extra, op, store)
+                .with_context(|| format!("callgrind: {label}"))?;
+        println!("xtask: bench: callgrind {label}: {per_call:.0} instructions per call");
+        instructions.push((*id, *label, per_call));
+    }
+    guard.kill(sink_pid);
+
     // An SMTP server (aiosmtpd, as in the email tests) for the email rows.
     let python = crate::ensure_python()?;
     let smtp_port = free_ports(1)?[0];
@@ -618,7 +700,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dapr_http = free_ports(1)?[0];
     let dapr_server = format!("dapr_http = \"127.0.0.1:{dapr_http}\"\n");
     let (dapr_pid, dapr_grpc, _) =
-        start_layotto_with(&mut guard, &layotto_bin, &dir, opts.starts + 2, &dapr_server, "")?;
+        start_layotto_with(&mut guard, &layotto_bin, &dir, opts.starts + 2, &dapr_server, "", None)?;
     let with_load = |mut args: Vec<String>| {
         args.extend(opts.load_args());
         args
@@ -661,6 +743,7 @@ pub fn run(args: &[String]) -> Result<()> {
         opts.starts + 3,
         &format!("dapr_http = \"127.0.0.1:{b_http}\"\n"),
         &format!("\n[app]\nid = \"orders\"\ncallback_port = {echo}\nprotocol = \"http\"\n"),
+        None,
     )?;
     let (a_pid, _, _) = start_layotto_with(
         &mut guard,
@@ -669,6 +752,7 @@ pub fn run(args: &[String]) -> Result<()> {
         opts.starts + 4,
         &format!("dapr_http = \"127.0.0.1:{a_http}\"\n"),
         &format!("\n[app]\nid = \"front\"\n\n[invoke]\npeers = {{ orders = \"127.0.0.1:{b_http}\" }}\n"),
+        None,
     )?;
     cases.extend(load(
         &mut guard,
@@ -691,7 +775,16 @@ pub fn run(args: &[String]) -> Result<()> {
     guard.kill(echo_pid);
     drop(guard);
 
-    let report = Report { opts: &opts, cases, ready_ms, ready_median, idle_rss_kib, load_rss_kib, oss_rss };
+    let report = Report {
+        opts: &opts,
+        cases,
+        ready_ms,
+        ready_median,
+        idle_rss_kib,
+        load_rss_kib,
+        oss_rss,
+        instructions,
+    };
     let machine = machine_info(root);
     let markdown = report.markdown(&machine);
     let json = report.json(machine);
@@ -771,7 +864,7 @@ fn start_layotto(
     n: usize,
     extra: &str,
 ) -> Result<(u32, SocketAddr, Duration)> {
-    start_layotto_with(guard, bin, dir, n, "", extra)
+    start_layotto_with(guard, bin, dir, n, "", extra, None)
 }
 
 /// As `start_layotto`, with `server` lines added to the `[server]` table.
@@ -782,6 +875,7 @@ fn start_layotto_with(
     n: usize,
     server: &str,
     extra: &str,
+    callgrind_out: Option<&Path>,
 ) -> Result<(u32, SocketAddr, Duration)> {
     let ports = free_ports(2)?;
     let grpc = SocketAddr::from(([127, 0, 0, 1], ports[0]));
@@ -799,15 +893,18 @@ fn start_layotto_with(
     let log_path = dir.join(format!("layotto-{n}.log"));
     let log = File::create(&log_path)?;
     let started = Instant::now();
+    let mut command = match callgrind_out {
+        Some(out) => {
+            let mut valgrind = Command::new("valgrind");
+            valgrind.arg("--tool=callgrind").arg(format!("--callgrind-out-file={}", out.display())).arg(bin);
+            valgrind
+        }
+        None => Command::new(bin),
+    };
     let pid = guard.spawn(
-        Command::new(bin)
-            .arg("--config")
-            .arg(&config)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null()),
+        command.arg("--config").arg(&config).stdout(log.try_clone()?).stderr(log).stdin(Stdio::null()),
     )?;
-    let deadline = started + Duration::from_secs(30);
+    let deadline = started + Duration::from_secs(if callgrind_out.is_some() { 120 } else { 30 });
     loop {
         if http_status(actuator, "/actuator/health/readiness") == Some(200) {
             return Ok((pid, grpc, started.elapsed()));
@@ -820,6 +917,85 @@ fn start_layotto_with(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Starts the runtime under callgrind, warms it up, then counts the
+/// instructions it executes for a fixed-time load of 4 tasks on one
+/// connection, divided by the calls made.
+#[allow(clippy::too_many_arguments)]
+fn count_instructions(
+    guard: &mut Guard,
+    layotto_bin: &Path,
+    bench_bin: &Path,
+    dir: &Path,
+    n: usize,
+    extra: &str,
+    op: &str,
+    store: &str,
+) -> Result<f64> {
+    let out = dir.join(format!("callgrind-{n}.out"));
+    let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", extra, Some(&out))?;
+    let load = |guard: &mut Guard, secs: &str| -> Result<f64> {
+        let args = [
+            "grpc-load",
+            "--target",
+            &format!("http://{grpc}"),
+            "--op",
+            op,
+            "--store",
+            store,
+            "--concurrency",
+            "4",
+            "--connections",
+            "1",
+            "--duration-secs",
+            secs,
+            "--warmup-secs",
+            "0",
+            "--keys",
+            "20",
+            "--payload",
+            "256",
+        ];
+        let result = run_case(
+            guard,
+            bench_bin,
+            &Opts { duration: secs.parse()?, warmup: 0, ..Opts::parse(&[])? },
+            "callgrind",
+            "callgrind load",
+            args.iter().map(|a| a.to_string()).collect(),
+        )?;
+        if result.errors > 0 {
+            bail!("{} calls failed", result.errors);
+        }
+        Ok(result.ops as f64)
+    };
+    load(guard, "3")?;
+    let control = |flag: &str| -> Result<()> {
+        let status = Command::new("callgrind_control")
+            .arg(flag)
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("callgrind_control {flag} {pid} failed with {status}");
+        }
+        Ok(())
+    };
+    control("-z")?;
+    let calls = load(guard, "5")?;
+    control("-d")?;
+    guard.kill(pid);
+    // `-d` writes the counts since `-z` to `<out>.1`.
+    let dump = std::fs::read_to_string(format!("{}.1", out.display()))
+        .with_context(|| format!("reading {}.1", out.display()))?;
+    let total: f64 = dump
+        .lines()
+        .find_map(|line| line.strip_prefix("summary:").or_else(|| line.strip_prefix("totals:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no summary line in the callgrind dump")?;
+    // Setup writes `--keys` values before the timed calls; count them too.
+    Ok(total / (calls + 20.0).max(1.0))
 }
 
 /// The status code of a GET over a fresh HTTP/1.1 connection, or None.
@@ -1013,6 +1189,9 @@ struct Comparison {
 
 /// (case, baseline); the first baseline of a case is the one its table row shows.
 const COMPARISONS: &[(&str, &str)] = &[
+    ("gov_metrics_get", "gov_off_get"),
+    ("gov_limits_get", "gov_off_get"),
+    ("gov_traced_get", "gov_off_get"),
     ("mem_get", "noop_get"),
     ("mem_save", "noop_save"),
     ("redis_get", "noop_get"),
@@ -1071,6 +1250,8 @@ struct Report<'a> {
     load_rss_kib: u64,
     /// Peak RSS of the object-storage runtime during each of its cases.
     oss_rss: Vec<(&'static str, u64)>,
+    /// Instructions the runtime executes per call, by callgrind: (id, label, count).
+    instructions: Vec<(&'static str, &'static str, f64)>,
 }
 
 impl Report<'_> {
@@ -1096,6 +1277,8 @@ impl Report<'_> {
         let mut targets = Vec::new();
         for (case, base, min) in [
             ("mem_get", "noop_get", 0.9),
+            ("gov_metrics_get", "gov_off_get", 0.98),
+            ("gov_limits_get", "gov_off_get", 0.98),
             ("mem_save", "noop_save", 0.9),
             ("redis_get", "noop_get", 0.8),
             ("redis_save", "noop_save", 0.8),
@@ -1207,6 +1390,18 @@ impl Report<'_> {
             "\nObject storage rows: ops/s is MiB/s moved, p50/p99 the time per object; the runtime \
              streams 256 KiB messages and sends S3 8 MiB parts, aws-sdk-s3 one request per object."
         );
+        if !self.instructions.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nInstructions per call in the runtime process (callgrind; 4 tasks on one connection; \
+                 repeatable, unlike the rates):\n\n| case | instructions/call | vs metrics off |\n|---|---:|---:|"
+            );
+            let base = self.instructions.iter().find(|(id, _, _)| *id == "cg_off_get").map(|(_, _, n)| *n);
+            for (_, label, n) in &self.instructions {
+                let ratio = base.map_or("—".to_owned(), |b| format!("{:.3}×", n / b));
+                let _ = writeln!(md, "| {label} | {n:.0} | {ratio} |");
+            }
+        }
         let _ = writeln!(md, "\nTargets (informational):\n");
         for t in self.targets() {
             let _ = writeln!(md, "- [{}] {}: {}", if t.met { "x" } else { " " }, t.name, t.actual);
@@ -1271,6 +1466,7 @@ impl Report<'_> {
                 "oss_max_kib": self.oss_rss.iter().map(|(label, kib)| json!({ "case": label, "kib": kib })).collect::<Vec<_>>(),
             },
             "cases": cases,
+            "instructions_per_call": self.instructions.iter().map(|(id, label, n)| json!({ "id": id, "case": label, "instructions": n })).collect::<Vec<_>>(),
             "comparisons": comparisons,
             "targets": targets,
         })

@@ -1,7 +1,8 @@
-//! A runtime process killed with SIGKILL while it holds unacknowledged
-//! messages, or delayed messages not yet due: the next runtime of the same
-//! app gets every one of them, on Redis Streams and on RabbitMQ. The app is a tonic AppCallback server in
-//! this test that ignores events until the first runtime is dead.
+//! A runtime process killed with SIGKILL, or stopped with SIGTERM, while it
+//! holds unacknowledged messages, or delayed messages not yet due: the next
+//! runtime of the same app gets every one of them, on Redis Streams and on
+//! RabbitMQ. The app is a tonic AppCallback server in this test that holds
+//! events until the first runtime is gone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -67,13 +68,18 @@ impl AppCallback for App {
     }
 }
 
+/// The drain a SIGTERM waits for, shorter than the app's 30 s hold so the
+/// runtime must hand the held deliveries back.
+const DRAIN_SECONDS: u64 = 2;
+
 fn spawn_runtime(dir: &std::path::Path, app_port: u16, pubsub_toml: &str) -> Runtime {
     let path = dir.join("layotto.toml");
     std::fs::write(
         &path,
         format!(
             "[app]\nid = \"kill-test\"\ncallback_port = {app_port}\n\n\
-             [server]\ngrpc = \"127.0.0.1:0\"\nactuator = \"127.0.0.1:0\"\n\n{pubsub_toml}"
+             [server]\ngrpc = \"127.0.0.1:0\"\nactuator = \"127.0.0.1:0\"\n\
+             drain_timeout_seconds = {DRAIN_SECONDS}\n\n{pubsub_toml}"
         ),
     )
     .unwrap();
@@ -90,7 +96,19 @@ enum Send {
     Delayed,
 }
 
+/// How the first runtime ends.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    Kill,
+    /// SIGTERM: it must drain, hand back what the app still holds, and exit 0.
+    Term,
+}
+
 async fn killed_runtime_loses_nothing(kind: &str, metadata: &str, how: Send) {
+    stopped_runtime_loses_nothing(kind, metadata, how, Stop::Kill).await;
+}
+
+async fn stopped_runtime_loses_nothing(kind: &str, metadata: &str, how: Send, stop: Stop) {
     let topic = format!("kill-{}", uuid::Uuid::new_v4().simple());
     let pubsub_toml = format!("[pub_subs.ps]\ntype = \"{kind}\"\nmetadata = {{ {metadata} }}\n");
     let dir = tempfile::tempdir().unwrap();
@@ -157,8 +175,24 @@ async fn killed_runtime_loses_nothing(kind: &str, metadata: &str, how: Send) {
     }
     // Give the first runtime a moment to take the new messages too.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
+    match stop {
+        Stop::Kill => {
+            first.child.kill().unwrap();
+            first.child.wait().unwrap();
+        }
+        Stop::Term => {
+            let sent_at = Instant::now();
+            let status = Command::new("kill").arg("-TERM").arg(first.child.id().to_string()).status();
+            assert!(status.unwrap().success());
+            let exit = first.child.wait().unwrap();
+            assert!(exit.success(), "{kind}: SIGTERM with held deliveries exited with {exit}");
+            let took = sent_at.elapsed();
+            assert!(
+                took < Duration::from_secs(DRAIN_SECONDS + 5),
+                "{kind}: SIGTERM took {took:?}, the drain is {DRAIN_SECONDS} s"
+            );
+        }
+    }
     app.accepting.store(true, Ordering::SeqCst);
 
     let _second = spawn_runtime(dir.path(), app_port, &pubsub_toml);
@@ -204,4 +238,19 @@ async fn killed_runtime_loses_no_delayed_message_on_rabbitmq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_runtime_loses_nothing_on_rabbitmq() {
     killed_runtime_loses_nothing("rabbitmq", &format!("host = \"{}\"", rabbitmq_url()), Send::Publish).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_held_deliveries_back_on_redis() {
+    let metadata = format!(
+        "redisHost = \"{}\", processingTimeout = \"2s\", redeliverInterval = \"500ms\"",
+        redis_host()
+    );
+    stopped_runtime_loses_nothing("redis", &metadata, Send::Publish, Stop::Term).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_held_deliveries_back_on_rabbitmq() {
+    let metadata = format!("host = \"{}\"", rabbitmq_url());
+    stopped_runtime_loses_nothing("rabbitmq", &metadata, Send::Publish, Stop::Term).await;
 }

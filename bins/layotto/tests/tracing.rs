@@ -26,6 +26,14 @@ struct Span {
     trace: String,
     id: String,
     parent: String,
+    /// String attributes by key.
+    attributes: Vec<(String, String)>,
+}
+
+impl Span {
+    fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Clone, Default)]
@@ -50,6 +58,17 @@ impl TraceService for Collector {
                         trace: hex(&s.trace_id),
                         id: hex(&s.span_id),
                         parent: hex(&s.parent_span_id),
+                        attributes: s
+                            .attributes
+                            .iter()
+                            .filter_map(|kv| {
+                                use opentelemetry_proto::tonic::common::v1::any_value::Value;
+                                match kv.value.as_ref()?.value.as_ref()? {
+                                    Value::StringValue(v) => Some((kv.key.clone(), v.clone())),
+                                    _ => None,
+                                }
+                            })
+                            .collect(),
                     });
                 }
             }
@@ -153,6 +172,8 @@ async fn spans_reach_an_otlp_collector_in_the_callers_trace() {
     assert_eq!(server.parent, parent, "the caller's span is the parent");
     let component = collector.wait(&trace, "state state_demo").await;
     assert_eq!(component.parent, server.id);
+    assert_eq!(component.attribute("layotto.component"), Some("state_demo"), "{component:?}");
+    assert_eq!(component.attribute("layotto.component.type"), Some("in-memory"), "{component:?}");
 
     // Publish → delivery: one trace from the caller to the app's callback.
     let (trace, parent, traceparent) = caller(2);

@@ -29,6 +29,11 @@ pub fn router(actuator: Arc<Actuator>) -> Router {
         .with_state(actuator)
 }
 
+/// `GET /metrics` alone, for a listener of its own (MOSN's Prometheus sink).
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(metrics))
+}
+
 fn report(report: Report) -> Response {
     let code = if report.is_up() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(report)).into_response()

@@ -7,7 +7,7 @@ mod health;
 mod http;
 
 pub use health::{ComponentProbe, Indicator, Probe, Report, Startup, liveness, readiness};
-pub use http::{Actuator, router};
+pub use http::{Actuator, metrics_router, router};
 
 /// When this build was compiled (RFC 3339), for `/actuator/info`.
 pub const COMPILED: &str = env!("LAYOTTO_COMPILED");

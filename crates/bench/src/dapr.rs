@@ -82,3 +82,12 @@ pub async fn echo_server(addr: SocketAddr) -> Result<()> {
     axum::serve(listener, app).await?;
     Ok(())
 }
+
+/// Answers every OTLP/HTTP export with an empty `ExportTraceServiceResponse`
+/// (an empty protobuf message), so the exporter counts it as delivered.
+pub async fn otlp_sink(addr: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = axum::Router::new().fallback(|| async { ([("content-type", "application/x-protobuf")], "") });
+    axum::serve(listener, app).await?;
+    Ok(())
+}

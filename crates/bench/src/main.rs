@@ -206,6 +206,11 @@ enum Command {
         #[arg(long)]
         addr: SocketAddr,
     },
+    /// An OTLP/HTTP collector that accepts and drops every export (the tracing rows' sink).
+    OtlpSink {
+        #[arg(long)]
+        addr: SocketAddr,
+    },
     /// GET/SET in a loop straight to Redis.
     RedisLoad {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -353,6 +358,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::EchoServer { addr } => dapr::echo_server(addr).await,
+        Command::OtlpSink { addr } => dapr::otlp_sink(addr).await,
         Command::RedisLoad { url, op, load } => {
             let report = redis_load(&url, op, &load).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -4,12 +4,22 @@
 //! the rate limiter and the listeners. [`render`] writes the text format
 //! for `/metrics`, with process figures read from `/proc` at scrape time.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::ErrorKind;
+
+/// The metric handle types, for crates that keep children (see `component_call`).
+pub use prometheus::{Histogram, IntCounter};
+
+/// A map for per-thread handle caches, hashed with foldhash: these lookups
+/// run on every call, where SipHash's cost shows.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Latency buckets in seconds, from 100 µs (a cached read) to 10 s.
 const BUCKETS: &[f64] =
@@ -32,6 +42,37 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// `layotto_open_connections{listener}`.
     pub connections: IntGaugeVec,
+    /// MOSN's `grpc_metric` names, recorded once [`configure`] asks for them.
+    pub mosn: MosnGrpcMetrics,
+}
+
+/// `grpc_request_total`, `grpc_response_succ_total`, `grpc_response_fail_total`
+/// and the `grpc_cost_time` histogram, by `service` (the full method), as
+/// Layotto's dashboards query them.
+pub struct MosnGrpcMetrics {
+    pub requests: IntCounterVec,
+    pub succeeded: IntCounterVec,
+    pub failed: IntCounterVec,
+    pub cost_seconds: HistogramVec,
+}
+
+static RECORDING: AtomicBool = AtomicBool::new(true);
+static MOSN_NAMES: AtomicBool = AtomicBool::new(false);
+
+/// Whether request and component calls are recorded (`metrics.enabled`), and
+/// whether MOSN's `grpc_metric` names are recorded too.
+pub fn configure(recording: bool, mosn_grpc_names: bool) {
+    RECORDING.store(recording, Ordering::Release);
+    MOSN_NAMES.store(recording && mosn_grpc_names, Ordering::Release);
+}
+
+/// False when `metrics.enabled = false`: the request and component layers skip recording.
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
+pub fn mosn_grpc_names() -> bool {
+    MOSN_NAMES.load(Ordering::Relaxed)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -100,9 +141,42 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["method"],
         ),
         connections,
+        mosn: MosnGrpcMetrics {
+            requests: counter(
+                &registry,
+                "grpc_request_total",
+                "gRPC requests (MOSN grpc_metric).",
+                &["service"],
+            ),
+            succeeded: counter(
+                &registry,
+                "grpc_response_succ_total",
+                "gRPC responses with status OK (MOSN grpc_metric).",
+                &["service"],
+            ),
+            failed: counter(
+                &registry,
+                "grpc_response_fail_total",
+                "gRPC responses with another status (MOSN grpc_metric).",
+                &["service"],
+            ),
+            cost_seconds: histogram(
+                &registry,
+                "grpc_cost_time",
+                "Seconds to answer a gRPC request (MOSN grpc_metric).",
+                &["service"],
+            ),
+        },
         registry,
     }
 });
+
+type ComponentHandles = FastMap<&'static str, FastMap<Box<str>, (IntCounter, Histogram)>>;
+
+thread_local! {
+    /// Bounded by the configured components.
+    static COMPONENT_OK: RefCell<ComponentHandles> = RefCell::default();
+}
 
 pub fn metrics() -> &'static Metrics {
     &METRICS
@@ -110,13 +184,37 @@ pub fn metrics() -> &'static Metrics {
 
 impl Metrics {
     /// One component call: its outcome and how long it took.
-    pub fn component_call(&self, api: &str, component: &str, outcome: Result<(), ErrorKind>, took: Duration) {
-        let outcome = match outcome {
-            Ok(()) => "ok",
-            Err(kind) => kind.metric_label(),
-        };
-        self.component_calls.with_label_values(&[api, component, outcome]).inc();
-        self.component_seconds.with_label_values(&[api, component]).observe(took.as_secs_f64());
+    pub fn component_call(
+        &self,
+        api: &'static str,
+        component: &str,
+        outcome: Result<(), ErrorKind>,
+        took: Duration,
+    ) {
+        if !recording() {
+            return;
+        }
+        let seconds = took.as_secs_f64();
+        if let Err(kind) = outcome {
+            self.component_calls.with_label_values(&[api, component, kind.metric_label()]).inc();
+            self.component_seconds.with_label_values(&[api, component]).observe(seconds);
+            return;
+        }
+        // Successes are the hot path: their children are looked up once per thread.
+        COMPONENT_OK.with_borrow_mut(|by_api| {
+            let by_component = by_api.entry(api).or_default();
+            let (calls, histogram) = match by_component.get(component) {
+                Some(handles) => handles,
+                None => by_component.entry(component.into()).or_insert_with(|| {
+                    (
+                        self.component_calls.with_label_values(&[api, component, "ok"]),
+                        self.component_seconds.with_label_values(&[api, component]),
+                    )
+                }),
+            };
+            calls.inc();
+            histogram.observe(seconds);
+        });
     }
 
     pub fn delivery(&self, pubsub: &str, outcome: &str) {

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, RwLock};
 
 use opentelemetry::propagation::{Extractor, Injector};
 
@@ -81,11 +82,27 @@ pub fn server_span(
     )
 }
 
+/// Component types by (api, name), for the spans' `layotto.component.type`.
+static COMPONENT_TYPES: LazyLock<RwLock<HashMap<(String, String), String>>> = LazyLock::new(Default::default);
+
+/// Records that component `name` of `api` is of type `kind` (at startup and reload).
+pub fn register_component(api: &str, name: &str, kind: &str) {
+    if let Ok(mut types) = COMPONENT_TYPES.write() {
+        types.insert((api.to_owned(), name.to_owned()), kind.to_owned());
+    }
+}
+
+fn component_type(api: &str, name: &str) -> Option<String> {
+    let types = COMPONENT_TYPES.read().ok()?;
+    types.get(&(api.to_owned(), name.to_owned())).cloned()
+}
+
 /// A span for one call into a component, a child of the current span.
 pub fn component_span(api: &'static str, component: &str) -> tracing::Span {
     if !enabled() {
         return tracing::Span::none();
     }
+    let kind = component_type(api, component);
     tracing::info_span!(
         target: TARGET,
         "component",
@@ -93,6 +110,7 @@ pub fn component_span(api: &'static str, component: &str) -> tracing::Span {
         otel.kind = "client",
         layotto.api = api,
         layotto.component = component,
+        layotto.component.type = kind.as_deref().unwrap_or("unknown"),
         otel.status_code = tracing::field::Empty,
     )
 }

@@ -46,6 +46,40 @@ pub struct Config {
     /// binary installs the exporter; `OTEL_*` variables fill what is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
+    /// Prometheus metrics (`[metrics]`; MOSN's `metrics` sinks and `grpc_metric` filter).
+    #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
+    pub metrics: MetricsConfig,
+}
+
+/// What is recorded for `/metrics` and where else it is served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record request and component metrics (default true); process figures are always served.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A listener of its own for `GET /metrics` besides the actuator (MOSN's Prometheus sink, 34903).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Also record MOSN's `grpc_metric` names (`grpc_request_total{service}`, …), for Layotto's dashboards.
+    #[serde(default)]
+    pub grpc_metric_names: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: None, grpc_metric_names: false }
+    }
+}
+
+impl MetricsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -452,6 +486,7 @@ impl Config {
             rate_limits: Vec::new(),
             traffic_dump: None,
             tracing: None,
+            metrics: MetricsConfig::default(),
         }
     }
 
@@ -576,6 +611,10 @@ impl Config {
                         value.deserialize().map_err(|e| ConfigError(describe(&source, &["tracing"], e)))?,
                     )
                 }
+                "metrics" => {
+                    config.metrics =
+                        value.deserialize().map_err(|e| ConfigError(describe(&source, &["metrics"], e)))?
+                }
                 "traffic_dump" => {
                     config.traffic_dump = Some(
                         value
@@ -586,7 +625,7 @@ impl Config {
                 section => {
                     let Some(api) = apis.find(section) else {
                         let known: Vec<&str> =
-                            ["app", "server", "invoke", "rate_limits", "traffic_dump", "tracing"]
+                            ["app", "server", "invoke", "rate_limits", "traffic_dump", "tracing", "metrics"]
                                 .into_iter()
                                 .chain(apis.apis.iter().map(|api| api.section()))
                                 .collect();

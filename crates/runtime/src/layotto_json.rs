@@ -39,6 +39,19 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         }
         config.tracing = Some(crate::config::TracingConfig { enabled, ..Default::default() });
     }
+    // MOSN's Prometheus sink serves `/metrics` on a port of its own, on every interface.
+    let sinks = root.pointer("/metrics/sinks").and_then(Value::as_array).into_iter().flatten();
+    for sink in sinks {
+        match str_field(sink, "type").unwrap_or_default().as_str() {
+            "prometheus" => {
+                let port = sink.pointer("/config/port").and_then(Value::as_u64).unwrap_or(34903);
+                let port =
+                    u16::try_from(port).map_err(|_| format!("metrics sink: port {port} is out of range"))?;
+                config.metrics.listen = Some(SocketAddr::from(([0, 0, 0, 0], port)));
+            }
+            other => tracing::warn!(sink = %other, "metrics sink not built in; /metrics serves Prometheus"),
+        }
+    }
     let mut runtime = None;
     for listener in &listeners {
         let filters = listener
@@ -66,6 +79,11 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         if has_actuator {
             config.server.actuator = listener_address(listener)?;
         }
+        let has_grpc_metric = listener
+            .get("stream_filters")
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.iter().any(|f| f.get("type").and_then(Value::as_str) == Some("grpc_metric")));
+        config.metrics.grpc_metric_names |= has_grpc_metric;
         let flow_control = listener
             .get("stream_filters")
             .and_then(Value::as_array)
@@ -315,6 +333,28 @@ mod tests {
         assert_eq!(redis.kind, "redis");
         assert_eq!(redis.metadata["redisHost"], "localhost:6380");
         assert_eq!(redis.metadata["redisDB"], "0");
+    }
+
+    #[test]
+    fn reads_the_prometheus_sink_and_grpc_metric_filter() {
+        let config = parse(REDIS).unwrap();
+        assert_eq!(config.metrics, crate::config::MetricsConfig::default());
+        let with_metrics = REDIS
+            .replacen(
+                r#""stream_filters": [{"type": "actuator_filter"}]"#,
+                r#""stream_filters": [{"type": "actuator_filter"}, {"type": "grpc_metric"}]"#,
+                1,
+            )
+            .replacen(
+                r#""servers": ["#,
+                r#""metrics": {"sinks": [{"type": "prometheus", "config": {"port": 34903}}]}, "servers": ["#,
+                1,
+            );
+        let config = parse(&with_metrics).unwrap();
+        assert_eq!(config.metrics.listen, Some("0.0.0.0:34903".parse().unwrap()));
+        assert!(config.metrics.grpc_metric_names);
+        let bad = with_metrics.replace("34903", "70000");
+        assert!(parse(&bad).unwrap_err().contains("metrics sink"), "{bad}");
     }
 
     #[test]

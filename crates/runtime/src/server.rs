@@ -49,6 +49,7 @@ impl std::error::Error for StartError {}
 pub struct Running {
     grpc_listen: ListenAddr,
     actuator_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     subscriptions: crate::subscriber::Subscriptions,
@@ -77,6 +78,11 @@ impl Running {
 
     pub fn actuator_addr(&self) -> SocketAddr {
         self.actuator_addr
+    }
+
+    /// The `/metrics` listener of `metrics.listen`, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Where Dapr's HTTP API listens, when it does.
@@ -142,8 +148,13 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         apis: apis.clone(),
     });
 
+    layotto_core::metrics::configure(config.metrics.enabled, config.metrics.grpc_metric_names);
     let grpc_listener = GrpcListener::bind(&config.server.grpc).await?;
     let actuator_listener = bind("actuator", config.server.actuator).await?;
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(bind("metrics", addr).await?),
+        None => None,
+    };
     let dapr_http_listener = match config.server.dapr_http {
         Some(addr) => Some(bind("Dapr HTTP API", addr).await?),
         None => None,
@@ -259,6 +270,23 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         },
     ));
 
+    let metrics_addr = metrics_listener.as_ref().map(|l| local_addr("metrics", l)).transpose()?;
+    if let (Some(listener), Some(addr)) = (metrics_listener, metrics_addr) {
+        tracing::info!(%addr, "serving /metrics");
+        tasks.push(tokio::spawn(serve_http(
+            listener,
+            crate::stack::http(layotto_actuator::metrics_router()),
+            shutdown_rx.clone(),
+            HttpLimits {
+                header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
+                max_connections: config.server.max_connections,
+                tls: None,
+                http2: false,
+                name: "metrics",
+            },
+        )));
+    }
+
     if let Some(listener) = dapr_http_listener {
         let dapr_http = Arc::new(crate::dapr_http::DaprHttp {
             apis: apis.clone(),
@@ -308,6 +336,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
     Ok(Running {
         grpc_listen,
         actuator_addr,
+        metrics_addr,
         shutdown,
         tasks,
         subscriptions,
@@ -375,11 +404,23 @@ async fn build_components(
                 }
             }
             tracing::info!(api = section, name, r#type = %c.kind, "component ok");
+            layotto_core::telemetry::register_component(api_label(section), name, &c.kind);
             (built.install)(&apis);
             probes.push(api.probe(apis.clone(), name, &c.kind));
         }
     }
     Ok((apis, probes))
+}
+
+/// The `api` label of metrics and spans for a config section.
+fn api_label(section: &'static str) -> &'static str {
+    match section {
+        "pub_subs" => "pubsub",
+        "secret_store" => "secrets",
+        "config_store" => "configuration",
+        "hellos" => "hello",
+        other => other,
+    }
 }
 
 /// What a component is built from: its metadata after it passed the one

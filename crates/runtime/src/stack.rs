@@ -114,10 +114,12 @@ fn with_metrics(router: axum::Router, service: &'static str) -> axum::Router {
                     layotto_core::telemetry::record_error(&span);
                 }
             }
-            m.requests.with_label_values(&["http", service, &route, status.as_str()]).inc();
-            m.request_seconds
-                .with_label_values(&["http", service, &route])
-                .observe(started.elapsed().as_secs_f64());
+            if layotto_core::metrics::recording() {
+                m.requests.with_label_values(&["http", service, &route, status.as_str()]).inc();
+                m.request_seconds
+                    .with_label_values(&["http", service, &route])
+                    .observe(started.elapsed().as_secs_f64());
+            }
             response
         },
     ))

@@ -302,6 +302,45 @@ async fn prometheus_scrapes_the_metrics() {
 /// A dump of a known call sequence reads back: the request's and the
 /// answer's bytes are in it, the listing names the HTTP/2 frames, and
 /// switching it off at run time stops it.
+/// MOSN's sink shape: `/metrics` on a listener of its own, with the
+/// `grpc_metric` filter's names; `enabled = false` records no calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listener_serves_mosn_grpc_metric_names() {
+    let mut config = base();
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.metrics.grpc_metric_names = true;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut client = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    for _ in 0..3 {
+        client.say_hello(hello()).await.unwrap();
+    }
+    let bad = pb::SayHelloRequest { service_name: "no_such_hello".into(), ..Default::default() };
+    assert!(client.say_hello(bad).await.is_err());
+    let addr = running.metrics_addr().expect("metrics listener");
+    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let service = r#"service="/spec.proto.runtime.v1.Runtime/SayHello""#;
+    assert!(text.contains(&format!("grpc_request_total{{{service}}} 4")), "{text}");
+    assert!(text.contains(&format!("grpc_response_succ_total{{{service}}} 3")), "{text}");
+    assert!(text.contains(&format!("grpc_response_fail_total{{{service}}} 1")), "{text}");
+    assert!(text.contains(&format!("grpc_cost_time_count{{{service}}} 4")), "{text}");
+    assert!(text.contains("layotto_requests_total{"), "{text}");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_disabled_records_no_calls() {
+    let mut config = base();
+    config.metrics.enabled = false;
+    let running = layotto_runtime::start(config, Registries::builtin()).await.unwrap();
+    let mut client = RuntimeClient::connect(format!("http://{}", running.grpc_addr())).await.unwrap();
+    client.say_hello(hello()).await.unwrap();
+    let url = format!("http://{}/metrics", running.actuator_addr());
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    assert!(!text.contains("layotto_requests_total{"), "{text}");
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_dump_reads_back_the_calls() {
     let dir = tempfile::tempdir().unwrap();
