@@ -325,26 +325,43 @@ pub fn run(args: &[String]) -> Result<()> {
     // repeatable where rates on this shared machine move by ±20 %.
     let mut instructions = Vec::new();
     let counted = [
-        ("cg_off_get", "in-memory GetState, metrics off", "mem", "[metrics]\nenabled = false\n".to_owned()),
-        ("cg_metrics_get", "in-memory GetState, metrics on", "mem", String::new()),
+        ("cg_noop_get", "do-nothing tonic server GetState", "mem", None),
+        (
+            "cg_off_get",
+            "in-memory GetState, metrics off",
+            "mem",
+            Some("[metrics]\nenabled = false\n".to_owned()),
+        ),
+        ("cg_metrics_get", "in-memory GetState, metrics on", "mem", Some(String::new())),
         (
             "cg_limits_get",
             "in-memory GetState, rate limits not hit",
             "mem",
-            "[[rate_limits]]\nmethod = \"/spec.proto.runtime.v1.Runtime/GetState\"\nrate = 1e9\n".to_owned(),
+            Some(
+                "[[rate_limits]]\nmethod = \"/spec.proto.runtime.v1.Runtime/GetState\"\nrate = 1e9\n"
+                    .to_owned(),
+            ),
         ),
-        ("cg_traced_get", "in-memory GetState, traced 100%", "mem", traced.clone()),
-        ("cg_redis_get", "redis GetState", "redis", String::new()),
-        ("cg_redis_save", "redis SaveState", "redis", String::new()),
+        ("cg_traced_get", "in-memory GetState, traced 100%", "mem", Some(traced.clone())),
+        ("cg_redis_get", "redis GetState", "redis", Some(String::new())),
+        ("cg_redis_save", "redis SaveState", "redis", Some(String::new())),
     ];
     for (n, (id, label, store, extra)) in counted.iter().enumerate() {
         if !wanted(id) {
             continue;
         }
         let op = if id.ends_with("save") { "save" } else { "get" };
-        let per_call =
-            count_instructions(&mut guard, &layotto_bin, &bench_bin, &dir, 200 + n, extra, op, store)
-                .with_context(|| format!("callgrind: {label}"))?;
+        let per_call = count_instructions(
+            &mut guard,
+            &layotto_bin,
+            &bench_bin,
+            &dir,
+            200 + n,
+            extra.as_deref(),
+            op,
+            store,
+        )
+        .with_context(|| format!("callgrind: {label}"))?;
         println!("xtask: bench: callgrind {label}: {per_call:.0} instructions per call");
         instructions.push((*id, *label, per_call));
     }
@@ -919,9 +936,9 @@ fn start_layotto_with(
     }
 }
 
-/// Starts the runtime under callgrind, warms it up, then counts the
-/// instructions it executes for a fixed-time load of 4 tasks on one
-/// connection, divided by the calls made.
+/// Starts the runtime (or, with `extra` None, the do-nothing server) under
+/// callgrind, warms it up, then counts the instructions it executes for a
+/// fixed-time load of 4 tasks on one connection, divided by the calls made.
 #[allow(clippy::too_many_arguments)]
 fn count_instructions(
     guard: &mut Guard,
@@ -929,12 +946,37 @@ fn count_instructions(
     bench_bin: &Path,
     dir: &Path,
     n: usize,
-    extra: &str,
+    extra: Option<&str>,
     op: &str,
     store: &str,
 ) -> Result<f64> {
     let out = dir.join(format!("callgrind-{n}.out"));
-    let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", extra, Some(&out))?;
+    let (pid, grpc) = match extra {
+        Some(extra) => {
+            let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", extra, Some(&out))?;
+            (pid, grpc)
+        }
+        None => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+            let pid = guard.spawn(
+                Command::new("valgrind")
+                    .arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}", out.display()))
+                    .arg(bench_bin)
+                    .args(["noop-server", "--addr", &addr.to_string(), "--payload", "256"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if Instant::now() > deadline {
+                    bail!("the do-nothing server under callgrind did not listen within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (pid, addr)
+        }
+    };
     let load = |guard: &mut Guard, secs: &str| -> Result<f64> {
         let args = [
             "grpc-load",
@@ -1394,12 +1436,15 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "\nInstructions per call in the runtime process (callgrind; 4 tasks on one connection; \
-                 repeatable, unlike the rates):\n\n| case | instructions/call | vs metrics off |\n|---|---:|---:|"
+                 repeatable, unlike the rates):\n\n| case | instructions/call | vs metrics off | vs do-nothing server |\n|---|---:|---:|---:|"
             );
-            let base = self.instructions.iter().find(|(id, _, _)| *id == "cg_off_get").map(|(_, _, n)| *n);
+            let find =
+                |wanted: &str| self.instructions.iter().find(|(id, _, _)| *id == wanted).map(|(_, _, n)| *n);
+            let ratio =
+                |n: f64, base: Option<f64>| base.map_or("—".to_owned(), |b| format!("{:.3}×", n / b));
             for (_, label, n) in &self.instructions {
-                let ratio = base.map_or("—".to_owned(), |b| format!("{:.3}×", n / b));
-                let _ = writeln!(md, "| {label} | {n:.0} | {ratio} |");
+                let (off, noop) = (ratio(*n, find("cg_off_get")), ratio(*n, find("cg_noop_get")));
+                let _ = writeln!(md, "| {label} | {n:.0} | {off} | {noop} |");
             }
         }
         let _ = writeln!(md, "\nTargets (informational):\n");
