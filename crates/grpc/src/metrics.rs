@@ -117,10 +117,12 @@ struct Handles {
     )>,
 }
 
+/// Handles by path, then by code.
+type HandlesByPath = layotto_core::metrics::FastMap<Box<str>, Vec<(i32, Handles)>>;
+
 thread_local! {
     /// Bounded: paths we do not serve all map to one `unknown` entry.
-    static HANDLES: std::cell::RefCell<layotto_core::metrics::FastMap<Box<str>, Vec<(i32, Handles)>>> =
-        std::cell::RefCell::default();
+    static HANDLES: std::cell::RefCell<HandlesByPath> = std::cell::RefCell::default();
 }
 
 fn record(path: &str, code: i32, took: std::time::Duration) {
