@@ -296,12 +296,35 @@ impl Inner {
         let this = Arc::downgrade(self);
         tokio::spawn(async move {
             while reconnects.recv().await.is_ok() {
-                let Some(this) = this.upgrade() else { return };
-                // A restarted server forgot the notification flags.
-                if let Err(e) = this.enable_notifications().await {
-                    tracing::warn!(component = %this.component, error = %e, "keyspace notifications");
+                // A restarted server forgot the notification flags. The
+                // subscriber may be back before the connections that set them,
+                // so try until they take.
+                let mut warned = false;
+                loop {
+                    let Some(this) = this.upgrade() else { return };
+                    match this.enable_notifications().await {
+                        Ok(()) => break,
+                        Err(e) if !warned => {
+                            warned = true;
+                            tracing::warn!(component = %this.component, error = %e, "keyspace notifications");
+                        }
+                        Err(_) => {}
+                    }
+                    drop(this);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
+                let Some(this) = this.upgrade() else { return };
                 this.diff_all().await;
+                // fred subscribes again on its own after announcing the
+                // reconnection: a change notified before that lands is lost,
+                // so compare once more when the subscription surely stands.
+                let later = Arc::downgrade(&this);
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if let Some(this) = later.upgrade() {
+                        this.diff_all().await;
+                    }
+                });
             }
         });
     }
