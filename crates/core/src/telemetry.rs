@@ -82,19 +82,15 @@ pub fn server_span(
     )
 }
 
-/// Component types by (api, name), for the spans' `layotto.component.type`.
-static COMPONENT_TYPES: LazyLock<RwLock<HashMap<(String, String), String>>> = LazyLock::new(Default::default);
+/// Component types by api, then name, for the spans' `layotto.component.type`.
+type ComponentTypes = HashMap<String, HashMap<String, String>>;
+static COMPONENT_TYPES: LazyLock<RwLock<ComponentTypes>> = LazyLock::new(Default::default);
 
 /// Records that component `name` of `api` is of type `kind` (at startup and reload).
 pub fn register_component(api: &str, name: &str, kind: &str) {
     if let Ok(mut types) = COMPONENT_TYPES.write() {
-        types.insert((api.to_owned(), name.to_owned()), kind.to_owned());
+        types.entry(api.to_owned()).or_default().insert(name.to_owned(), kind.to_owned());
     }
-}
-
-fn component_type(api: &str, name: &str) -> Option<String> {
-    let types = COMPONENT_TYPES.read().ok()?;
-    types.get(&(api.to_owned(), name.to_owned())).cloned()
 }
 
 /// A span for one call into a component, a child of the current span.
@@ -102,7 +98,9 @@ pub fn component_span(api: &'static str, component: &str) -> tracing::Span {
     if !enabled() {
         return tracing::Span::none();
     }
-    let kind = component_type(api, component);
+    // Looked up without allocating; the span copies the value it is given.
+    let types = COMPONENT_TYPES.read().ok();
+    let kind = types.as_ref().and_then(|t| t.get(api)?.get(component)).map_or("unknown", String::as_str);
     tracing::info_span!(
         target: TARGET,
         "component",
@@ -110,7 +108,7 @@ pub fn component_span(api: &'static str, component: &str) -> tracing::Span {
         otel.kind = "client",
         layotto.api = api,
         layotto.component = component,
-        layotto.component.type = kind.as_deref().unwrap_or("unknown"),
+        layotto.component.type = kind,
         otel.status_code = tracing::field::Empty,
     )
 }

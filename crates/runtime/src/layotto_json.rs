@@ -14,6 +14,12 @@ use serde_json::{Map, Value};
 use crate::apis::{Options, Registries};
 use crate::config::{ComponentConfig, Config, ListenAddr};
 
+/// A listener's MOSN stream filters of one type.
+fn stream_filters<'a>(listener: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    let filters = listener.get("stream_filters").and_then(Value::as_array).into_iter().flatten();
+    filters.filter(move |f| f.get("type").and_then(Value::as_str) == Some(kind))
+}
+
 pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
     let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let listeners: Vec<&Value> = root
@@ -73,23 +79,11 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
                     Some(tcpcopy(filter.pointer("/config/strategy").unwrap_or(&Value::Null)));
             }
         }
-        let has_actuator = listener.get("stream_filters").and_then(Value::as_array).is_some_and(|f| {
-            f.iter().any(|f| f.get("type").and_then(Value::as_str) == Some("actuator_filter"))
-        });
-        if has_actuator {
+        if stream_filters(listener, "actuator_filter").next().is_some() {
             config.server.actuator = listener_address(listener)?;
         }
-        let has_grpc_metric = listener
-            .get("stream_filters")
-            .and_then(Value::as_array)
-            .is_some_and(|f| f.iter().any(|f| f.get("type").and_then(Value::as_str) == Some("grpc_metric")));
-        config.metrics.grpc_metric_names |= has_grpc_metric;
-        let flow_control = listener
-            .get("stream_filters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|f| f.get("type").and_then(Value::as_str) == Some("flowControlFilter"));
+        config.metrics.grpc_metric_names |= stream_filters(listener, "grpc_metric").next().is_some();
+        let flow_control = stream_filters(listener, "flowControlFilter");
         for filter in flow_control {
             config.rate_limits.extend(flow_control_rules(filter.get("config").unwrap_or(&Value::Null))?);
         }
