@@ -790,6 +790,65 @@ pub fn run(args: &[String]) -> Result<()> {
     guard.kill(a_pid);
     guard.kill(b_pid);
     guard.kill(echo_pid);
+
+    // WebAssembly functions over HTTP/1.1, beside the HTTP app called
+    // directly above: a trivial function, and Layotto's inventory demo
+    // (function 1 → proxy_invoke_service → function 2 → proxy_get_state).
+    let mut wasm_instances = None;
+    if ["wasm_echo", "wasm_inventory", "wasm_instances"].iter().any(|id| wanted(id)) {
+        let faas = dir.join("faas");
+        crate::run(Command::new("sh").arg(root.join("examples/faas/build.sh")).arg(&faas))?;
+        let port = free_ports(1)?[0];
+        let function = |name: &str, file: &str, instances: usize| {
+            format!(
+                "\n[wasm.functions.{name}]\ninstance_num = {instances}\nvm_config = {{ path = \"{}\" }}\n",
+                faas.join(file).display()
+            )
+        };
+        let extra = format!(
+            "\n[state.state_demo]\ntype = \"in-memory\"\n\n[wasm]\nlisten = \"127.0.0.1:{port}\"\n{}{}{}",
+            function("echo", "echo.wasm", 2),
+            function("function1", "function_1.wasm", 2),
+            function("function2", "function_2.wasm", 2),
+        );
+        let (wasm_pid, _, _) = start_layotto(&mut guard, &layotto_bin, &dir, opts.starts + 5, &extra)?;
+        let functions = SocketAddr::from(([127, 0, 0, 1], port));
+        // book1's stock, saved by the echo function through proxy_save_state.
+        let saved = http_post(functions, &[("id", "echo")], "save:book1=100");
+        anyhow::ensure!(saved == Some(200), "saving book1 through the echo function answered {saved:?}");
+        let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+        cases.extend(load(
+            &mut guard,
+            "wasm_echo",
+            "wasm function echo (HTTP/1.1)",
+            with_load(strings(&["http-load", "--url", &url("/?hello"), "--header", "id: echo"])),
+        )?);
+        cases.extend(load(
+            &mut guard,
+            "wasm_inventory",
+            "wasm inventory demo, id_1 → id_2 → state (HTTP/1.1)",
+            with_load(strings(&["http-load", "--url", &url("/?name=book1"), "--header", "id: id_1"])),
+        )?);
+        guard.kill(wasm_pid);
+        if wanted("wasm_instances") {
+            let module = faas.join("echo.wasm");
+            let output = Command::new(&bench_bin)
+                .args(["wasm-instances", "--count", "64", "--module"])
+                .arg(&module)
+                .output()
+                .context("running layotto-bench wasm-instances")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "wasm-instances: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let line = String::from_utf8_lossy(&output.stdout);
+            let value: Value = serde_json::from_str(line.lines().last().unwrap_or_default())
+                .with_context(|| format!("wasm-instances printed '{line}'"))?;
+            println!("xtask: bench: wasm instances: {value}");
+            wasm_instances = Some(value);
+        }
+    }
     drop(guard);
 
     let report = Report {
@@ -801,6 +860,7 @@ pub fn run(args: &[String]) -> Result<()> {
         load_rss_kib,
         oss_rss,
         instructions,
+        wasm_instances,
     };
     let machine = machine_info(root);
     let markdown = report.markdown(&machine);
@@ -1040,6 +1100,21 @@ fn count_instructions(
     Ok(total / (calls + 20.0).max(1.0))
 }
 
+/// The status code of a POST of `body` over a fresh HTTP/1.1 connection, or None.
+fn http_post(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
 /// The status code of a GET over a fresh HTTP/1.1 connection, or None.
 fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
@@ -1231,6 +1306,8 @@ struct Comparison {
 
 /// (case, baseline); the first baseline of a case is the one its table row shows.
 const COMPARISONS: &[(&str, &str)] = &[
+    ("wasm_echo", "invoke_direct"),
+    ("wasm_inventory", "invoke_direct"),
     ("gov_metrics_get", "gov_off_get"),
     ("gov_limits_get", "gov_off_get"),
     ("gov_traced_get", "gov_off_get"),
@@ -1294,6 +1371,8 @@ struct Report<'a> {
     oss_rss: Vec<(&'static str, u64)>,
     /// Instructions the runtime executes per call, by callgrind: (id, label, count).
     instructions: Vec<(&'static str, &'static str, f64)>,
+    /// `layotto-bench wasm-instances`: compile_ms, instantiate_us, instance_kib.
+    wasm_instances: Option<Value>,
 }
 
 impl Report<'_> {
@@ -1427,6 +1506,18 @@ impl Report<'_> {
         for (label, kib) in &self.oss_rss {
             let _ = writeln!(md, "- RSS max during {label}: {:.1} MiB", *kib as f64 / 1024.0);
         }
+        if let Some(w) = &self.wasm_instances {
+            let f = |k: &str| w[k].as_f64().unwrap_or(f64::NAN);
+            let _ = writeln!(
+                md,
+                "- wasm (examples/faas/echo.wasm): compile and first instance {:.1} ms; then {:.0} µs and {:.0} KiB \
+                 resident per instance, cut from the pre-linked template ({} instances)",
+                f("compile_ms"),
+                f("instantiate_us"),
+                f("instance_kib"),
+                w["instances"]
+            );
+        }
         let _ = writeln!(
             md,
             "\nObject storage rows: ops/s is MiB/s moved, p50/p99 the time per object; the runtime \
@@ -1508,6 +1599,7 @@ impl Report<'_> {
             "rss": {
                 "idle_kib": self.idle_rss_kib,
                 "load_max_kib": self.load_rss_kib,
+                "wasm_instances": self.wasm_instances,
                 "oss_max_kib": self.oss_rss.iter().map(|(label, kib)| json!({ "case": label, "kib": kib })).collect::<Vec<_>>(),
             },
             "cases": cases,

@@ -299,6 +299,9 @@ fn ensure_services() -> Result<()> {
         ("redis-cli", "redis-tools"),
         ("psql", "postgresql-client"),
         ("prometheus", "prometheus"),
+        // The WebAssembly functions of examples/faas are C, built by the tests.
+        ("clang", "clang"),
+        ("wasm-ld", "lld"),
     ] {
         if !which(program) {
             println!("xtask: {program} not found, installing {package} with apt-get");

@@ -48,9 +48,27 @@ pub async fn grpc_get(target: &str, store: &str, load: &Load) -> Result<Report> 
 
 /// GETs of `url` (with a key appended when `state_store` names the store
 /// whose keys are populated first through Dapr's HTTP state route).
-pub async fn http_get(url: &str, state_store: Option<&str>, load: &Load) -> Result<Report> {
+pub async fn http_get(
+    url: &str,
+    state_store: Option<&str>,
+    headers: &[String],
+    load: &Load,
+) -> Result<Report> {
     check(load)?;
-    let client = reqwest::Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(10)).build()?;
+    let mut default_headers = reqwest::header::HeaderMap::new();
+    for header in headers {
+        let (name, value) =
+            header.split_once(':').with_context(|| format!("header '{header}' is not name: value"))?;
+        default_headers.insert(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())?,
+            reqwest::header::HeaderValue::from_str(value.trim())?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(10))
+        .default_headers(default_headers)
+        .build()?;
     let keys = key_names("bench-http-", load.keys);
     if let Some(store) = state_store {
         let value = String::from_utf8(vec![b'x'; load.payload])?;

@@ -20,6 +20,7 @@ mod email_delay;
 mod etcd;
 mod oss;
 mod pubsub;
+mod wasm;
 mod zookeeper;
 
 use std::future::Future;
@@ -198,8 +199,19 @@ enum Command {
         url: String,
         #[arg(long)]
         state_store: Option<String>,
+        /// `name: value`, repeatable (a function's `id`).
+        #[arg(long)]
+        header: Vec<String>,
         #[command(flatten)]
         load: Load,
+    },
+    /// Cold instantiation of a wasm module from its compiled template:
+    /// microseconds and resident KiB per instance, over `count` instances.
+    WasmInstances {
+        #[arg(long)]
+        module: std::path::PathBuf,
+        #[arg(long, default_value_t = 64)]
+        count: usize,
     },
     /// An HTTP app answering every request (the invocation baseline's target).
     EchoServer {
@@ -352,8 +364,9 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::HttpLoad { url, state_store, load } => {
-            let report = dapr::http_get(&url, state_store.as_deref(), &load).await?;
+        Command::WasmInstances { module, count } => wasm::instances(&module, count).await,
+        Command::HttpLoad { url, state_store, header, load } => {
+            let report = dapr::http_get(&url, state_store.as_deref(), &header, &load).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

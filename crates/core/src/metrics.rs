@@ -42,6 +42,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// `layotto_open_connections{listener}`.
     pub connections: IntGaugeVec,
+    /// `layotto_wasm_calls_total{id, outcome}`: ok, not_found, busy, trap, deadline, memory, stopped.
+    pub wasm_calls: IntCounterVec,
+    /// `layotto_wasm_call_duration_seconds{id}`.
+    pub wasm_seconds: HistogramVec,
     /// MOSN's `grpc_metric` names, recorded once [`configure`] asks for them.
     pub mosn: MosnGrpcMetrics,
 }
@@ -141,6 +145,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["method"],
         ),
         connections,
+        wasm_calls: counter(
+            &registry,
+            "layotto_wasm_calls_total",
+            "Calls into WebAssembly functions, by function id and outcome (ok, not_found, busy, trap, deadline, memory, stopped).",
+            &["id", "outcome"],
+        ),
+        wasm_seconds: histogram(
+            &registry,
+            "layotto_wasm_call_duration_seconds",
+            "Time WebAssembly functions take to answer, by function id.",
+            &["id"],
+        ),
         mosn: MosnGrpcMetrics {
             requests: counter(
                 &registry,
@@ -215,6 +231,15 @@ impl Metrics {
             calls.inc();
             histogram.observe(seconds);
         });
+    }
+
+    /// One call into a WebAssembly function.
+    pub fn wasm_call(&self, id: &str, outcome: &str, took: Duration) {
+        if !recording() {
+            return;
+        }
+        self.wasm_calls.with_label_values(&[id, outcome]).inc();
+        self.wasm_seconds.with_label_values(&[id]).observe(took.as_secs_f64());
     }
 
     pub fn delivery(&self, pubsub: &str, outcome: &str) {

@@ -49,6 +49,109 @@ pub struct Config {
     /// Prometheus metrics (`[metrics]`; MOSN's `metrics` sinks and `grpc_metric` filter).
     #[serde(default, skip_serializing_if = "MetricsConfig::is_default")]
     pub metrics: MetricsConfig,
+    /// WebAssembly functions (`[wasm]`; Layotto's `Layotto` and `wasm_filter` stream filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<WasmConfig>,
+}
+
+/// WebAssembly functions: where they are served, their limits, and the
+/// functions loaded at start-up (more can be installed at run time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmConfig {
+    /// The functions' HTTP listener; calls name their function in an `id` header (Layotto's 2045).
+    #[serde(default = "default_wasm_listen")]
+    pub listen: SocketAddr,
+    /// `POST /wasm/install|uninstall|update` (Layotto's `wasm_filter`, 34998); off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<SocketAddr>,
+    /// How long one call may run, host calls included.
+    #[serde(default = "default_wasm_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Linear memory per instance.
+    #[serde(default = "default_wasm_max_memory_bytes")]
+    pub max_memory_bytes: usize,
+    /// Live instances across all functions.
+    #[serde(default = "default_wasm_max_instances")]
+    pub max_instances: usize,
+    /// Files the admin endpoint may install from must be under this
+    /// directory (default: the config file's directory, else the working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules_dir: Option<std::path::PathBuf>,
+    /// How often function files are checked for changes (hot reload); 0 turns it off.
+    #[serde(default = "default_wasm_reload_poll_ms")]
+    pub reload_poll_ms: u64,
+    /// Functions by plugin name.
+    #[serde(default)]
+    pub functions: BTreeMap<String, WasmFunctionConfig>,
+}
+
+/// One function, with the keys of Layotto's `Layotto` filter entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WasmFunctionConfig {
+    /// The plugin name; the key of the entry when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Instances serving at once; 0 or less means one per CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_num: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_config: Option<WasmVmConfig>,
+    /// Layotto's reuse of a MOSN wasm plugin; refused with a message here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_wasm_plugin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_context_id: Option<i32>,
+    /// Every other key: the plugin configuration (string values), as in Layotto.
+    #[serde(flatten)]
+    pub plugin_config: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmVmConfig {
+    /// `wasmtime`; `wasmer` is accepted and runs on wasmtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    pub path: std::path::PathBuf,
+}
+
+fn default_wasm_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 2045))
+}
+fn default_wasm_call_timeout_ms() -> u64 {
+    5_000
+}
+fn default_wasm_max_memory_bytes() -> usize {
+    64 << 20
+}
+fn default_wasm_max_instances() -> usize {
+    256
+}
+fn default_wasm_reload_poll_ms() -> u64 {
+    1_000
+}
+
+impl WasmConfig {
+    /// Defaults, with no functions.
+    pub fn new() -> Self {
+        Self {
+            listen: default_wasm_listen(),
+            admin: None,
+            call_timeout_ms: default_wasm_call_timeout_ms(),
+            max_memory_bytes: default_wasm_max_memory_bytes(),
+            max_instances: default_wasm_max_instances(),
+            modules_dir: None,
+            reload_poll_ms: default_wasm_reload_poll_ms(),
+            functions: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What is recorded for `/metrics` and where else it is served.
@@ -487,6 +590,7 @@ impl Config {
             traffic_dump: None,
             tracing: None,
             metrics: MetricsConfig::default(),
+            wasm: None,
         }
     }
 
@@ -615,6 +719,10 @@ impl Config {
                     config.metrics =
                         value.deserialize().map_err(|e| ConfigError(describe(&source, &["metrics"], e)))?
                 }
+                "wasm" => {
+                    config.wasm =
+                        Some(value.deserialize().map_err(|e| ConfigError(describe(&source, &["wasm"], e)))?)
+                }
                 "traffic_dump" => {
                     config.traffic_dump = Some(
                         value
@@ -624,11 +732,19 @@ impl Config {
                 }
                 section => {
                     let Some(api) = apis.find(section) else {
-                        let known: Vec<&str> =
-                            ["app", "server", "invoke", "rate_limits", "traffic_dump", "tracing", "metrics"]
-                                .into_iter()
-                                .chain(apis.apis.iter().map(|api| api.section()))
-                                .collect();
+                        let known: Vec<&str> = [
+                            "app",
+                            "server",
+                            "invoke",
+                            "rate_limits",
+                            "traffic_dump",
+                            "tracing",
+                            "metrics",
+                            "wasm",
+                        ]
+                        .into_iter()
+                        .chain(apis.apis.iter().map(|api| api.section()))
+                        .collect();
                         return Err(ConfigError(format!(
                             "invalid configuration in {source}: unknown section '{section}'; expected one of: {}",
                             known.join(", ")

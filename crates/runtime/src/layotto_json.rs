@@ -12,7 +12,7 @@ use layotto_core::Metadata;
 use serde_json::{Map, Value};
 
 use crate::apis::{Options, Registries};
-use crate::config::{ComponentConfig, Config, ListenAddr};
+use crate::config::{ComponentConfig, Config, ListenAddr, WasmConfig, WasmFunctionConfig};
 
 /// A listener's MOSN stream filters of one type.
 fn stream_filters<'a>(listener: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -59,6 +59,7 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
         }
     }
     let mut runtime = None;
+    let mut wasm_listener = None;
     for listener in &listeners {
         let filters = listener
             .get("filter_chains")
@@ -83,6 +84,21 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
             config.server.actuator = listener_address(listener)?;
         }
         config.metrics.grpc_metric_names |= stream_filters(listener, "grpc_metric").next().is_some();
+        // Layotto's FaaS: the `Layotto` filter serves functions, `wasm_filter` their admin endpoints.
+        if let Some(filter) = stream_filters(listener, "Layotto").next() {
+            let wasm = config.wasm.get_or_insert_with(WasmConfig::new);
+            wasm.listen = listener_address(listener)?;
+            wasm_listener = listener.get("name").and_then(Value::as_str).map(str::to_owned);
+            let functions = filter.get("config").and_then(Value::as_object).into_iter().flatten();
+            for (key, entry) in functions {
+                let function: WasmFunctionConfig = serde_json::from_value(entry.clone())
+                    .map_err(|e| format!("'Layotto' filter, function '{key}': {e}"))?;
+                wasm.functions.insert(key.clone(), function);
+            }
+        }
+        if stream_filters(listener, "wasm_filter").next().is_some() {
+            config.wasm.get_or_insert_with(WasmConfig::new).admin = Some(listener_address(listener)?);
+        }
         let flow_control = stream_filters(listener, "flowControlFilter");
         for filter in flow_control {
             config.rate_limits.extend(flow_control_rules(filter.get("config").unwrap_or(&Value::Null))?);
@@ -103,6 +119,11 @@ pub fn parse(text: &str, apis: &Registries) -> Result<Config, String> {
                 .transpose()
                 .map_err(|_| "app.grpc_callback_port is not a port number")?
                 .unwrap_or(0);
+            continue;
+        }
+        if key.eq_ignore_ascii_case("rpcs") && reaches_functions(value, wasm_listener.as_deref()) {
+            // proxy_invoke_service finds functions in-process; apps go through `[invoke]`.
+            tracing::info!("rpcs: the 'mosn' channel to the functions' listener is served in-process");
             continue;
         }
         let api = apis.apis.iter().find(|api| api.layotto_keys().iter().any(|k| k.eq_ignore_ascii_case(key)));
@@ -200,6 +221,13 @@ fn grpc_address(listener: &Value) -> Result<ListenAddr, String> {
         return Ok(ListenAddr::Unix(path.into()));
     }
     listener_address(listener).map(ListenAddr::Tcp)
+}
+
+/// Whether `rpcs` is Layotto's FaaS wiring: a `mosn` channel to the `Layotto` filter's listener.
+fn reaches_functions(rpcs: &Value, wasm_listener: Option<&str>) -> bool {
+    let Some(wasm_listener) = wasm_listener else { return false };
+    let channels = rpcs.pointer("/mosn/config/channel").and_then(Value::as_array).into_iter().flatten();
+    channels.into_iter().any(|c| c.get("listener").and_then(Value::as_str) == Some(wasm_listener))
 }
 
 fn listener_address(listener: &Value) -> Result<SocketAddr, String> {
@@ -327,6 +355,44 @@ mod tests {
         assert_eq!(redis.kind, "redis");
         assert_eq!(redis.metadata["redisHost"], "localhost:6380");
         assert_eq!(redis.metadata["redisDB"], "0");
+    }
+
+    /// Layotto's demo/faas/config.json, trimmed of its xDS blocks.
+    const FAAS: &str = r#"{"servers": [{"default_log_path": "stdout", "listeners": [
+        {"name": "grpc", "address": "0.0.0.0:34904", "bind_port": true, "filter_chains": [{"filters": [
+          {"type": "grpc", "config": {"server_name": "runtime", "grpc_config": {
+            "rpcs": {"mosn": {"config": {"channel": [{"size": 16, "protocol": "http", "listener": "wasm"}]}}},
+            "state": {"state_demo": {"type": "redis", "metadata": {"redisHost": "localhost:6379", "redisPassword": ""}}}}}}]}]},
+        {"name": "wasm", "address": "0.0.0.0:2045", "bind_port": true, "filter_chains": [{"filters": [
+          {"type": "proxy", "config": {"downstream_protocol": "Http1", "upstream_protocol": "Http1",
+            "router_config_name": "function_router"}}]}],
+         "stream_filters": [{"type": "Layotto", "config": {
+           "function1": {"name": "function1", "instance_num": 1,
+             "vm_config": {"engine": "wasmtime", "path": "demo/faas/code/golang/client/function_1.wasm"}},
+           "function2": {"name": "function2", "instance_num": 1, "greeting": "hi",
+             "vm_config": {"engine": "wasmer", "path": "demo/faas/code/golang/server/function_2.wasm"}}}}]},
+        {"name": "wasm_filter", "address": "0.0.0.0:34998", "bind_port": true, "filter_chains": [{"filters": [
+          {"type": "proxy", "config": {"downstream_protocol": "Http1", "upstream_protocol": "Http1",
+            "router_config_name": "wasm_router"}}]}], "stream_filters": [{"type": "wasm_filter"}]}],
+      "routers": [{"router_config_name": "wasm_router"}, {"router_config_name": "function_router",
+        "virtual_hosts": [{"name": "http_host", "domains": ["*"], "routers": [{"direct_response": {"status": 200}}]}]}]}],
+      "cluster_manager": {"tls_context": {}, "clusters": [{"name": "function_server", "type": "SIMPLE",
+        "lb_type": "LB_RANDOM", "hosts": [{"address": "127.0.0.1:2045", "hostname": "downstream_machine1", "weight": 1}]}]}}"#;
+
+    #[test]
+    fn reads_layottos_faas_demo() {
+        let config = parse(FAAS).unwrap();
+        let wasm = config.wasm.expect("[wasm] from the Layotto filter");
+        assert_eq!(wasm.listen.to_string(), "0.0.0.0:2045");
+        assert_eq!(wasm.admin.map(|a| a.to_string()).as_deref(), Some("0.0.0.0:34998"));
+        let function2 = &wasm.functions["function2"];
+        assert_eq!(function2.name.as_deref(), Some("function2"));
+        assert_eq!(function2.instance_num, Some(1));
+        let vm = function2.vm_config.as_ref().unwrap();
+        assert_eq!(vm.engine.as_deref(), Some("wasmer"));
+        assert_eq!(vm.path.display().to_string(), "demo/faas/code/golang/server/function_2.wasm");
+        assert_eq!(function2.plugin_config["greeting"], "hi", "other keys are the plugin configuration");
+        assert!(config.components["state"].contains_key("state_demo"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ mod services;
 mod stack;
 mod subscriber;
 pub mod tls;
+#[cfg(feature = "wasm")]
+mod wasm;
 
 pub use apis::{Api, ApiSpec, DEFAULT_CONSUMER_ID, Registries};
 pub use config::{ComponentConfig, Config, ConfigError, ListenAddr, UnknownKeys};

@@ -54,6 +54,7 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     subscriptions: crate::subscriber::Subscriptions,
     dapr_http_addr: Option<SocketAddr>,
+    wasm: WasmListeners,
     dapr: Arc<DaprInfo>,
     startup: Arc<Startup>,
     /// The actuator serves on through the drain (readiness 503), then stops.
@@ -88,6 +89,16 @@ impl Running {
     /// Where Dapr's HTTP API listens, when it does.
     pub fn dapr_http_addr(&self) -> Option<SocketAddr> {
         self.dapr_http_addr
+    }
+
+    /// Where the WebAssembly functions are served, when `[wasm]` is configured.
+    pub fn wasm_addr(&self) -> Option<SocketAddr> {
+        self.wasm.functions
+    }
+
+    /// Where the functions' admin endpoints are, when `wasm.admin` is set.
+    pub fn wasm_admin_addr(&self) -> Option<SocketAddr> {
+        self.wasm.admin
     }
 
     /// Resolves when a client asked the runtime to stop (Dapr's Shutdown).
@@ -324,6 +335,7 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         )));
     }
 
+    let wasm = start_wasm(&config, &apis, &shutdown_rx, &mut tasks).await?;
     tasks.push(tokio::spawn(report_grpc_health(reporter, startup.clone(), probes, shutdown_rx)));
 
     startup.mark_started();
@@ -341,12 +353,90 @@ pub async fn start(config: Config, registries: Registries) -> Result<Running, St
         tasks,
         subscriptions,
         dapr_http_addr,
+        wasm,
         dapr,
         startup,
         actuator: actuator_task,
         actuator_stop,
         drain: Duration::from_secs(config.server.drain_timeout_seconds),
     })
+}
+
+/// The WebAssembly functions' listeners, when configured.
+#[derive(Debug, Clone, Copy, Default)]
+struct WasmListeners {
+    functions: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+}
+
+/// Loads `[wasm]`'s functions (failing on the first that does not load) and
+/// serves them, their admin endpoints and the hot-reload poll.
+#[cfg(feature = "wasm")]
+async fn start_wasm(
+    config: &Config,
+    apis: &Arc<Apis>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<WasmListeners, StartError> {
+    let Some(wasm) = &config.wasm else { return Ok(WasmListeners::default()) };
+    let functions = crate::wasm::start(config, wasm, apis.clone()).await.map_err(StartError)?;
+    let limits = |name| HttpLimits {
+        header_timeout: Duration::from_secs(config.server.handshake_timeout_seconds),
+        max_connections: config.server.max_connections,
+        tls: None,
+        http2: false,
+        name,
+    };
+    let listener = bind("wasm", wasm.listen).await?;
+    let addr = local_addr("wasm", &listener)?;
+    let router = crate::wasm::router(functions.clone(), config.server.max_request_bytes);
+    tasks.push(tokio::spawn(serve_http(listener, router, shutdown.clone(), limits("wasm"))));
+    let admin = match wasm.admin {
+        Some(admin_addr) => {
+            let listener = bind("wasm admin", admin_addr).await?;
+            let admin_addr = local_addr("wasm admin", &listener)?;
+            let modules_dir = match (&wasm.modules_dir, &config.base_dir) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(base)) if !base.as_os_str().is_empty() => base.clone(),
+                _ => std::env::current_dir()
+                    .map_err(|e| StartError(format!("wasm admin: no working directory: {e}")))?,
+            };
+            let router = crate::stack::http(crate::wasm::admin_router(crate::wasm::Admin {
+                functions: functions.clone(),
+                modules_dir,
+            }));
+            tasks.push(tokio::spawn(serve_http(listener, router, shutdown.clone(), limits("wasm_admin"))));
+            Some(admin_addr)
+        }
+        None => None,
+    };
+    if wasm.reload_poll_ms > 0 {
+        let period = Duration::from_millis(wasm.reload_poll_ms);
+        tasks.push(tokio::spawn(crate::wasm::watch_files(functions.clone(), period, shutdown.clone())));
+    }
+    tracing::info!(%addr, admin = ?admin, functions = ?functions.names(), "serving wasm functions");
+    Ok(WasmListeners { functions: Some(addr), admin })
+}
+
+/// Without the `wasm` feature, configured functions are an error in our
+/// TOML and a warning in Layotto's JSON, like a section this build lacks.
+#[cfg(not(feature = "wasm"))]
+async fn start_wasm(
+    config: &Config,
+    _apis: &Arc<Apis>,
+    _shutdown: &watch::Receiver<bool>,
+    _tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<WasmListeners, StartError> {
+    if let Some(wasm) = &config.wasm {
+        let names: Vec<&String> = wasm.functions.keys().collect();
+        let message =
+            format!("[wasm] is configured (functions {names:?}) but this build has no 'wasm' feature");
+        match config.unknown_keys {
+            UnknownKeys::Deny => return Err(StartError(message)),
+            UnknownKeys::Warn => tracing::warn!("{message}; skipped"),
+        }
+    }
+    Ok(WasmListeners::default())
 }
 
 /// Walks the API list: checks every type first (so a typo fails before
