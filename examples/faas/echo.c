@@ -49,6 +49,7 @@ EXPORT(proxy_on_request_body) uint32_t proxy_on_request_body(uint32_t context, u
     if (body_size > 5 && equals(body, 5, "save:")) {
         size_t key_size = 0;
         while (5 + key_size < body_size && body[5 + key_size] != '=') key_size++;
+        if (5 + key_size == body_size) return ACTION_PAUSE; /* no '=' */
         const char *value = body + 5 + key_size + 1;
         size_t value_size = body_size - 5 - key_size - 1;
         if (proxy_save_state("state_demo", 10, body + 5, key_size, value, value_size) != STATUS_OK)

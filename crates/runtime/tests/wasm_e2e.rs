@@ -174,6 +174,10 @@ async fn admin_endpoints_install_update_and_uninstall_at_run_time() {
     let (status, body) = admin(&running, "update", json!({"name": "echo_fn", "instance_num": 0})).await;
     assert_eq!(status, 500);
     assert!(body.contains("instance_num must be greater than 0"), "{body}");
+    let (status, body) =
+        admin(&running, "update", json!({"name": "echo_fn", "instance_num": i64::MAX})).await;
+    assert_eq!(status, 500);
+    assert!(body.contains("over the cap"), "{body}");
 
     // Uninstalling by id removes both plugins serving it.
     let (status, _) = admin(&running, "uninstall", json!({"name": "echo"})).await;
@@ -198,6 +202,10 @@ async fn admin_endpoints_install_update_and_uninstall_at_run_time() {
         ),
         (json!({"name": "wasmer3", "vm_config": {"engine": "v8", "path": echo}}), "engine 'v8' is unknown"),
         (json!({"name": "plugin", "from_wasm_plugin": "p"}), "from_wasm_plugin"),
+        (
+            json!({"name": "huge", "instance_num": 1_000_000, "vm_config": {"path": echo}}),
+            "over the cap of 256",
+        ),
     ];
     std::fs::write(dir.path().join("garbage.wasm"), b"not wasm at all").unwrap();
     let garbage = (

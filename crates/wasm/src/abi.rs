@@ -181,6 +181,10 @@ fn give(caller: &mut Ctx<'_>, data: &[u8], ptr_out: i32, len_out: i32) -> wasmti
         };
         let len = i32::try_from(data.len()).map_err(|_| wasmtime::Error::msg("a host buffer over 2 GiB"))?;
         let ptr = allocator.typed::<i32, i32>(&*caller)?.call(&mut *caller, len)?;
+        if ptr == 0 {
+            // The module's allocator is out of memory.
+            return Ok(status::INTERNAL_FAILURE);
+        }
         if let Err(code) = write(caller, ptr, data) {
             return Ok(code);
         }
@@ -383,10 +387,15 @@ fn proxy_wasm(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_set_buffer_bytes",
         |mut caller: Ctx<'_>, kind: i32, start: i32, size: i32, ptr: i32, len: i32| {
             let data = tri!(read(&mut caller, ptr, len));
+            let cap = caller.data().cap.max_bytes;
             let Some(bytes) = buffer_mut(caller.data_mut(), kind) else { return Ok(status::BAD_ARGUMENT) };
             // Replaces bytes [start, start + size) with the data, as proxy-wasm hosts do.
             let start = (start as u32 as usize).min(bytes.len());
             let end = start.saturating_add(size as u32 as usize).min(bytes.len());
+            // Host buffers count against the instance's memory cap too.
+            if bytes.len() - (end - start) + data.len() > cap {
+                return Ok(status::BAD_ARGUMENT);
+            }
             bytes.splice(start..end, data);
             Ok(status::OK)
         },
@@ -445,7 +454,12 @@ fn proxy_wasm(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                   value_len: i32| {
                 let key = tri!(read_string(&mut caller, key_ptr, key_len));
                 let value = tri!(read_string(&mut caller, value_ptr, value_len));
+                let cap = caller.data().cap.max_bytes;
                 let Some(map) = header_map(caller.data_mut(), kind) else { return Ok(status::BAD_ARGUMENT) };
+                let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 10).sum();
+                if size + key.len() + value.len() > cap {
+                    return Ok(status::BAD_ARGUMENT);
+                }
                 if replace {
                     map.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
                 }
@@ -626,14 +640,23 @@ fn wasi(linker: &mut Linker<HostState>, module: &str) -> wasmtime::Result<()> {
         module,
         "fd_write",
         |mut caller: Ctx<'_>, fd: i32, iovs: i32, count: i32, written_out: i32| {
+            // What a module prints goes to the log, clipped: its output must not become ours to hold.
+            const KEPT: usize = 64 * 1024;
             let mut text = Vec::new();
+            let mut written: u32 = 0;
             for i in 0..count.max(0) {
-                let iov = tri!(read(&mut caller, iovs.wrapping_add(i * 8), 8));
+                let Some(at) = i.checked_mul(8).and_then(|offset| iovs.checked_add(offset)) else {
+                    return Ok(WASI_EBADF);
+                };
+                let iov = tri!(read(&mut caller, at, 8));
                 let ptr = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
                 let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
-                text.extend(tri!(read(&mut caller, ptr, len)));
+                written = written.saturating_add(len as u32);
+                if text.len() < KEPT {
+                    let keep = (len as u32 as usize).min(KEPT - text.len());
+                    text.extend(tri!(read(&mut caller, ptr, keep as i32)));
+                }
             }
-            let written = text.len() as u32;
             let text = String::from_utf8_lossy(&text);
             let text = text.trim_end();
             if !text.is_empty() {
@@ -662,7 +685,12 @@ fn wasi(linker: &mut Linker<HostState>, module: &str) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap(module, "random_get", |mut caller: Ctx<'_>, ptr: i32, len: i32| {
-        let bytes = random_bytes(len.max(0) as usize);
+        let size = memory(&mut caller).map_or(0, |m| m.data_size(&caller));
+        let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+        if start.checked_add(len).is_none_or(|end| end > size) {
+            return Ok(WASI_EBADF);
+        }
+        let bytes = random_bytes(len);
         Ok(write(&mut caller, ptr, &bytes).map_or(WASI_EBADF, |()| 0))
     })?;
     for (sizes, values) in [("environ_sizes_get", "environ_get"), ("args_sizes_get", "args_get")] {

@@ -292,6 +292,7 @@ impl Functions {
         if instance_num == 0 {
             return Err(InstallError(format!("wasm function '{name}': instance_num must be greater than 0")));
         }
+        check_instance_num(name, instance_num, self.shared.limits)?;
         let mut by_name = self.shared.by_name.write();
         let targets: Vec<String> = if by_name.contains_key(name) {
             vec![name.to_owned()]
@@ -324,36 +325,34 @@ impl Functions {
                 continue;
             }
             let name = spec.name.clone();
-            match self.load(spec.clone()).await {
-                Ok(mut fresh) => {
-                    fresh.instance_num = function.instance_num;
-                    fresh.slots = Arc::new(Semaphore::new(function.instance_num));
-                    let mut by_name = self.shared.by_name.write();
-                    let others: BTreeMap<String, Arc<Function>> = by_name
-                        .iter()
-                        .filter(|(n, _)| **n != name)
-                        .map(|(n, f)| (n.clone(), f.clone()))
-                        .collect();
-                    if let Err(e) = check_same_code(&others, &fresh.core) {
-                        tracing::error!(function = %name, error = %e, "wasm function not reloaded");
-                        continue;
-                    }
-                    // Only if it was not uninstalled meanwhile.
-                    if by_name.contains_key(&name) {
-                        tracing::info!(function = %name, id = %fresh.core.id, "wasm function reloaded from its changed file");
-                        by_name.insert(name.clone(), Arc::new(fresh));
-                        reloaded.push(name);
-                    }
+            let loaded = self.load(spec.clone()).await;
+            let mut by_name = self.shared.by_name.write();
+            // Only if nothing installed, updated or uninstalled it meanwhile.
+            let Some(current) = by_name.get(&name).filter(|f| Arc::ptr_eq(f, &function)).cloned() else {
+                continue;
+            };
+            let fresh = loaded.and_then(|mut fresh| {
+                let others: BTreeMap<String, Arc<Function>> = by_name
+                    .iter()
+                    .filter(|(n, _)| **n != name)
+                    .map(|(n, f)| (n.clone(), f.clone()))
+                    .collect();
+                check_same_code(&others, &fresh.core)?;
+                fresh.instance_num = current.instance_num;
+                fresh.slots = Arc::new(Semaphore::new(current.instance_num));
+                Ok(fresh)
+            });
+            match fresh {
+                Ok(fresh) => {
+                    tracing::info!(function = %name, id = %fresh.core.id, "wasm function reloaded from its changed file");
+                    by_name.insert(name.clone(), Arc::new(fresh));
+                    reloaded.push(name);
                 }
                 Err(e) => {
                     // Remember the stamp, so a broken file is reported once, not every poll.
-                    let mut by_name = self.shared.by_name.write();
-                    if let Some(current) = by_name.get(&name).filter(|f| Arc::ptr_eq(f, &function)) {
-                        let core = Arc::new(Core { stamp: now, ..clone_core(&current.core) });
-                        let idle = std::mem::take(&mut *current.idle.lock());
-                        let replacement = Function::new(core, current.instance_num, idle);
-                        by_name.insert(name.clone(), Arc::new(replacement));
-                    }
+                    let core = Arc::new(Core { stamp: now, ..clone_core(&current.core) });
+                    let idle = std::mem::take(&mut *current.idle.lock());
+                    by_name.insert(name.clone(), Arc::new(Function::new(core, current.instance_num, idle)));
                     tracing::error!(function = %name, error = %e, "wasm function not reloaded; the old code keeps serving");
                 }
             }
@@ -439,6 +438,18 @@ fn check_same_code(by_name: &BTreeMap<String, Arc<Function>>, core: &Core) -> Re
     }
 }
 
+/// More instances than the runtime may hold in all could never run.
+fn check_instance_num(name: &str, instance_num: usize, limits: Limits) -> Result<(), InstallError> {
+    if instance_num > limits.max_instances {
+        return Err(InstallError(format!(
+            "wasm function '{name}': instance_num {instance_num} is over the cap of {} live instances \
+             (wasm.max_instances)",
+            limits.max_instances
+        )));
+    }
+    Ok(())
+}
+
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new().name("layotto-wasm-epoch".into()).spawn(move || {
@@ -484,6 +495,10 @@ fn load(shared: &Arc<Shared>, spec: FunctionSpec) -> Result<Function, InstallErr
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
+    check_instance_num(&name, instance_num, shared.limits)?;
+    if spec.root_context_id < 1 || spec.root_context_id > i32::MAX / 2 {
+        return Err(fail(format!("root_context_id {} is out of range", spec.root_context_id)));
+    }
     let core = Arc::new(Core { spec, id: String::new(), digest, template, stamp });
     let slots = Arc::new(Semaphore::new(instance_num));
     let capacity = shared.instances.clone().try_acquire_owned().map_err(|_| {
@@ -544,14 +559,13 @@ fn start(
     let instance = core.template.instantiate(&mut store).map_err(|e| failed(e, "instantiating"))?;
     let root = core.spec.root_context_id;
     let mut live = Live { store, instance, next_context: root + 1, _capacity: capacity };
+    // A reactor's `_initialize` runs its constructors; Layotto's Rust and Go
+    // functions register their contexts in `_start`: run whichever are there.
     for entry in ["_initialize", "_start"] {
-        if live.instance.get_func(&mut live.store, entry).is_some() {
-            match live.call(entry, &[]) {
-                Ok(_) => {}
-                Err(e) if matches!(e.downcast_ref::<Exit>(), Some(Exit(0))) => {}
-                Err(e) => return Err(failed(e, entry)),
-            }
-            break;
+        match live.call(entry, &[]) {
+            Ok(_) => {}
+            Err(e) if matches!(e.downcast_ref::<Exit>(), Some(Exit(0))) => {}
+            Err(e) => return Err(failed(e, entry)),
         }
     }
     live.call("proxy_get_id", &[]).map_err(|e| failed(e, "proxy_get_id"))?;
@@ -635,7 +649,8 @@ impl Live {
         }
         self.store.set_epoch_deadline(ticks(limits.call_timeout));
         let context = self.next_context;
-        self.next_context = self.next_context.checked_add(1).unwrap_or(core.spec.root_context_id + 1);
+        self.next_context =
+            self.next_context.checked_add(1).unwrap_or(core.spec.root_context_id.saturating_add(1));
         let root = core.spec.root_context_id;
         let fail = |e: wasmtime::Error| {
             let mut error = describe(&e, limits);
