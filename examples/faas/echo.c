@@ -5,6 +5,7 @@
  *   loop       spins forever (the runtime's deadline stops it)
  *   grow       grows memory until the runtime's cap stops it
  *   save:K=V   saves V under K in state store `state_demo`
+ *   publish:T=D  publishes D to topic T of pubsub `pubsub_demo`
  *   local      answers 418 through proxy_send_local_response
  *   pause      stops the request without answering
  *   anything else is echoed back as "PREFIX:<body>", with header x-function. */
@@ -55,6 +56,17 @@ EXPORT(proxy_on_request_body) uint32_t proxy_on_request_body(uint32_t context, u
         if (proxy_save_state("state_demo", 10, body + 5, key_size, value, value_size) != STATUS_OK)
             return ACTION_PAUSE;
         set_buffer(BUFFER_RESPONSE_BODY, "saved", 5);
+        return ACTION_CONTINUE;
+    }
+    if (body_size > 8 && equals(body, 8, "publish:")) {
+        size_t topic_size = 0;
+        while (8 + topic_size < body_size && body[8 + topic_size] != '=') topic_size++;
+        if (8 + topic_size == body_size) return ACTION_PAUSE; /* no '=' */
+        const char *data = body + 8 + topic_size + 1;
+        size_t data_size = body_size - 8 - topic_size - 1;
+        if (proxy_publish_event("pubsub_demo", 11, body + 8, topic_size, data, data_size) != STATUS_OK)
+            return ACTION_PAUSE;
+        set_buffer(BUFFER_RESPONSE_BODY, "published", 9);
         return ACTION_CONTINUE;
     }
     text answer = text_of(length(PREFIX) + 1 + body_size);

@@ -45,6 +45,9 @@ uint32_t proxy_invoke_service(const char *id, size_t id_size, const char *method
 IMPORT(proxy_save_state)
 uint32_t proxy_save_state(const char *store, size_t store_size, const char *key, size_t key_size,
                           const char *value, size_t value_size);
+IMPORT(proxy_publish_event)
+uint32_t proxy_publish_event(const char *pubsub, size_t pubsub_size, const char *topic, size_t topic_size,
+                             const char *data, size_t data_size);
 
 /* --- a bump allocator, reset at the start of each request ----------------
  * An instance serves one request at a time and nothing outlives a request,

@@ -52,6 +52,9 @@ fn config_with(dir: &Path, extra: &str, functions: &str) -> Config {
 [state.state_demo]
 type = "in-memory"
 
+[pub_subs.pubsub_demo]
+type = "in-memory"
+
 [wasm]
 listen = "127.0.0.1:0"
 admin = "127.0.0.1:0"
@@ -357,6 +360,10 @@ async fn sixty_four_concurrent_calls_get_their_own_answers() {
         .await
         .unwrap();
     assert_eq!(got.into_inner().data, b"64");
+    // … and publish through proxy_publish_event; a topic name the broker refuses fails the call.
+    assert_eq!(call(&running, "echo", "publish:orders=1").await, (200, "published".to_owned()));
+    let (status, body) = call(&running, "echo", &format!("publish:{}=1", "t".repeat(20_000))).await;
+    assert_eq!(status, 500, "{body}");
     running.shutdown().await;
 }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, Value};
+use fred::prelude::{Error as FredError, Value};
 use fred::types::scripts::Script;
 use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
 use layotto_redis::{RedisConn, RedisSettings, fred, script_error};
@@ -52,6 +52,13 @@ if ARGV[1] ~= '' then
   if (not ver) or ver ~= ARGV[1] then return redis.error_reply('ETAG_MISMATCH') end
 end
 return redis.call('DEL', KEYS[1])
+"#;
+
+// Replies {data, version, pttl}, or nil for a missing key.
+const GET_SCRIPT: &str = r#"
+local r = redis.call('HMGET', KEYS[1], 'data', 'version')
+if not r[1] then return nil end
+return {r[1], r[2] or '0', redis.call('PTTL', KEYS[1])}
 "#;
 
 // ARGV[1] = number of operations; then per operation five values:
@@ -102,6 +109,7 @@ pub struct RedisStore {
     conn: RedisConn,
     set_script: Script,
     delete_script: Script,
+    get_script: Script,
     transaction_script: Script,
 }
 
@@ -127,6 +135,7 @@ impl RedisStore {
             conn,
             set_script: Script::from_lua(SET_SCRIPT),
             delete_script: Script::from_lua(DELETE_SCRIPT),
+            get_script: Script::from_lua(GET_SCRIPT),
             transaction_script: Script::from_lua(TRANSACTION_SCRIPT),
         })
     }
@@ -188,6 +197,24 @@ impl RedisStore {
             None => String::new(),
         })
     }
+
+    fn decode_get(&self, key: &str, reply: Value) -> Result<Option<StateValue>> {
+        if reply.is_null() {
+            return Ok(None);
+        }
+        let mut parts = reply.into_array().into_iter();
+        let (Some(data), Some(version), Some(pttl)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::internal(format!(
+                "state store '{}' (redis): key '{key}': unexpected reply shape",
+                self.name
+            )));
+        };
+        let data = data.into_owned_bytes().unwrap_or_default();
+        let etag = version.as_str().map(|v| v.into_owned());
+        let expires =
+            pttl.as_i64().filter(|ms| *ms > 0).map(|ms| SystemTime::now() + Duration::from_millis(ms as u64));
+        Ok(Some(StateValue { data, etag, metadata: expiry_metadata(expires) }))
+    }
 }
 
 #[async_trait]
@@ -197,25 +224,8 @@ impl StateStore for RedisStore {
     }
 
     async fn get(&self, req: GetRequest) -> Result<Option<StateValue>> {
-        // A read needs no script: HMGET and PTTL go out together on one
-        // connection (fred pipelines concurrent commands), where EVALSHA
-        // costs Redis about twenty times a plain read.
-        let client = self.connection()?;
-        let key = req.key.as_str();
-        let (fields, pttl) = tokio::join!(
-            client.hmget::<Vec<Value>, _, _>(key, vec!["data", "version"]),
-            client.pttl::<i64, _>(key)
-        );
-        let mut fields = fields.map_err(|e| self.error(key, e))?.into_iter();
-        let pttl = pttl.map_err(|e| self.error(key, e))?;
-        let Some(data) = fields.next().filter(|data| !data.is_null()) else { return Ok(None) };
-        let data = data.into_owned_bytes().unwrap_or_default();
-        // A hash written by another client may lack `version`; Dapr reads that as 0.
-        let etag =
-            fields.next().and_then(|v| v.as_str().map(|v| v.into_owned())).unwrap_or_else(|| "0".into());
-        // The key can expire between the two commands: then no expiry is reported.
-        let expires = (pttl > 0).then(|| SystemTime::now() + Duration::from_millis(pttl as u64));
-        Ok(Some(StateValue { data, etag: Some(etag), metadata: expiry_metadata(expires) }))
+        let reply = self.eval(&self.get_script, &req.key, vec![req.key.clone()], vec![]).await?;
+        self.decode_get(&req.key, reply)
     }
 
     async fn bulk_get(&self, keys: Vec<String>, _metadata: Metadata) -> Result<Vec<BulkGetItem>> {
