@@ -266,7 +266,7 @@ async fn traps_deadlines_and_memory_overruns_fail_one_call_and_nothing_else() {
     let dir = build_functions();
     let functions = function("faulty", &dir.path().join("faulty.wasm"), 2)
         + &function("echo", &dir.path().join("echo.wasm"), 1);
-    let config = config_with(dir.path(), "call_timeout_ms = 500\nmax_memory_bytes = 4194304", &functions);
+    let config = config_with(dir.path(), "call_timeout_ms = 2000\nmax_memory_bytes = 4194304", &functions);
     let running = start(config).await;
 
     let (status, body) = call(&running, "faulty", "trap").await;
@@ -290,11 +290,12 @@ async fn traps_deadlines_and_memory_overruns_fail_one_call_and_nothing_else() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     assert_eq!(call(&running, "echo", "meanwhile").await, (200, "v1:meanwhile".to_owned()));
-    assert!(started.elapsed() < Duration::from_millis(300), "echo waited for the spinning call");
+    assert!(!looping.is_finished(), "echo answered only after the spinning call ended");
+    assert!(started.elapsed() < Duration::from_secs(1), "echo waited for the spinning call");
     let (status, body, took) = looping.await.unwrap();
     assert_eq!(status, 500);
-    assert!(body.contains("deadline of 500 ms"), "{body}");
-    assert!(took < Duration::from_secs(3), "the deadline stopped the loop late: {took:?}");
+    assert!(body.contains("deadline of 2000 ms"), "{body}");
+    assert!(took < Duration::from_secs(6), "the deadline stopped the loop late: {took:?}");
 
     // The failed instances were replaced: the function serves on.
     assert_eq!(call(&running, "faulty", "fine").await, (200, "v1:fine".to_owned()));
