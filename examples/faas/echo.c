@@ -30,6 +30,20 @@ static int equals(const char *data, size_t size, const char *word) {
     return 1;
 }
 
+/* Whether the body is `<verb>NAME=VALUE`; NAME is 0 when there is no '='. */
+static int command(const char *body, size_t size, const char *verb, const char **name, size_t *name_size,
+                   const char **value, size_t *value_size) {
+    size_t skip = length(verb);
+    if (size <= skip || !equals(body, skip, verb)) return 0;
+    size_t n = 0;
+    while (skip + n < size && body[skip + n] != '=') n++;
+    *name = skip + n == size ? 0 : body + skip;
+    *name_size = n;
+    *value = body + skip + n + 1;
+    *value_size = skip + n == size ? 0 : size - skip - n - 1;
+    return 1;
+}
+
 static volatile uint32_t spins;
 
 EXPORT(proxy_on_request_body) uint32_t proxy_on_request_body(uint32_t context, uint32_t size, uint32_t end) {
@@ -47,24 +61,16 @@ EXPORT(proxy_on_request_body) uint32_t proxy_on_request_body(uint32_t context, u
         return ACTION_CONTINUE;
     }
     if (equals(body, body_size, "pause")) return ACTION_PAUSE;
-    if (body_size > 5 && equals(body, 5, "save:")) {
-        size_t key_size = 0;
-        while (5 + key_size < body_size && body[5 + key_size] != '=') key_size++;
-        if (5 + key_size == body_size) return ACTION_PAUSE; /* no '=' */
-        const char *value = body + 5 + key_size + 1;
-        size_t value_size = body_size - 5 - key_size - 1;
-        if (proxy_save_state("state_demo", 10, body + 5, key_size, value, value_size) != STATUS_OK)
+    const char *name, *value;
+    size_t name_size, value_size;
+    if (command(body, body_size, "save:", &name, &name_size, &value, &value_size)) {
+        if (!name || proxy_save_state("state_demo", 10, name, name_size, value, value_size) != STATUS_OK)
             return ACTION_PAUSE;
         set_buffer(BUFFER_RESPONSE_BODY, "saved", 5);
         return ACTION_CONTINUE;
     }
-    if (body_size > 8 && equals(body, 8, "publish:")) {
-        size_t topic_size = 0;
-        while (8 + topic_size < body_size && body[8 + topic_size] != '=') topic_size++;
-        if (8 + topic_size == body_size) return ACTION_PAUSE; /* no '=' */
-        const char *data = body + 8 + topic_size + 1;
-        size_t data_size = body_size - 8 - topic_size - 1;
-        if (proxy_publish_event("pubsub_demo", 11, body + 8, topic_size, data, data_size) != STATUS_OK)
+    if (command(body, body_size, "publish:", &name, &name_size, &value, &value_size)) {
+        if (!name || proxy_publish_event("pubsub_demo", 11, name, name_size, value, value_size) != STATUS_OK)
             return ACTION_PAUSE;
         set_buffer(BUFFER_RESPONSE_BODY, "published", 9);
         return ACTION_CONTINUE;
