@@ -281,11 +281,12 @@ fn remaining(state: &HostState) -> Duration {
     state.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
 }
 
-/// Runs a runtime call from this (blocking) thread, within the call's deadline.
+/// Runs a runtime call from this (blocking) thread, within the call's
+/// deadline; a failure is logged naming the function and becomes InternalFailure.
 fn block_on<T>(
     caller: &Ctx<'_>,
     what: &str,
-    call: impl FnOnce(Arc<Shared>) -> futures_like::BoxFuture<T>,
+    call: impl FnOnce(Arc<Shared>) -> futures_like::BoxFuture<layotto_core::Result<T>>,
 ) -> Result<T, i32> {
     let state = caller.data();
     let Some(shared) = state.shared.upgrade() else {
@@ -293,7 +294,11 @@ fn block_on<T>(
     };
     let (handle, limit, function) = (shared.handle.clone(), remaining(state), state.function.clone());
     match handle.block_on(tokio::time::timeout(limit, call(shared))) {
-        Ok(value) => Ok(value),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::warn!(function = %function, error = %e, "{what} failed");
+            Err(status::INTERNAL_FAILURE)
+        }
         Err(_) => {
             tracing::warn!(function = %function, "{what}: no answer within the call's deadline");
             Err(status::INTERNAL_FAILURE)
@@ -537,17 +542,10 @@ fn layotto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
          len_out: i32| {
             let store = tri!(read_string(&mut caller, store_ptr, store_len));
             let key = tri!(read_string(&mut caller, key_ptr, key_len));
-            let function = caller.data().function.clone();
-            let got = tri!(block_on(&caller, "proxy_get_state", move |shared| {
+            let value = tri!(block_on(&caller, "proxy_get_state", move |shared| {
                 Box::pin(async move { shared.host.get_state(&store, &key).await })
             }));
-            match got {
-                Ok(value) => give(&mut caller, &value.unwrap_or_default(), ptr_out, len_out),
-                Err(e) => {
-                    tracing::warn!(function = %function, error = %e, "proxy_get_state failed");
-                    Ok(status::INTERNAL_FAILURE)
-                }
-            }
+            give(&mut caller, &value.unwrap_or_default(), ptr_out, len_out)
         },
     )?;
     linker.func_wrap(
@@ -565,17 +563,10 @@ fn layotto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let id = tri!(read_string(&mut caller, id_ptr, id_len));
             let method = tri!(read_string(&mut caller, method_ptr, method_len));
             let param = tri!(read(&mut caller, param_ptr, param_len));
-            let function = caller.data().function.clone();
-            let answer = tri!(block_on(&caller, "proxy_invoke_service", move |shared| {
+            let body = tri!(block_on(&caller, "proxy_invoke_service", move |shared| {
                 Box::pin(async move { shared.invoke_service(&id, &method, param).await })
             }));
-            match answer {
-                Ok(body) => give(&mut caller, &body, ptr_out, len_out),
-                Err(e) => {
-                    tracing::warn!(function = %function, error = %e, "proxy_invoke_service failed");
-                    Ok(status::INTERNAL_FAILURE)
-                }
-            }
+            give(&mut caller, &body, ptr_out, len_out)
         },
     )?;
     linker.func_wrap(
@@ -591,17 +582,10 @@ fn layotto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let store = tri!(read_string(&mut caller, store_ptr, store_len));
             let key = tri!(read_string(&mut caller, key_ptr, key_len));
             let value = tri!(read(&mut caller, value_ptr, value_len));
-            let function = caller.data().function.clone();
-            let saved = tri!(block_on(&caller, "proxy_save_state", move |shared| {
+            tri!(block_on(&caller, "proxy_save_state", move |shared| {
                 Box::pin(async move { shared.host.save_state(&store, &key, value).await })
             }));
-            Ok(match saved {
-                Ok(()) => status::OK,
-                Err(e) => {
-                    tracing::warn!(function = %function, error = %e, "proxy_save_state failed");
-                    status::INTERNAL_FAILURE
-                }
-            })
+            Ok(status::OK)
         },
     )?;
     linker.func_wrap(
@@ -617,17 +601,10 @@ fn layotto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let pubsub = tri!(read_string(&mut caller, pubsub_ptr, pubsub_len));
             let topic = tri!(read_string(&mut caller, topic_ptr, topic_len));
             let data = tri!(read(&mut caller, data_ptr, data_len));
-            let function = caller.data().function.clone();
-            let published = tri!(block_on(&caller, "proxy_publish_event", move |shared| {
+            tri!(block_on(&caller, "proxy_publish_event", move |shared| {
                 Box::pin(async move { shared.host.publish(&pubsub, &topic, data).await })
             }));
-            Ok(match published {
-                Ok(()) => status::OK,
-                Err(e) => {
-                    tracing::warn!(function = %function, error = %e, "proxy_publish_event failed");
-                    status::INTERNAL_FAILURE
-                }
-            })
+            Ok(status::OK)
         },
     )?;
     Ok(())
