@@ -37,6 +37,7 @@ use fred::prelude::{Builder, ClientLike, Config as RedisConfig, Expiration, Keys
 use futures::Stream;
 use hdrhistogram::Histogram;
 use layotto_grpc::pb::runtime as pb;
+use layotto_grpc::pb::runtime::app_callback_client::AppCallbackClient;
 use layotto_grpc::pb::runtime::runtime_client::RuntimeClient;
 use layotto_grpc::pb::runtime::runtime_server::{Runtime, RuntimeServer};
 use serde::Serialize;
@@ -60,6 +61,10 @@ enum Command {
         addr: SocketAddr,
         #[arg(long, default_value_t = 256)]
         payload: usize,
+        /// PublishEvent calls this AppCallback's OnTopicEvent directly, with
+        /// no broker: the two-hop floor of publish → deliver.
+        #[arg(long)]
+        callback: Option<SocketAddr>,
     },
     /// GetState/SaveState in a loop against a Runtime server.
     GrpcLoad {
@@ -292,7 +297,7 @@ struct Report {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::NoopServer { addr, payload } => noop_server(addr, payload).await,
+        Command::NoopServer { addr, payload, callback } => noop_server(addr, payload, callback).await,
         Command::GrpcLoad { target, op, store, load } => {
             let report = grpc_load(&target, op, &store, &load).await?;
             println!("{}", serde_json::to_string(&report)?);
@@ -684,12 +689,18 @@ where
     })
 }
 
-async fn noop_server(addr: SocketAddr, payload: usize) -> Result<()> {
+async fn noop_server(addr: SocketAddr, payload: usize, callback: Option<SocketAddr>) -> Result<()> {
     let incoming =
         TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?.with_nodelay(Some(true));
     eprintln!("layotto-bench: noop server listening on {addr}");
+    let app = match callback {
+        Some(callback) => Some(AppCallbackClient::new(
+            Endpoint::from_shared(format!("http://{callback}"))?.tcp_nodelay(true).connect_lazy(),
+        )),
+        None => None,
+    };
     tonic::transport::Server::builder()
-        .add_service(RuntimeServer::new(Noop { data: vec![b'x'; payload], next_id: Default::default() }))
+        .add_service(RuntimeServer::new(Noop { data: vec![b'x'; payload], next_id: Default::default(), app }))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -701,6 +712,8 @@ async fn noop_server(addr: SocketAddr, payload: usize) -> Result<()> {
 struct Noop {
     data: Vec<u8>,
     next_id: std::sync::atomic::AtomicU64,
+    /// Set for the two-hop floor: where PublishEvent delivers.
+    app: Option<AppCallbackClient<Channel>>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -805,7 +818,21 @@ impl Runtime for Noop {
         Ok(Response::new(pb::GetNextIdResponse { next_id }))
     }
 
-    async fn publish_event(&self, _: Request<pb::PublishEventRequest>) -> Reply<()> {
+    async fn publish_event(&self, request: Request<pb::PublishEventRequest>) -> Reply<()> {
+        let Some(app) = &self.app else { return Ok(Response::new(())) };
+        let req = request.into_inner();
+        let event = pb::TopicEventRequest {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed).to_string(),
+            source: "noop".into(),
+            r#type: "com.dapr.event.sent".into(),
+            spec_version: "1.0".into(),
+            data_content_type: req.data_content_type,
+            data: req.data,
+            topic: req.topic,
+            pubsub_name: req.pubsub_name,
+            metadata: Default::default(),
+        };
+        app.clone().on_topic_event(event).await?;
         Ok(Response::new(()))
     }
 

@@ -448,6 +448,49 @@ mod redis_backend {
         assert_eq!((data.as_str(), version.as_str()), ("payload", "1"));
     }
 
+    /// A key another client wrote (Go Layotto, Dapr: `data`, `version`,
+    /// EXPIRE) has no expiry field of ours, or one left from an older value:
+    /// its ttlExpireTime then comes from Redis, never from the stale field.
+    #[tokio::test]
+    async fn foreign_writes_report_the_ttl_redis_holds() {
+        use layotto_redis::fred::prelude::*;
+        let store = connect("foreign").await;
+        let client = Builder::from_config(Config::from_url(&url()).unwrap()).build().unwrap();
+        client.init().await.unwrap();
+        let expiry_secs = |item: &layotto_state::StateValue| {
+            item.metadata.get(TTL_EXPIRE_TIME_KEY).map(|at| {
+                let at = humantime::parse_rfc3339(at).expect("ttlExpireTime is RFC 3339");
+                at.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs())
+            })
+        };
+
+        let key = format!("{}-foreign", ns());
+        let _: () = client.hset(&key, [("data", "go"), ("version", "7")]).await.unwrap();
+        let _: () = client.expire(&key, 500, None).await.unwrap();
+        let item = get(&store, &key).await.expect("a foreign key is read");
+        assert_eq!((item.data.as_slice(), item.etag.as_deref()), (&b"go"[..], Some("7")));
+        assert!(matches!(expiry_secs(&item), Some(490..=500)), "{:?}", item.metadata);
+
+        // Ours without a TTL, then rewritten by another client with one.
+        let key = format!("{}-rewritten", ns());
+        store.set(SetRequest::new(&key, "ours")).await.unwrap();
+        assert_eq!(expiry_secs(&get(&store, &key).await.unwrap()), None);
+        let _: () = client.hset(&key, ("data", "theirs")).await.unwrap();
+        let _: i64 = client.hincrby(&key, "version", 1).await.unwrap();
+        let _: () = client.expire(&key, 300, None).await.unwrap();
+        let item = get(&store, &key).await.unwrap();
+        assert_eq!((item.data.as_slice(), item.etag.as_deref()), (&b"theirs"[..], Some("2")));
+        assert!(matches!(expiry_secs(&item), Some(290..=300)), "{:?}", item.metadata);
+
+        // Ours with a TTL: read from the field, no PTTL needed.
+        let key = format!("{}-ours-ttl", ns());
+        let req = SetRequest::new(&key, "v").with_metadata(TTL_METADATA_KEY, "200");
+        store.set(req).await.unwrap();
+        assert!(matches!(expiry_secs(&get(&store, &key).await.unwrap()), Some(190..=200)));
+        let field: String = client.hget(&key, "expiresAt").await.unwrap();
+        assert!(field.starts_with("1:") && field.len() > 10, "{field}");
+    }
+
     #[tokio::test]
     async fn unreachable_redis_fails_to_start_naming_the_component() {
         // Port 1 on loopback is closed: nothing listens there.
