@@ -147,6 +147,8 @@ struct CaseResult {
     p99_us: f64,
     ops: u64,
     errors: u64,
+    /// Pub/sub runs: every message published, paced phase included.
+    sent: u64,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -184,6 +186,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let ready_median = median(&ready_ms);
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss_kib = vm_rss_kib(runtime_pid).context("cannot read layotto's VmRSS")?;
+    // The process's own memory, apart from the pages of its binary it maps.
+    let idle_anon_kib = status_kib(runtime_pid, "RssAnon:").unwrap_or(0);
 
     // `--only a,b` runs only the cases whose id contains a or b.
     let load = |guard: &mut Guard,
@@ -363,12 +367,17 @@ pub fn run(args: &[String]) -> Result<()> {
         ("cg_traced_get", "in-memory GetState, traced 100%", "mem", Some(traced.clone())),
         ("cg_redis_get", "redis GetState", "redis", Some(String::new())),
         ("cg_redis_save", "redis SaveState", "redis", Some(String::new())),
+        ("cg_ps_floor", "two-hop floor publish→deliver (per message)", "pubsub", None),
+        ("cg_ps_mem", "in-memory publish→deliver (per message)", "pubsub", Some(String::new())),
     ];
     for (n, (id, label, store, extra)) in counted.iter().enumerate() {
         if !wanted(id) {
             continue;
         }
-        let op = if id.ends_with("save") { "save" } else { "get" };
+        let workload = match *store {
+            "pubsub" => Workload::Pubsub,
+            store => Workload::Grpc { op: if id.ends_with("save") { "save" } else { "get" }, store },
+        };
         let per_call = count_instructions(
             &mut guard,
             &layotto_bin,
@@ -376,8 +385,7 @@ pub fn run(args: &[String]) -> Result<()> {
             &dir,
             200 + n,
             extra.as_deref(),
-            op,
-            store,
+            &workload,
         )
         .with_context(|| format!("callgrind: {label}"))?;
         println!("xtask: bench: callgrind {label}: {per_call:.0} instructions per call");
@@ -914,6 +922,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ready_ms,
         ready_median,
         idle_rss_kib,
+        idle_anon_kib,
         load_rss_kib,
         oss_rss,
         instructions,
@@ -1057,6 +1066,13 @@ fn start_layotto_with(
 /// callgrind, warms it up, then counts the instructions it executes for a
 /// fixed-time load of 4 tasks on one connection, divided by the calls made.
 #[allow(clippy::too_many_arguments)]
+/// What a callgrind count drives: unary calls, or publish → deliver with
+/// this process as the app.
+enum Workload<'a> {
+    Grpc { op: &'a str, store: &'a str },
+    Pubsub,
+}
+
 fn count_instructions(
     guard: &mut Guard,
     layotto_bin: &Path,
@@ -1064,23 +1080,36 @@ fn count_instructions(
     dir: &Path,
     n: usize,
     extra: Option<&str>,
-    op: &str,
-    store: &str,
+    workload: &Workload,
 ) -> Result<f64> {
     let out = dir.join(format!("callgrind-{n}.out"));
+    let callback = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
     let (pid, grpc) = match extra {
         Some(extra) => {
-            let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", extra, Some(&out))?;
+            let extra = match workload {
+                Workload::Grpc { .. } => extra.to_owned(),
+                Workload::Pubsub => format!(
+                    "{extra}\n[app]\ncallback_port = {}\n\n[pub_subs.mem]\ntype = \"in-memory\"\n\
+                     metadata = {{ concurrency = \"64\" }}\n",
+                    callback.port()
+                ),
+            };
+            let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", &extra, Some(&out))?;
             (pid, grpc)
         }
         None => {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+            let mut noop = vec!["noop-server".to_owned(), "--addr".into(), addr.to_string()];
+            noop.extend(["--payload".into(), "256".into()]);
+            if let Workload::Pubsub = workload {
+                noop.extend(["--callback".into(), callback.to_string()]);
+            }
             let pid = guard.spawn(
                 Command::new("valgrind")
                     .arg("--tool=callgrind")
                     .arg(format!("--callgrind-out-file={}", out.display()))
                     .arg(bench_bin)
-                    .args(["noop-server", "--addr", &addr.to_string(), "--payload", "256"])
+                    .args(&noop)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null()),
             )?;
@@ -1094,15 +1123,29 @@ fn count_instructions(
             (pid, addr)
         }
     };
+    let topic = format!("cg-{}-{n}", std::process::id());
     let load = |guard: &mut Guard, secs: &str| -> Result<f64> {
-        let args = [
-            "grpc-load",
-            "--target",
-            &format!("http://{grpc}"),
-            "--op",
-            op,
-            "--store",
-            store,
+        let target = format!("http://{grpc}");
+        let callback = callback.to_string();
+        let mut args: Vec<&str> = match workload {
+            Workload::Grpc { op, store } => {
+                vec!["grpc-load", "--target", &target, "--op", op, "--store", store, "--keys", "20"]
+            }
+            Workload::Pubsub => vec![
+                "pubsub-load",
+                "--target",
+                &target,
+                "--callback",
+                &callback,
+                "--subscribe",
+                "mem",
+                "--pubsub",
+                "mem",
+                "--topic",
+                &topic,
+            ],
+        };
+        args.extend([
             "--concurrency",
             "4",
             "--connections",
@@ -1111,11 +1154,9 @@ fn count_instructions(
             secs,
             "--warmup-secs",
             "0",
-            "--keys",
-            "20",
             "--payload",
             "256",
-        ];
+        ]);
         let result = run_case(
             guard,
             bench_bin,
@@ -1127,7 +1168,11 @@ fn count_instructions(
         if result.errors > 0 {
             bail!("{} calls failed", result.errors);
         }
-        Ok(result.ops as f64)
+        Ok(match workload {
+            // Setup writes `--keys` values before the timed calls; count them too.
+            Workload::Grpc { .. } => result.ops as f64 + 20.0,
+            Workload::Pubsub => result.sent as f64,
+        })
     };
     load(guard, "3")?;
     let control = |flag: &str| -> Result<()> {
@@ -1153,8 +1198,7 @@ fn count_instructions(
         .find_map(|line| line.strip_prefix("summary:").or_else(|| line.strip_prefix("totals:")))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no summary line in the callgrind dump")?;
-    // Setup writes `--keys` values before the timed calls; count them too.
-    Ok(total / (calls + 20.0).max(1.0))
+    Ok(total / calls.max(1.0))
 }
 
 /// The status code of a POST of `body` over a fresh HTTP/1.1 connection, or None.
@@ -1262,6 +1306,7 @@ fn run_case(
             p99_us: f("paced_p99_us")?,
             ops: f("delivered")? as u64,
             errors: (f("errors")? + f("lost")?) as u64,
+            sent: f("sent")? as u64,
         }
     } else {
         CaseResult {
@@ -1271,6 +1316,7 @@ fn run_case(
             p50_us: f("p50_us")?,
             p99_us: f("p99_us")?,
             ops: f("ops")? as u64,
+            sent: 0,
             errors: f("errors")? as u64,
         }
     };
@@ -1282,8 +1328,13 @@ fn run_case(
 }
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` figure in KiB, such as `RssAnon:`.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -1372,6 +1423,15 @@ struct Comparison {
 }
 
 /// (case, baseline); the first baseline of a case is the one its table row shows.
+/// Runtime Redis rows with the do-nothing floor and the direct client run
+/// of the same work: their composed limit on shared cores.
+const COMPOSED: &[(&str, &str, &str)] = &[
+    ("redis_get", "noop_get", "fred_get"),
+    ("redis_save", "noop_save", "fred_set"),
+    ("redis_lock", "noop_lock", "fred_lock"),
+    ("redis_next_strong", "noop_next_id", "fred_incr"),
+];
+
 const COMPARISONS: &[(&str, &str)] = &[
     ("wasm_echo", "invoke_direct"),
     ("wasm_inventory", "invoke_direct"),
@@ -1435,6 +1495,8 @@ struct Report<'a> {
     ready_ms: Vec<f64>,
     ready_median: f64,
     idle_rss_kib: u64,
+    /// Of it, anonymous memory (heap, stacks): not the binary's file pages.
+    idle_anon_kib: u64,
     load_rss_kib: u64,
     /// Peak RSS of the object-storage runtime during each of its cases.
     oss_rss: Vec<(&'static str, u64)>,
@@ -1449,16 +1511,21 @@ impl Report<'_> {
         self.cases.iter().find(|c| c.id == id)
     }
 
-    /// The most the machine allows the Redis GetState path when the gRPC
-    /// floor and Redis's own work share the cores: 1 / (1/noop + 1/fred).
-    /// Gives (runtime redis GetState as a share of it, the limit in ops/s).
-    fn redis_limit(&self) -> Option<(f64, f64)> {
-        let (noop, fred, redis) = (self.case("noop_get")?, self.case("fred_get")?, self.case("redis_get")?);
-        if noop.ops_per_sec <= 0.0 || fred.ops_per_sec <= 0.0 {
+    /// The most the machine allows a runtime Redis path when the gRPC floor
+    /// and the same Redis work driven directly share the cores:
+    /// 1 / (1/noop + 1/direct). Gives (the limit as a share of the floor,
+    /// the runtime's rate as a share of the limit, the limit in ops/s).
+    fn composed_limit(&self, case: &str, noop: &str, direct: &str) -> Option<(f64, f64, f64)> {
+        let (noop, direct, case) = (self.case(noop)?, self.case(direct)?, self.case(case)?);
+        if noop.ops_per_sec <= 0.0 || direct.ops_per_sec <= 0.0 {
             return None;
         }
-        let limit = 1.0 / (1.0 / noop.ops_per_sec + 1.0 / fred.ops_per_sec);
-        Some((redis.ops_per_sec / limit, limit))
+        let limit = 1.0 / (1.0 / noop.ops_per_sec + 1.0 / direct.ops_per_sec);
+        Some((limit / noop.ops_per_sec, case.ops_per_sec / limit, limit))
+    }
+
+    fn redis_limit(&self) -> Option<(f64, f64)> {
+        self.composed_limit("redis_get", "noop_get", "fred_get").map(|(_, share, limit)| (share, limit))
     }
 
     fn comparisons(&self) -> Vec<Comparison> {
@@ -1519,8 +1586,9 @@ impl Report<'_> {
         if let Some(limit) = self.redis_limit() {
             let (c, _) = limit;
             targets.push(Target {
-                name: "runtime redis GetState ≥ 0.8× the composed limit (noop and fred GET sharing the cores)"
-                    .into(),
+                name:
+                    "runtime redis GetState ≥ 0.8× the composed limit (noop and fred GET sharing the cores)"
+                        .into(),
                 actual: format!("{c:.2}×"),
                 met: c >= 0.8,
             });
@@ -1613,6 +1681,20 @@ impl Report<'_> {
              the pace for Redis, while RabbitMQ's publisher confirms bound both.",
             o.concurrency
         );
+        let _ = writeln!(
+            md,
+            "\nComposed limits: the gRPC floor and the same Redis work driven directly with fred, sharing \
+             these cores, allow at most 1/(1/noop + 1/direct):\n\n\
+             | runtime row | direct baseline | limit ops/s | limit vs noop | runtime vs limit |\n|---|---|---:|---:|---:|"
+        );
+        for (case, noop, direct) in COMPOSED {
+            if let (Some((of_noop, share, limit)), Some(c), Some(d)) =
+                (self.composed_limit(case, noop, direct), self.case(case), self.case(direct))
+            {
+                let _ =
+                    writeln!(md, "| {} | {} | {limit:.0} | {of_noop:.2}× | {share:.2}× |", c.label, d.label);
+            }
+        }
         let runs: Vec<String> = self.ready_ms.iter().map(|ms| format!("{ms:.1}")).collect();
         let _ = writeln!(
             md,
@@ -1620,14 +1702,13 @@ impl Report<'_> {
             self.ready_median,
             runs.join(", ")
         );
-        let _ = writeln!(md, "- RSS idle (1 s after ready): {:.1} MiB", self.idle_rss_kib as f64 / 1024.0);
-        if let Some((share, limit)) = self.redis_limit() {
-            let _ = writeln!(
-                md,
-                "- Redis GetState limit on these cores (do-nothing server and fred GET sharing them, \
-                 1/(1/noop + 1/fred)): {limit:.0}/s; the runtime reaches {share:.2}× of it"
-            );
-        }
+        let _ = writeln!(
+            md,
+            "- RSS idle (1 s after ready): {:.1} MiB, of which {:.1} MiB anonymous (heap, stacks) and the \
+             rest pages of the binary mapped from the page cache",
+            self.idle_rss_kib as f64 / 1024.0,
+            self.idle_anon_kib as f64 / 1024.0
+        );
         let _ = writeln!(
             md,
             "- RSS max during in-memory SaveState: {:.1} MiB",
@@ -1657,14 +1738,19 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "\nInstructions per call in the runtime process (callgrind; 4 tasks on one connection; \
-                 repeatable, unlike the rates):\n\n| case | instructions/call | vs metrics off | vs do-nothing server |\n|---|---:|---:|---:|"
+                 repeatable, unlike the rates):\n\n| case | instructions/call | vs metrics off | vs do-nothing server (its floor) |\n|---|---:|---:|---:|"
             );
             let find =
                 |wanted: &str| self.instructions.iter().find(|(id, _, _)| *id == wanted).map(|(_, _, n)| *n);
             let ratio =
                 |n: f64, base: Option<f64>| base.map_or("—".to_owned(), |b| format!("{:.3}×", n / b));
-            for (_, label, n) in &self.instructions {
-                let (off, noop) = (ratio(*n, find("cg_off_get")), ratio(*n, find("cg_noop_get")));
+            for (id, label, n) in &self.instructions {
+                // Publish → deliver compares with its own floor, two unary hops.
+                let (off, noop) = if id.starts_with("cg_ps") {
+                    ("—".to_owned(), ratio(*n, find("cg_ps_floor")))
+                } else {
+                    (ratio(*n, find("cg_off_get")), ratio(*n, find("cg_noop_get")))
+                };
                 let _ = writeln!(md, "| {label} | {n:.0} | {off} | {noop} |");
             }
         }
@@ -1726,9 +1812,16 @@ impl Report<'_> {
                 "keys": o.keys,
             },
             "startup": { "ready_ms": self.ready_ms, "ready_ms_median": self.ready_median },
-            "redis_limit": self.redis_limit().map(|(share, limit)| json!({ "ops_per_sec": limit, "runtime_share": share })),
+            "composed_limits": COMPOSED
+                .iter()
+                .filter_map(|(case, noop, direct)| {
+                    let (of_noop, share, limit) = self.composed_limit(case, noop, direct)?;
+                    Some(json!({ "case": case, "direct": direct, "ops_per_sec": limit, "of_noop": of_noop, "runtime_share": share }))
+                })
+                .collect::<Vec<_>>(),
             "rss": {
                 "idle_kib": self.idle_rss_kib,
+                "idle_anon_kib": self.idle_anon_kib,
                 "load_max_kib": self.load_rss_kib,
                 "wasm_instances": self.wasm_instances,
                 "oss_max_kib": self.oss_rss.iter().map(|(label, kib)| json!({ "case": label, "kib": kib })).collect::<Vec<_>>(),

@@ -39,6 +39,9 @@ pub struct PubsubReport {
     pub delivered: u64,
     pub lost: u64,
     pub errors: u64,
+    /// Every message published in the run, probes and the paced phase
+    /// included: what a callgrind count of the whole run divides by.
+    pub sent: u64,
 }
 
 fn now_us() -> u64 {
@@ -197,6 +200,7 @@ fn finish(
         delivered,
         lost: published.saturating_sub(delivered),
         errors,
+        sent: published + errors + PACED_RATE * PACED_SECS,
     }
 }
 
@@ -288,7 +292,9 @@ pub async fn through_runtime(run: RuntimeRun<'_>) -> Result<PubsubReport> {
     // Wait until the runtime has subscribed: a probe message comes back.
     let ready_by = Instant::now() + Duration::from_secs(60);
     let probe = format!("{run_id}|probe|0|").into_bytes();
+    let mut probes = 0;
     loop {
+        probes += 1;
         publish_one(&mut clients[0], probe.clone())
             .await
             .map_err(anyhow::Error::msg)
@@ -318,7 +324,9 @@ pub async fn through_runtime(run: RuntimeRun<'_>) -> Result<PubsubReport> {
     let (published, errors) = publish_for(run.concurrency, run.duration, publish.clone()).await;
     drain(&received, published).await;
     paced(&received, publish).await;
-    Ok(finish(&received, started, run.duration, published, errors))
+    let mut report = finish(&received, started, run.duration, published, errors);
+    report.sent += probes;
+    Ok(report)
 }
 
 /// Straight to Redis Streams with fred: XADD by the publishers, one consumer

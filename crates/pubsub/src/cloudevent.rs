@@ -1,12 +1,15 @@
 //! The CloudEvents 1.0 JSON envelope `PublishEvent` sends (reference §5.3),
 //! and its decoding on delivery.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use layotto_core::{Error, Metadata, Result, settings};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Layotto's own constants for envelopes it creates (not Dapr's).
 pub const DEFAULT_SOURCE: &str = "runtime";
@@ -65,72 +68,42 @@ fn is_text(content_type: &str) -> bool {
 /// The longest message TTL accepted (an int32 of seconds, as Dapr's).
 pub const MAX_TTL_SECONDS: u64 = i32::MAX as u64;
 
+/// The envelope this runtime writes, serialized straight from borrowed
+/// fields: no JSON tree is built per message.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    r#type: &'a str,
+    specversion: &'a str,
+    datacontenttype: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Data<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_base64: Option<String>,
+    topic: &'a str,
+    pubsubname: &'a str,
+    traceid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    /// JSON data goes in as the publisher wrote it.
+    Json(&'a RawValue),
+    Text(&'a str),
+}
+
 /// The bytes to hand to the broker for a `PublishEvent`.
 pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
     let what = || format!("pubsub '{}': topic '{}'", input.pubsub_name, input.topic);
     if is_raw(&input.metadata) {
         return Ok(input.data.clone());
-    }
-    let mut event = if input.content_type.trim().to_ascii_lowercase().starts_with(CLOUDEVENT_CONTENT_TYPE) {
-        let parsed: Value = serde_json::from_slice(&input.data).map_err(|e| {
-            Error::invalid_argument(format!(
-                "{}: data_content_type says CloudEvent but data is not JSON: {e}",
-                what()
-            ))
-        })?;
-        let Value::Object(mut event) = parsed else {
-            return Err(Error::invalid_argument(format!(
-                "{}: data_content_type says CloudEvent but data is not a JSON object",
-                what()
-            )));
-        };
-        for field in ["id", "source", "type", "specversion"] {
-            if let Some(v) = event.get(field).filter(|v| !v.is_string()) {
-                return Err(Error::invalid_argument(format!(
-                    "{}: CloudEvent field '{field}' must be a string, got {v}",
-                    what()
-                )));
-            }
-        }
-        let defaults = [
-            ("id", input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
-            ("source", DEFAULT_SOURCE.to_owned()),
-            ("type", DEFAULT_TYPE.to_owned()),
-            ("specversion", SPEC_VERSION.to_owned()),
-        ];
-        for (field, value) in defaults {
-            event.entry(field).or_insert(Value::String(value));
-        }
-        event
-    } else {
-        let content_type =
-            if input.content_type.trim().is_empty() { "text/plain" } else { input.content_type.trim() };
-        let mut event = Map::new();
-        event
-            .insert("id".into(), input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()).into());
-        event.insert("source".into(), DEFAULT_SOURCE.into());
-        event.insert("type".into(), DEFAULT_TYPE.into());
-        event.insert("specversion".into(), SPEC_VERSION.into());
-        event.insert("datacontenttype".into(), content_type.into());
-        let json = is_json(content_type).then(|| serde_json::from_slice::<Value>(&input.data).ok()).flatten();
-        match (json, std::str::from_utf8(&input.data)) {
-            (Some(value), _) => {
-                event.insert("data".into(), value);
-            }
-            (None, Ok(text)) if is_text(content_type) || is_json(content_type) => {
-                event.insert("data".into(), text.into());
-            }
-            _ => {
-                event.insert("data_base64".into(), BASE64.encode(&input.data).into());
-            }
-        }
-        event
-    };
-    event.insert("topic".into(), input.topic.clone().into());
-    event.insert("pubsubname".into(), input.pubsub_name.clone().into());
-    event.insert("traceid".into(), input.traceparent.clone().unwrap_or_default().into());
-    if let Some(tp) = &input.traceparent {
-        event.insert("traceparent".into(), tp.clone().into());
     }
     #[derive(serde::Deserialize)]
     struct PublishSettings {
@@ -144,11 +117,89 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
             what()
         )));
     }
-    if !input.broker_ttl
-        && let Some(ttl) = ttl
-    {
-        let at = SystemTime::now() + Duration::from_secs(ttl);
-        event.insert("expiration".into(), humantime::format_rfc3339_seconds(at).to_string().into());
+    let expiration = ttl.filter(|_| !input.broker_ttl).map(|ttl| {
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(ttl)).to_string()
+    });
+    if input.content_type.trim().to_ascii_lowercase().starts_with(CLOUDEVENT_CONTENT_TYPE) {
+        return publisher_cloudevent(input, expiration, &what);
+    }
+
+    let content_type =
+        if input.content_type.trim().is_empty() { "text/plain" } else { input.content_type.trim() };
+    let new_id;
+    let id = match &input.id {
+        Some(id) => id.as_str(),
+        None => {
+            new_id = uuid::Uuid::new_v4().to_string();
+            new_id.as_str()
+        }
+    };
+    let json = is_json(content_type).then(|| serde_json::from_slice::<&RawValue>(&input.data).ok()).flatten();
+    let (data, data_base64) = match (json, std::str::from_utf8(&input.data)) {
+        (Some(value), _) => (Some(Data::Json(value)), None),
+        (None, Ok(text)) if is_text(content_type) || is_json(content_type) => (Some(Data::Text(text)), None),
+        _ => (None, Some(BASE64.encode(&input.data))),
+    };
+    let event = Envelope {
+        id,
+        source: DEFAULT_SOURCE,
+        r#type: DEFAULT_TYPE,
+        specversion: SPEC_VERSION,
+        datacontenttype: content_type,
+        data,
+        data_base64,
+        topic: &input.topic,
+        pubsubname: &input.pubsub_name,
+        traceid: input.traceparent.as_deref().unwrap_or_default(),
+        traceparent: input.traceparent.as_deref(),
+        expiration,
+    };
+    serde_json::to_vec(&event).map_err(|e| Error::internal(format!("{}: {e}", what())))
+}
+
+/// A CloudEvent given by the publisher keeps its fields; ours fill the gaps.
+fn publisher_cloudevent(
+    input: &PublishInput,
+    expiration: Option<String>,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    let parsed: Value = serde_json::from_slice(&input.data).map_err(|e| {
+        Error::invalid_argument(format!(
+            "{}: data_content_type says CloudEvent but data is not JSON: {e}",
+            what()
+        ))
+    })?;
+    let Value::Object(mut event) = parsed else {
+        return Err(Error::invalid_argument(format!(
+            "{}: data_content_type says CloudEvent but data is not a JSON object",
+            what()
+        )));
+    };
+    for field in ["id", "source", "type", "specversion"] {
+        if let Some(v) = event.get(field).filter(|v| !v.is_string()) {
+            return Err(Error::invalid_argument(format!(
+                "{}: CloudEvent field '{field}' must be a string, got {v}",
+                what()
+            )));
+        }
+    }
+    let defaults = [
+        ("id", input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
+        ("source", DEFAULT_SOURCE.to_owned()),
+        ("type", DEFAULT_TYPE.to_owned()),
+        ("specversion", SPEC_VERSION.to_owned()),
+    ];
+    for (field, value) in defaults {
+        event.entry(field).or_insert(Value::String(value));
+    }
+    event.insert("topic".into(), input.topic.clone().into());
+    event.insert("pubsubname".into(), input.pubsub_name.clone().into());
+    event.insert("traceid".into(), input.traceparent.clone().unwrap_or_default().into());
+    if let Some(tp) = &input.traceparent {
+        event.insert("traceparent".into(), tp.clone().into());
+    }
+    if let Some(at) = expiration {
+        event.insert("expiration".into(), at.into());
     }
     serde_json::to_vec(&Value::Object(event)).map_err(|e| Error::internal(format!("{}: {e}", what())))
 }
@@ -161,6 +212,40 @@ pub enum Decoded {
     Expired {
         id: String,
     },
+}
+
+/// The fields delivery reads, borrowed from the message. Each is kept raw so
+/// that a field of another JSON type is ignored, as a missing one would be,
+/// rather than failing the whole event.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    r#type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    specversion: Option<&'a RawValue>,
+    #[serde(borrow)]
+    datacontenttype: Option<&'a RawValue>,
+    #[serde(borrow)]
+    expiration: Option<&'a RawValue>,
+    #[serde(borrow)]
+    traceparent: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data_base64: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// A JSON string's text, borrowed when it has no escapes.
+fn text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    let raw = raw?.get();
+    if let Ok(s) = serde_json::from_str::<&str>(raw) {
+        return Some(Cow::Borrowed(s));
+    }
+    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
 }
 
 /// Decodes a delivered message. A message that is not a CloudEvent (or a
@@ -181,42 +266,44 @@ pub fn decode(pubsub_name: &str, topic: &str, data: &[u8], raw: bool, metadata: 
     if raw {
         return Decoded::Event(Box::new(raw_event(data, metadata)));
     }
-    let Ok(Value::Object(event)) = serde_json::from_slice::<Value>(data) else {
+    let Ok(event) = serde_json::from_slice::<Incoming>(data) else {
         return Decoded::Event(Box::new(raw_event(data, metadata)));
     };
-    let field = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
     let (Some(id), Some(source), Some(r#type), Some(spec_version)) =
-        (field("id"), field("source"), field("type"), field("specversion"))
+        (text(event.id), text(event.source), text(event.r#type), text(event.specversion))
     else {
         return Decoded::Event(Box::new(raw_event(data, metadata)));
     };
-    if let Some(expiration) = field("expiration")
+    if let Some(expiration) = text(event.expiration)
         && let Ok(at) = humantime::parse_rfc3339_weak(&expiration)
         && at < SystemTime::now()
     {
-        return Decoded::Expired { id };
+        return Decoded::Expired { id: id.into_owned() };
     }
-    let data_content_type = field("datacontenttype").unwrap_or_default();
+    let data_content_type = text(event.datacontenttype).unwrap_or_default();
     // The publisher's trace context reaches the app in the event metadata.
     let mut metadata = metadata;
-    if let Some(tp) = field("traceparent").filter(|t| !t.is_empty()) {
-        metadata.insert("traceparent".to_owned(), tp);
+    if let Some(tp) = text(event.traceparent).filter(|t| !t.is_empty()) {
+        metadata.insert("traceparent".to_owned(), tp.into_owned());
     }
-    let data = if let Some(b64) = field("data_base64") {
-        BASE64.decode(b64).unwrap_or_default()
+    let data = if let Some(b64) = text(event.data_base64) {
+        BASE64.decode(b64.as_bytes()).unwrap_or_default()
     } else {
-        match event.get("data") {
-            Some(Value::String(s)) if !is_json(&data_content_type) => s.clone().into_bytes(),
-            Some(Value::Null) | None => Vec::new(),
-            Some(other) => serde_json::to_vec(other).unwrap_or_default(),
+        match event.data.map(RawValue::get) {
+            None | Some("null") => Vec::new(),
+            Some(json) if is_json(&data_content_type) => json.as_bytes().to_vec(),
+            Some(json) => match text(event.data) {
+                Some(s) => s.into_owned().into_bytes(),
+                None => json.as_bytes().to_vec(),
+            },
         }
     };
     Decoded::Event(Box::new(TopicEvent {
-        id,
-        source,
-        r#type,
-        spec_version,
-        data_content_type,
+        id: id.into_owned(),
+        source: source.into_owned(),
+        r#type: r#type.into_owned(),
+        spec_version: spec_version.into_owned(),
+        data_content_type: data_content_type.into_owned(),
         data,
         topic: topic.to_owned(),
         pubsub_name: pubsub_name.to_owned(),
@@ -295,6 +382,31 @@ mod tests {
         assert_eq!(ev.metadata.get("traceparent").map(String::as_str), Some(tp));
         let plain = envelope(&input(b"x", "")).unwrap();
         assert!(json(&plain).get("traceparent").is_none());
+    }
+
+    /// Events from other publishers: escaped strings are unescaped, a field
+    /// of another JSON type is ignored, JSON data keeps the publisher's text.
+    #[test]
+    fn foreign_events_decode_leniently() {
+        let ev = |bytes: &[u8]| match decode("ps", "t", bytes, false, Metadata::new()) {
+            Decoded::Event(ev) => ev,
+            other => panic!("{other:?}"),
+        };
+        let e = ev(br#"{"id":"a\"b","source":"s","type":"t","specversion":"1.0","datacontenttype":5,
+            "expiration":false,"traceparent":null,"data":"line\nnext","ext":{"x":[1,2]}}"#);
+        assert_eq!((e.id.as_str(), e.data_content_type.as_str()), ("a\"b", ""));
+        assert_eq!(e.data, b"line\nnext");
+        assert_eq!(e.r#type, "t");
+        assert!(e.metadata.is_empty());
+        let e = ev(br#"{"id":"1","source":"s","type":"t","specversion":"1.0","datacontenttype":"application/json","data":{"b": [1, 2]}}"#);
+        assert_eq!(json(&e.data), serde_json::json!({"b": [1, 2]}));
+        let e = ev(br#"{"id":"1","source":"s","type":"t","specversion":"1.0","data":{"b":1}}"#);
+        assert_eq!(e.data, br#"{"b":1}"#);
+        let e = ev(br#"{"id":"1","source":"s","type":"t","specversion":"1.0","data":null}"#);
+        assert!(e.data.is_empty());
+        // Not a CloudEvent (a non-string id): delivered as it is.
+        let e = ev(br#"{"id":7,"source":"s","type":"t","specversion":"1.0"}"#);
+        assert_eq!(e.r#type, RAW_TYPE);
     }
 
     #[test]
