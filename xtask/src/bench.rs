@@ -1681,19 +1681,23 @@ impl Report<'_> {
              the pace for Redis, while RabbitMQ's publisher confirms bound both.",
             o.concurrency
         );
-        let _ = writeln!(
-            md,
-            "\nComposed limits: the gRPC floor and the same Redis work driven directly with fred, sharing \
-             these cores, allow at most 1/(1/noop + 1/direct):\n\n\
-             | runtime row | direct baseline | limit ops/s | limit vs noop | runtime vs limit |\n|---|---|---:|---:|---:|"
-        );
-        for (case, noop, direct) in COMPOSED {
-            if let (Some((of_noop, share, limit)), Some(c), Some(d)) =
-                (self.composed_limit(case, noop, direct), self.case(case), self.case(direct))
-            {
-                let _ =
-                    writeln!(md, "| {} | {} | {limit:.0} | {of_noop:.2}× | {share:.2}× |", c.label, d.label);
-            }
+        let composed: Vec<String> = COMPOSED
+            .iter()
+            .filter_map(|(case, noop, direct)| {
+                let (of_noop, share, limit) = self.composed_limit(case, noop, direct)?;
+                let (c, d) = (self.case(case)?, self.case(direct)?);
+                Some(format!("| {} | {} | {limit:.0} | {of_noop:.2}× | {share:.2}× |", c.label, d.label))
+            })
+            .collect();
+        if !composed.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nComposed limits: the gRPC floor and the same Redis work driven directly with fred, sharing \
+                 these cores, allow at most 1/(1/noop + 1/direct):\n\n\
+                 | runtime row | direct baseline | limit ops/s | limit vs noop | runtime vs limit |\n\
+                 |---|---|---:|---:|---:|\n{}",
+                composed.join("\n")
+            );
         }
         let runs: Vec<String> = self.ready_ms.iter().map(|ms| format!("{ms:.1}")).collect();
         let _ = writeln!(
