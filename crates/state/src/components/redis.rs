@@ -194,8 +194,9 @@ impl RedisStore {
             Value::from(etag),
             Value::Bytes(req.value.clone().into()),
             Value::from(first_write),
-            Value::from(ttl.map_or(0, |d| d.as_secs()).to_string()),
-            Value::from(expires_ms.to_string()),
+            // Integers go out as digits without a String per call.
+            Value::Integer(ttl.map_or(0, |d| d.as_secs()) as i64),
+            Value::Integer(expires_ms as i64),
         ])
     }
 
