@@ -558,24 +558,7 @@ pub fn run(args: &[String]) -> Result<()> {
         grpc_args(full_grpc, "lock", "redlock"),
     )?);
     let pubsub_args = |pubsub: &str| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "pubsub-load",
-            "--target",
-            &format!("http://{full_grpc}"),
-            "--callback",
-            &callback.to_string(),
-            "--subscribe",
-            "mem,redis,rabbit",
-            "--pubsub",
-            pubsub,
-            "--topic",
-            &topic,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(opts.load_args());
-        args
+        pubsub_load_args(&opts, full_grpc, callback, "mem,redis,rabbit", pubsub, &topic)
     };
     // The two-hop floor: a do-nothing server whose PublishEvent calls the
     // app's OnTopicEvent itself, no broker behind it.
@@ -595,23 +578,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 .stderr(File::create(dir.join("floor.log"))?),
         )?;
         wait_for_tcp(&mut guard, floor_pid, floor_addr, &dir.join("floor.log"))?;
-        let mut args: Vec<String> = [
-            "pubsub-load",
-            "--target",
-            &format!("http://{floor_addr}"),
-            "--callback",
-            &floor_callback.to_string(),
-            "--subscribe",
-            "mem",
-            "--pubsub",
-            "mem",
-            "--topic",
-            &topic,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(opts.load_args());
+        let args = pubsub_load_args(&opts, floor_addr, floor_callback, "mem", "mem", &topic);
         cases.extend(load(&mut guard, "ps_floor", "two-hop floor publish→deliver (no broker)", args)?);
         guard.kill(floor_pid);
     }
@@ -1251,6 +1218,37 @@ fn log_tail(path: &Path) -> String {
 }
 
 /// Runs one load generator to completion and parses its JSON line.
+/// `pubsub-load` publishing to `target`, serving AppCallback on `callback`.
+fn pubsub_load_args(
+    opts: &Opts,
+    target: SocketAddr,
+    callback: SocketAddr,
+    subscribe: &str,
+    pubsub: &str,
+    topic: &str,
+) -> Vec<String> {
+    let target = format!("http://{target}");
+    let callback = callback.to_string();
+    let mut args: Vec<String> = [
+        "pubsub-load",
+        "--target",
+        &target,
+        "--callback",
+        &callback,
+        "--subscribe",
+        subscribe,
+        "--pubsub",
+        pubsub,
+        "--topic",
+        topic,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(opts.load_args());
+    args
+}
+
 /// The same load from one task on one connection: latency without contention.
 fn one_task(mut args: Vec<String>) -> Vec<String> {
     for i in 1..args.len() {
