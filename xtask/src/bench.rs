@@ -1091,47 +1091,30 @@ fn count_instructions(
         }
     };
     let topic = format!("cg-{}-{n}", std::process::id());
-    let load = |guard: &mut Guard, secs: &str| -> Result<f64> {
-        let target = format!("http://{grpc}");
-        let callback = callback.to_string();
-        let mut args: Vec<&str> = match workload {
-            Workload::Grpc { op, store } => {
-                vec!["grpc-load", "--target", &target, "--op", op, "--store", store, "--keys", "20"]
-            }
-            Workload::Pubsub => vec![
-                "pubsub-load",
-                "--target",
-                &target,
-                "--callback",
-                &callback,
-                "--subscribe",
-                "mem",
-                "--pubsub",
-                "mem",
-                "--topic",
-                &topic,
-            ],
+    let load = |guard: &mut Guard, secs: u64| -> Result<f64> {
+        // A light, steady load: 4 tasks on one connection.
+        let opts = Opts {
+            duration: secs,
+            warmup: 0,
+            concurrency: 4,
+            connections: 1,
+            payload: 256,
+            keys: 20,
+            ..Opts::parse(&[])?
         };
-        args.extend([
-            "--concurrency",
-            "4",
-            "--connections",
-            "1",
-            "--duration-secs",
-            secs,
-            "--warmup-secs",
-            "0",
-            "--payload",
-            "256",
-        ]);
-        let result = run_case(
-            guard,
-            bench_bin,
-            &Opts { duration: secs.parse()?, warmup: 0, ..Opts::parse(&[])? },
-            "callgrind",
-            "callgrind load",
-            args.iter().map(|a| a.to_string()).collect(),
-        )?;
+        let args = match workload {
+            Workload::Grpc { op, store } => {
+                let mut args: Vec<String> = ["grpc-load", "--target", &format!("http://{grpc}"), "--op", op]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                args.extend(["--store".to_owned(), store.to_string()]);
+                args.extend(opts.load_args());
+                args
+            }
+            Workload::Pubsub => pubsub_load_args(&opts, grpc, callback, "mem", "mem", &topic),
+        };
+        let result = run_case(guard, bench_bin, &opts, "callgrind", "callgrind load", args)?;
         if result.errors > 0 {
             bail!("{} calls failed", result.errors);
         }
@@ -1141,7 +1124,7 @@ fn count_instructions(
             Workload::Pubsub => result.sent as f64,
         })
     };
-    load(guard, "3")?;
+    load(guard, 3)?;
     let control = |flag: &str| -> Result<()> {
         let status = Command::new("callgrind_control")
             .arg(flag)
@@ -1154,7 +1137,7 @@ fn count_instructions(
         Ok(())
     };
     control("-z")?;
-    let calls = load(guard, "5")?;
+    let calls = load(guard, 5)?;
     control("-d")?;
     guard.kill(pid);
     // `-d` writes the counts since `-z` to `<out>.1`.
