@@ -268,7 +268,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let sampler = RssSampler::start(runtime_pid);
     let mem_save =
         load(&mut guard, "mem_save", "runtime in-memory SaveState", grpc_args(runtime_grpc, "save", "mem"));
-    let load_rss_kib = sampler.stop();
+    let load_rss = sampler.stop();
     cases.extend(mem_save?);
     cases.extend(load(
         &mut guard,
@@ -369,13 +369,14 @@ pub fn run(args: &[String]) -> Result<()> {
         ("cg_redis_save", "redis SaveState", "redis", Some(String::new())),
         ("cg_ps_floor", "two-hop floor publish→deliver (per message)", "pubsub", None),
         ("cg_ps_mem", "in-memory publish→deliver (per message)", "pubsub", Some(String::new())),
+        ("cg_ps_redis", "redis streams publish→deliver (per message)", "pubsub", Some(String::new())),
     ];
     for (n, (id, label, store, extra)) in counted.iter().enumerate() {
         if !wanted(id) {
             continue;
         }
         let workload = match *store {
-            "pubsub" => Workload::Pubsub,
+            "pubsub" => Workload::Pubsub { pubsub: if id.ends_with("redis") { "redis" } else { "mem" } },
             store => Workload::Grpc { op: if id.ends_with("save") { "save" } else { "get" }, store },
         };
         let per_call = count_instructions(
@@ -669,7 +670,7 @@ pub fn run(args: &[String]) -> Result<()> {
         };
         let sampler = RssSampler::start(oss_pid);
         let through = load(&mut guard, id, label, args(Some(oss_grpc)));
-        let peak = sampler.stop();
+        let peak = sampler.stop().rss_kib;
         if let Some(case) = through? {
             oss_rss.push((case.label, peak));
             cases.push(case);
@@ -890,7 +891,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ready_median,
         idle_rss_kib,
         idle_anon_kib,
-        load_rss_kib,
+        load_rss,
         oss_rss,
         instructions,
         wasm_instances,
@@ -1036,8 +1037,14 @@ fn start_layotto_with(
 /// What a callgrind count drives: unary calls, or publish → deliver with
 /// this process as the app.
 enum Workload<'a> {
-    Grpc { op: &'a str, store: &'a str },
-    Pubsub,
+    Grpc {
+        op: &'a str,
+        store: &'a str,
+    },
+    /// Publish→deliver through the runtime's component `pubsub` (`mem` or `redis`).
+    Pubsub {
+        pubsub: &'a str,
+    },
 }
 
 fn count_instructions(
@@ -1055,10 +1062,12 @@ fn count_instructions(
         Some(extra) => {
             let extra = match workload {
                 Workload::Grpc { .. } => extra.to_owned(),
-                Workload::Pubsub => format!(
+                Workload::Pubsub { .. } => format!(
                     "{extra}\n[app]\ncallback_port = {}\n\n[pub_subs.mem]\ntype = \"in-memory\"\n\
-                     metadata = {{ concurrency = \"64\" }}\n",
-                    callback.port()
+                     metadata = {{ concurrency = \"64\" }}\n[pub_subs.redis]\ntype = \"redis\"\n\
+                     metadata = {{ redisHost = \"{}\", concurrency = \"64\" }}\n",
+                    callback.port(),
+                    crate::REDIS_ADDR
                 ),
             };
             let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", &extra, Some(&out))?;
@@ -1068,7 +1077,7 @@ fn count_instructions(
             let addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
             let mut noop = vec!["noop-server".to_owned(), "--addr".into(), addr.to_string()];
             noop.extend(["--payload".into(), "256".into()]);
-            if let Workload::Pubsub = workload {
+            if let Workload::Pubsub { .. } = workload {
                 noop.extend(["--callback".into(), callback.to_string()]);
             }
             let pid = guard.spawn(
@@ -1112,7 +1121,7 @@ fn count_instructions(
                 args.extend(opts.load_args());
                 args
             }
-            Workload::Pubsub => pubsub_load_args(&opts, grpc, callback, "mem", "mem", &topic),
+            Workload::Pubsub { pubsub } => pubsub_load_args(&opts, grpc, callback, pubsub, pubsub, &topic),
         };
         let result = run_case(guard, bench_bin, &opts, "callgrind", "callgrind load", args)?;
         if result.errors > 0 {
@@ -1121,7 +1130,7 @@ fn count_instructions(
         Ok(match workload {
             // Setup writes `--keys` values before the timed calls; count them too.
             Workload::Grpc { .. } => result.ops as f64 + 20.0,
-            Workload::Pubsub => result.sent as f64,
+            Workload::Pubsub { .. } => result.sent as f64,
         })
     };
     load(guard, 3)?;
@@ -1319,10 +1328,17 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Samples a process's VmRSS every 200 ms on its own thread; `stop` gives the max.
+/// Samples a process's VmRSS and its anonymous part every 200 ms on its own
+/// thread; `stop` gives the max of each.
 struct RssSampler {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
+    thread: std::thread::JoinHandle<RssPeak>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct RssPeak {
+    rss_kib: u64,
+    anon_kib: u64,
 }
 
 impl RssSampler {
@@ -1330,19 +1346,20 @@ impl RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut max = 0;
+            let mut peak = RssPeak::default();
             while !flag.load(Ordering::Relaxed) {
-                max = max.max(vm_rss_kib(pid).unwrap_or(0));
+                peak.rss_kib = peak.rss_kib.max(vm_rss_kib(pid).unwrap_or(0));
+                peak.anon_kib = peak.anon_kib.max(status_kib(pid, "RssAnon:").unwrap_or(0));
                 std::thread::sleep(Duration::from_millis(200));
             }
-            max
+            peak
         });
         Self { stop, thread }
     }
 
-    fn stop(self) -> u64 {
+    fn stop(self) -> RssPeak {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or(0)
+        self.thread.join().unwrap_or_default()
     }
 }
 
@@ -1411,6 +1428,9 @@ const COMPOSED: &[(&str, &str, &str)] = &[
     ("redis_save", "noop_save", "fred_set"),
     ("redis_lock", "noop_lock", "fred_lock"),
     ("redis_next_strong", "noop_next_id", "fred_incr"),
+    // Pub/sub: the two-hop floor plus the broker driven directly.
+    ("ps_redis", "ps_floor", "fred_stream"),
+    ("ps_rabbit", "ps_floor", "lapin_direct"),
 ];
 
 const COMPARISONS: &[(&str, &str)] = &[
@@ -1478,7 +1498,7 @@ struct Report<'a> {
     idle_rss_kib: u64,
     /// Of it, anonymous memory (heap, stacks): not the binary's file pages.
     idle_anon_kib: u64,
-    load_rss_kib: u64,
+    load_rss: RssPeak,
     /// Peak RSS of the object-storage runtime during each of its cases.
     oss_rss: Vec<(&'static str, u64)>,
     /// Instructions the runtime executes per call, by callgrind: (id, label, count).
@@ -1600,8 +1620,8 @@ impl Report<'_> {
             met: idle_mib <= 6.0,
         });
         // Zero when `--only` left the SaveState case out.
-        if self.load_rss_kib > 0 {
-            let load_mib = self.load_rss_kib as f64 / 1024.0;
+        if self.load_rss.rss_kib > 0 {
+            let load_mib = self.load_rss.rss_kib as f64 / 1024.0;
             targets.push(Target {
                 name: "RSS under in-memory SaveState load ≤ 16 MiB".into(),
                 actual: format!("{load_mib:.1} MiB"),
@@ -1673,9 +1693,10 @@ impl Report<'_> {
         if !composed.is_empty() {
             let _ = writeln!(
                 md,
-                "\nComposed limits: the gRPC floor and the same Redis work driven directly with fred, sharing \
-                 these cores, allow at most 1/(1/noop + 1/direct):\n\n\
-                 | runtime row | direct baseline | limit ops/s | limit vs noop | runtime vs limit |\n\
+                "\nComposed limits: the gRPC floor (the do-nothing server, or the two-hop floor for \
+                 publish→deliver) and the same backend work driven directly (fred, lapin), sharing these \
+                 cores, allow at most 1/(1/floor + 1/direct):\n\n\
+                 | runtime row | direct baseline | limit ops/s | limit vs floor | runtime vs limit |\n\
                  |---|---|---:|---:|---:|\n{}",
                 composed.join("\n")
             );
@@ -1696,8 +1717,9 @@ impl Report<'_> {
         );
         let _ = writeln!(
             md,
-            "- RSS max during in-memory SaveState: {:.1} MiB",
-            self.load_rss_kib as f64 / 1024.0
+            "- RSS max during in-memory SaveState: {:.1} MiB, anonymous part max {:.1} MiB",
+            self.load_rss.rss_kib as f64 / 1024.0,
+            self.load_rss.anon_kib as f64 / 1024.0
         );
         for (label, kib) in &self.oss_rss {
             let _ = writeln!(md, "- RSS max during {label}: {:.1} MiB", *kib as f64 / 1024.0);
@@ -1807,7 +1829,8 @@ impl Report<'_> {
             "rss": {
                 "idle_kib": self.idle_rss_kib,
                 "idle_anon_kib": self.idle_anon_kib,
-                "load_max_kib": self.load_rss_kib,
+                "load_max_kib": self.load_rss.rss_kib,
+                "load_anon_max_kib": self.load_rss.anon_kib,
                 "wasm_instances": self.wasm_instances,
                 "oss_max_kib": self.oss_rss.iter().map(|(label, kib)| json!({ "case": label, "kib": kib })).collect::<Vec<_>>(),
             },

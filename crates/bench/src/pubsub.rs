@@ -260,7 +260,10 @@ pub async fn through_runtime(run: RuntimeRun<'_>) -> Result<PubsubReport> {
     let listener = tokio::net::TcpListener::bind(run.callback)
         .await
         .with_context(|| format!("cannot listen for AppCallback on {}", run.callback))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY as every real gRPC server sets it (Go's net does by default):
+    // without it Nagle holds back replies to pipelined deliveries until the
+    // runtime's delayed ACK, and a drain runs at a few ms per round.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(AppCallbackServer::new(app))
