@@ -13,6 +13,10 @@ use layotto_runtime::{Config, Registries};
 mod logging;
 mod telemetry;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// layotto-rs: Layotto's application runtime (sidecar), in Rust.
 #[derive(Parser)]
 #[command(version, about)]
