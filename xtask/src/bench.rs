@@ -22,7 +22,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: cargo xtask bench [--duration S] [--warmup S] [--concurrency N] \
-[--connections C] [--payload BYTES] [--keys K] [--starts N] [--only ID,ID…]";
+[--connections C] [--payload BYTES] [--keys K] [--starts N] [--only ID,ID…] [--features F,F…]
+--features: features of the layotto binary to build with, e.g. mimalloc";
 
 struct Opts {
     duration: u64,
@@ -34,6 +35,8 @@ struct Opts {
     starts: usize,
     /// Case-id substrings; empty runs every case.
     only: Vec<String>,
+    /// Extra features of the `layotto` binary, such as `mimalloc`.
+    features: Vec<String>,
 }
 
 impl Opts {
@@ -47,6 +50,7 @@ impl Opts {
             keys: 1000,
             starts: 5,
             only: Vec::new(),
+            features: Vec::new(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -72,6 +76,10 @@ impl Opts {
                 "--keys" => opts.keys = number()? as usize,
                 "--starts" => opts.starts = number()? as usize,
                 "--only" => opts.only = value.split(',').map(str::to_owned).collect(),
+                "--features" => {
+                    opts.features =
+                        value.split(',').filter(|f| !f.is_empty()).map(|f| format!("layotto/{f}")).collect()
+                }
                 _ => bail!("unknown argument {arg}\n{USAGE}"),
             }
         }
@@ -156,11 +164,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has no parent directory")?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
 
-    crate::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-j", "2", "-p", "layotto", "-p", "layotto-bench"])
-            .current_dir(root),
-    )?;
+    let mut build = Command::new("cargo");
+    build.args(["build", "--release", "-j", "2", "-p", "layotto", "-p", "layotto-bench"]).current_dir(root);
+    if !opts.features.is_empty() {
+        build.args(["--features", &opts.features.join(",")]);
+    }
+    crate::run(&mut build)?;
     let layotto_bin = target_dir.join("release/layotto");
     let bench_bin = target_dir.join("release/layotto-bench");
     crate::ensure_services()?;
@@ -1647,8 +1656,15 @@ impl Report<'_> {
         );
         let _ = writeln!(
             md,
-            "{} tasks over {} connections · {} s measured after {} s warmup · {}-byte payload · {} keys\n",
-            o.concurrency, o.connections, o.duration, o.warmup, o.payload, o.keys
+            "{} tasks over {} connections · {} s measured after {} s warmup · {}-byte payload · {} keys · \
+             layotto built with {}\n",
+            o.concurrency,
+            o.connections,
+            o.duration,
+            o.warmup,
+            o.payload,
+            o.keys,
+            if o.features.is_empty() { "default features".to_owned() } else { o.features.join(", ") }
         );
         let _ = writeln!(md, "| case | ops/s | p50 µs | p99 µs | ratio | baseline | errors |");
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---:|");
