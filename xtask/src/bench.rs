@@ -1071,13 +1071,20 @@ fn count_instructions(
         Some(extra) => {
             let extra = match workload {
                 Workload::Grpc { .. } => extra.to_owned(),
-                Workload::Pubsub { .. } => format!(
-                    "{extra}\n[app]\ncallback_port = {}\n\n[pub_subs.mem]\ntype = \"in-memory\"\n\
-                     metadata = {{ concurrency = \"64\" }}\n[pub_subs.redis]\ntype = \"redis\"\n\
-                     metadata = {{ redisHost = \"{}\", concurrency = \"64\" }}\n",
-                    callback.port(),
-                    crate::REDIS_ADDR
-                ),
+                // Only the component counted, so no other one's background work is in the count.
+                Workload::Pubsub { pubsub } => {
+                    let component = match *pubsub {
+                        "redis" => format!(
+                            "type = \"redis\"\nmetadata = {{ redisHost = \"{}\", concurrency = \"64\" }}",
+                            crate::REDIS_ADDR
+                        ),
+                        _ => "type = \"in-memory\"\nmetadata = { concurrency = \"64\" }".to_owned(),
+                    };
+                    format!(
+                        "{extra}\n[app]\ncallback_port = {}\n\n[pub_subs.{pubsub}]\n{component}\n",
+                        callback.port()
+                    )
+                }
             };
             let (pid, grpc, _) = start_layotto_with(guard, layotto_bin, dir, n, "", &extra, Some(&out))?;
             (pid, grpc)
