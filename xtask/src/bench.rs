@@ -8,6 +8,7 @@
 //! Results go to bench-results/bench.json and bench-results/bench.md. The
 //! targets are printed for reference only: nothing here fails on a number.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -22,7 +23,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 const USAGE: &str = "usage: cargo xtask bench [--duration S] [--warmup S] [--concurrency N] \
-[--connections C] [--payload BYTES] [--keys K] [--starts N] [--only ID,ID…] [--features F,F…]
+[--connections C] [--payload BYTES] [--keys K] [--starts N] [--rounds N] [--only ID,ID…] [--features F,F…]
+--rounds: interleaved rounds of the publish→deliver rows and their direct baselines (default 3)
 --features: features of the layotto binary to build with, e.g. mimalloc";
 
 struct Opts {
@@ -33,6 +35,8 @@ struct Opts {
     payload: usize,
     keys: usize,
     starts: usize,
+    /// Interleaved rounds of the pub/sub rows, whose ratios are reported as medians.
+    rounds: usize,
     /// Case-id substrings; empty runs every case.
     only: Vec<String>,
     /// Extra features of the `layotto` binary, such as `mimalloc`.
@@ -49,6 +53,7 @@ impl Opts {
             payload: 256,
             keys: 1000,
             starts: 5,
+            rounds: 3,
             only: Vec::new(),
             features: Vec::new(),
         };
@@ -75,6 +80,7 @@ impl Opts {
                 "--payload" => opts.payload = number()? as usize,
                 "--keys" => opts.keys = number()? as usize,
                 "--starts" => opts.starts = number()? as usize,
+                "--rounds" => opts.rounds = number()? as usize,
                 "--only" => opts.only = value.split(',').map(str::to_owned).collect(),
                 "--features" => {
                     opts.features =
@@ -88,8 +94,11 @@ impl Opts {
             || opts.connections == 0
             || opts.keys == 0
             || opts.starts == 0
+            || opts.rounds == 0
         {
-            bail!("--duration, --concurrency, --connections, --keys and --starts must be at least 1");
+            bail!(
+                "--duration, --concurrency, --connections, --keys, --starts and --rounds must be at least 1"
+            );
         }
         Ok(opts)
     }
@@ -228,6 +237,8 @@ pub fn run(args: &[String]) -> Result<()> {
         |op: &str| -> Vec<String> { redis_url_args(&format!("redis://{}", crate::REDIS_ADDR), op) };
 
     let mut cases = Vec::new();
+    // Ops/s of each interleaved round, by case id.
+    let mut rounds: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
 
     // The noop server only runs for its own cases, so the machine is otherwise quiet.
     let noop_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
@@ -570,9 +581,19 @@ pub fn run(args: &[String]) -> Result<()> {
     let pubsub_args = |pubsub: &str| -> Vec<String> {
         pubsub_load_args(&opts, full_grpc, callback, "mem,redis,rabbit", pubsub, &topic)
     };
-    // The two-hop floor: a do-nothing server whose PublishEvent calls the
-    // app's OnTopicEvent itself, no broker behind it.
+    let direct_args = |broker: &str, url: String| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["pubsub-direct", "--broker", broker, "--url", &url].iter().map(|s| s.to_string()).collect();
+        args.extend(opts.load_args());
+        args
+    };
+    // Publish→deliver and its baselines move by ±25 % from run to run here,
+    // so they run in interleaved rounds (floor, runtime rows, direct
+    // clients; again) and their ratios are the medians of the rounds'.
+    let mut floor = None;
     if wanted("ps_floor") {
+        // The two-hop floor: a do-nothing server whose PublishEvent calls the
+        // app's OnTopicEvent itself, no broker behind it.
         let floor_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
         let floor_callback = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
         let floor_pid = guard.spawn(
@@ -588,13 +609,45 @@ pub fn run(args: &[String]) -> Result<()> {
                 .stderr(File::create(dir.join("floor.log"))?),
         )?;
         wait_for_tcp(&mut guard, floor_pid, floor_addr, &dir.join("floor.log"))?;
-        let args = pubsub_load_args(&opts, floor_addr, floor_callback, "mem", "mem", &topic);
-        cases.extend(load(&mut guard, "ps_floor", "two-hop floor publish→deliver (no broker)", args)?);
-        guard.kill(floor_pid);
+        floor = Some((floor_pid, pubsub_load_args(&opts, floor_addr, floor_callback, "mem", "mem", &topic)));
     }
-    cases.extend(load(&mut guard, "ps_mem", "runtime in-memory publish→deliver", pubsub_args("mem"))?);
-    cases.extend(load(&mut guard, "ps_redis", "runtime redis publish→deliver", pubsub_args("redis"))?);
-    cases.extend(load(&mut guard, "ps_rabbit", "runtime rabbitmq publish→deliver", pubsub_args("rabbit"))?);
+    let mut round_cases: Vec<(&'static str, &'static str, Vec<String>)> = Vec::new();
+    if let Some((_, args)) = &floor {
+        round_cases.push(("ps_floor", "two-hop floor publish→deliver (no broker)", args.clone()));
+    }
+    round_cases.extend([
+        ("ps_mem", "runtime in-memory publish→deliver", pubsub_args("mem")),
+        ("ps_redis", "runtime redis publish→deliver", pubsub_args("redis")),
+        ("ps_rabbit", "runtime rabbitmq publish→deliver", pubsub_args("rabbit")),
+        (
+            "fred_stream",
+            "fred direct XADD→XREADGROUP",
+            direct_args("redis", format!("redis://{}", crate::REDIS_ADDR)),
+        ),
+        (
+            "lapin_direct",
+            "lapin direct publish→consume",
+            direct_args("rabbitmq", format!("amqp://guest:guest@{}/%2f", crate::RABBITMQ_ADDR)),
+        ),
+    ]);
+    round_cases.retain(|(id, _, _)| wanted(id));
+    let mut by_round: Vec<Vec<CaseResult>> = round_cases.iter().map(|_| Vec::new()).collect();
+    for round in 0..opts.rounds {
+        if !round_cases.is_empty() {
+            println!("xtask: bench: publish→deliver round {} of {}", round + 1, opts.rounds);
+        }
+        for (i, (id, label, args)) in round_cases.iter().enumerate() {
+            by_round[i].push(run_case(&mut guard, &bench_bin, &opts, id, label, args.clone())?);
+        }
+    }
+    for results in by_round {
+        let Some(id) = results.first().map(|r| r.id) else { continue };
+        rounds.insert(id, results.iter().map(|r| r.ops_per_sec).collect());
+        cases.push(median_round(results));
+    }
+    if let Some((pid, _)) = floor {
+        guard.kill(pid);
+    }
     cases.extend(load(
         &mut guard,
         "mem_get_config",
@@ -645,6 +698,68 @@ pub fn run(args: &[String]) -> Result<()> {
         let args =
             ["delay-load", "--target", &format!("http://{full_grpc}"), "--pubsub", pubsub, "--count", "5000"];
         cases.extend(load(&mut guard, id, label, args.iter().map(|a| a.to_string()).collect())?);
+    }
+    // The Redis rows issue 17 sets targets for, beside their floors (the
+    // do-nothing server) and the same work sent straight to Redis, again in
+    // interleaved rounds; each row then shows its median round.
+    // (id, label, the do-nothing server's op and store, or the args of the load)
+    type Row = (&'static str, &'static str, Option<(&'static str, &'static str)>, Vec<String>);
+    let unary: Vec<Row> = vec![
+        ("noop_get", "noop GetState", Some(("get", "mem")), Vec::new()),
+        ("redis_get", "runtime redis GetState", None, grpc_args(full_grpc, "get", "redis")),
+        ("fred_get", "fred direct GET", None, redis_args("get")),
+        ("noop_save", "noop SaveState", Some(("save", "mem")), Vec::new()),
+        ("redis_save", "runtime redis SaveState", None, grpc_args(full_grpc, "save", "redis")),
+        ("fred_set", "fred direct SET", None, redis_args("set")),
+        ("noop_lock", "noop TryLock+Unlock", Some(("lock", "mem")), Vec::new()),
+        ("redis_lock", "runtime redis TryLock+Unlock", None, grpc_args(full_grpc, "lock", "redis")),
+        ("fred_lock", "fred direct SET NX + unlock script", None, redis_args("lock")),
+        ("noop_next_id", "noop GetNextId", Some(("next-id-weak", "mem")), Vec::new()),
+        (
+            "redis_next_strong",
+            "runtime redis GetNextId STRONG",
+            None,
+            grpc_args(full_grpc, "next-id-strong", "redis"),
+        ),
+        ("fred_incr", "fred direct INCR", None, redis_args("incr")),
+    ];
+    let unary: Vec<_> = unary.into_iter().filter(|(id, ..)| wanted(id)).collect();
+    if opts.rounds > 1 && !unary.is_empty() {
+        let noop_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+        let noop_pid = guard.spawn(
+            Command::new(&bench_bin)
+                .args([
+                    "noop-server",
+                    "--addr",
+                    &noop_addr.to_string(),
+                    "--payload",
+                    &opts.payload.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(File::create(dir.join("noop-rounds.log"))?),
+        )?;
+        wait_for_tcp(&mut guard, noop_pid, noop_addr, &dir.join("noop-rounds.log"))?;
+        let mut by_round: Vec<Vec<CaseResult>> = unary.iter().map(|_| Vec::new()).collect();
+        for round in 0..opts.rounds {
+            println!("xtask: bench: Redis rows round {} of {}", round + 1, opts.rounds);
+            for (i, (id, label, noop, args)) in unary.iter().enumerate() {
+                let args = match noop {
+                    Some((op, store)) => grpc_args(noop_addr, op, store),
+                    None => args.clone(),
+                };
+                by_round[i].push(run_case(&mut guard, &bench_bin, &opts, id, label, args)?);
+            }
+        }
+        guard.kill(noop_pid);
+        for results in by_round {
+            let Some(id) = results.first().map(|r| r.id) else { continue };
+            rounds.insert(id, results.iter().map(|r| r.ops_per_sec).collect());
+            let median_round = median_round(results);
+            match cases.iter_mut().find(|c: &&mut CaseResult| c.id == id) {
+                Some(case) => *case = median_round,
+                None => cases.push(median_round),
+            }
+        }
     }
     guard.kill(full_pid);
     let mut direct_email = vec!["email-direct".to_owned(), "--host".to_owned(), "127.0.0.1".to_owned()];
@@ -736,24 +851,6 @@ pub fn run(args: &[String]) -> Result<()> {
         zk_args("lock"),
     )?);
     cases.extend(load(&mut guard, "zk_incr_direct", "zookeeper direct set_data", zk_args("incr"))?);
-    let direct_args = |broker: &str, url: String| -> Vec<String> {
-        let mut args: Vec<String> =
-            ["pubsub-direct", "--broker", broker, "--url", &url].iter().map(|s| s.to_string()).collect();
-        args.extend(opts.load_args());
-        args
-    };
-    cases.extend(load(
-        &mut guard,
-        "fred_stream",
-        "fred direct XADD→XREADGROUP",
-        direct_args("redis", format!("redis://{}", crate::REDIS_ADDR)),
-    )?);
-    cases.extend(load(
-        &mut guard,
-        "lapin_direct",
-        "lapin direct publish→consume",
-        direct_args("rabbitmq", format!("amqp://guest:guest@{}/%2f", crate::RABBITMQ_ADDR)),
-    )?);
 
     // Dapr's API on a runtime of its own: GetState over gRPC and over HTTP.
     let dapr_http = free_ports(1)?[0];
@@ -896,6 +993,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let report = Report {
         opts: &opts,
         cases,
+        rounds,
         ready_ms,
         ready_median,
         idle_rss_kib,
@@ -1379,6 +1477,13 @@ impl RssSampler {
     }
 }
 
+/// The round of median rate, which the main table shows.
+fn median_round(mut results: Vec<CaseResult>) -> CaseResult {
+    results.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+    let mid = results.len() / 2;
+    results.swap_remove(mid)
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -1432,6 +1537,8 @@ struct Comparison {
     case: &'static str,
     baseline: &'static str,
     ratio: f64,
+    /// Lowest and highest ratio of the interleaved rounds, when there were rounds.
+    range: Option<(f64, f64)>,
     added_p50_us: f64,
     added_p99_us: f64,
 }
@@ -1508,6 +1615,8 @@ struct Target {
 
 struct Report<'a> {
     opts: &'a Opts,
+    /// Ops/s of each interleaved round (pub/sub rows and their baselines).
+    rounds: BTreeMap<&'static str, Vec<f64>>,
     cases: Vec<CaseResult>,
     ready_ms: Vec<f64>,
     ready_median: f64,
@@ -1533,12 +1642,48 @@ impl Report<'_> {
     /// 1 / (1/noop + 1/direct). Gives (the limit as a share of the floor,
     /// the runtime's rate as a share of the limit, the limit in ops/s).
     fn composed_limit(&self, case: &str, noop: &str, direct: &str) -> Option<(f64, f64, f64)> {
+        if let (Some(c), Some(n), Some(d)) =
+            (self.rounds.get(case), self.rounds.get(noop), self.rounds.get(direct))
+            && c.len() == n.len()
+            && c.len() == d.len()
+            && c.len() > 1
+        {
+            // Per round, then the median of each figure.
+            let per_round: Vec<(f64, f64, f64)> = (0..c.len())
+                .filter(|&i| n[i] > 0.0 && d[i] > 0.0)
+                .map(|i| {
+                    let limit = 1.0 / (1.0 / n[i] + 1.0 / d[i]);
+                    (limit / n[i], c[i] / limit, limit)
+                })
+                .collect();
+            if per_round.is_empty() {
+                return None;
+            }
+            let pick = |f: fn(&(f64, f64, f64)) -> f64| median(&per_round.iter().map(f).collect::<Vec<_>>());
+            return Some((pick(|r| r.0), pick(|r| r.1), pick(|r| r.2)));
+        }
         let (noop, direct, case) = (self.case(noop)?, self.case(direct)?, self.case(case)?);
         if noop.ops_per_sec <= 0.0 || direct.ops_per_sec <= 0.0 {
             return None;
         }
         let limit = 1.0 / (1.0 / noop.ops_per_sec + 1.0 / direct.ops_per_sec);
         Some((limit / noop.ops_per_sec, case.ops_per_sec / limit, limit))
+    }
+
+    /// `case`'s rate over `base`'s: the median of the rounds' ratios, with
+    /// their range, when both ran in interleaved rounds.
+    fn ratio(&self, case: &str, base: &str) -> Option<(f64, Option<(f64, f64)>)> {
+        if let (Some(c), Some(b)) = (self.rounds.get(case), self.rounds.get(base))
+            && c.len() == b.len()
+            && c.len() > 1
+        {
+            let ratios: Vec<f64> = c.iter().zip(b).map(|(c, b)| c / b.max(f64::MIN_POSITIVE)).collect();
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            return Some((median(&ratios), Some((lo, hi))));
+        }
+        let (c, b) = (self.case(case)?, self.case(base)?);
+        Some((if b.ops_per_sec > 0.0 { c.ops_per_sec / b.ops_per_sec } else { 0.0 }, None))
     }
 
     fn redis_limit(&self) -> Option<(f64, f64)> {
@@ -1548,11 +1693,15 @@ impl Report<'_> {
     fn comparisons(&self) -> Vec<Comparison> {
         COMPARISONS
             .iter()
-            .filter_map(|&(case, baseline)| Some((self.case(case)?, self.case(baseline)?)))
-            .map(|(c, b)| Comparison {
+            .filter_map(|&(case, baseline)| {
+                let (ratio, range) = self.ratio(case, baseline)?;
+                Some((self.case(case)?, self.case(baseline)?, ratio, range))
+            })
+            .map(|(c, b, ratio, range)| Comparison {
                 case: c.label,
                 baseline: b.label,
-                ratio: if b.ops_per_sec > 0.0 { c.ops_per_sec / b.ops_per_sec } else { 0.0 },
+                ratio,
+                range,
                 added_p50_us: c.p50_us - b.p50_us,
                 added_p99_us: c.p99_us - b.p99_us,
             })
@@ -1580,13 +1729,19 @@ impl Report<'_> {
             ("oss_put_256m", "oss_put_256m_direct", 0.8),
             ("oss_get_256m", "oss_get_256m_direct", 0.8),
         ] {
-            let (Some(c), Some(b)) = (self.case(case), self.case(base)) else { continue };
-            let r = if b.ops_per_sec > 0.0 { c.ops_per_sec / b.ops_per_sec } else { 0.0 };
-            targets.push(Target {
-                name: format!("{} ≥ {min}× {}", c.label, b.label),
-                actual: format!("{r:.2}×"),
-                met: r >= min,
-            });
+            let (Some(c), Some(b), Some((r, range))) =
+                (self.case(case), self.case(base), self.ratio(case, base))
+            else {
+                continue;
+            };
+            let actual = match range {
+                Some((lo, hi)) => {
+                    format!("{r:.2}× (median of {} rounds, {lo:.2}–{hi:.2}×)", self.opts.rounds)
+                }
+                None => format!("{r:.2}×"),
+            };
+            targets
+                .push(Target { name: format!("{} ≥ {min}× {}", c.label, b.label), actual, met: r >= min });
         }
         // The runtime's own overhead: the in-memory store adds no I/O.
         for (case, base) in [("mem_get", "noop_get"), ("mem_save", "noop_save")] {
@@ -1677,8 +1832,8 @@ impl Report<'_> {
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---:|");
         for c in &self.cases {
             let base = COMPARISONS.iter().find(|(case, _)| *case == c.id).and_then(|&(_, b)| self.case(b));
-            let (ratio, baseline) = match base {
-                Some(b) => (format!("{:.2}×", c.ops_per_sec / b.ops_per_sec.max(f64::MIN_POSITIVE)), b.label),
+            let (ratio, baseline) = match base.and_then(|b| Some((b, self.ratio(c.id, b.id)?.0))) {
+                Some((b, r)) => (format!("{r:.2}×"), b.label),
                 None => ("—".to_owned(), "—"),
             };
             let _ = writeln!(
@@ -1690,9 +1845,10 @@ impl Report<'_> {
         let _ = writeln!(md, "\n| comparison | ops/s ratio | added p50 µs | added p99 µs |");
         let _ = writeln!(md, "|---|---:|---:|---:|");
         for c in self.comparisons() {
+            let range = c.range.map(|(lo, hi)| format!(" ({lo:.2}–{hi:.2})")).unwrap_or_default();
             let _ = writeln!(
                 md,
-                "| {} vs {} | {:.2}× | {:+.1} | {:+.1} |",
+                "| {} vs {} | {:.2}×{range} | {:+.1} | {:+.1} |",
                 c.case, c.baseline, c.ratio, c.added_p50_us, c.added_p99_us
             );
         }
@@ -1702,8 +1858,10 @@ impl Report<'_> {
              p50/p99 is publish→delivery latency at a steady 500 messages/s. Through the runtime every message \
              costs two gRPC calls (PublishEvent from the publisher, OnTopicEvent to the app) on top of the \
              broker round trips the direct client makes; on 2 shared cores those calls, not the broker, set \
-             the pace for Redis, while RabbitMQ's publisher confirms bound both.",
-            o.concurrency
+             the pace for Redis, while RabbitMQ's publisher confirms bound both. These rows and their \
+             direct baselines ran in {} interleaved rounds: the table shows each row's median round, and \
+             their ratios are the medians of the rounds' ratios, with the lowest and highest in brackets.",
+            o.concurrency, o.rounds
         );
         let composed: Vec<String> = COMPOSED
             .iter()
@@ -1808,7 +1966,8 @@ impl Report<'_> {
                     "ops": c.ops,
                     "errors": c.errors,
                     "baseline": base.map(|b| b.id),
-                    "ratio": base.map(|b| c.ops_per_sec / b.ops_per_sec.max(f64::MIN_POSITIVE)),
+                    "ratio": base.and_then(|b| Some(self.ratio(c.id, b.id)?.0)),
+                    "rounds": self.rounds.get(c.id),
                     "added_p50_us": base.map(|b| c.p50_us - b.p50_us),
                 })
             })
@@ -1821,6 +1980,7 @@ impl Report<'_> {
                     "case": c.case,
                     "baseline": c.baseline,
                     "ratio": c.ratio,
+                    "ratio_range": c.range.map(|(lo, hi)| [lo, hi]),
                     "added_p50_us": c.added_p50_us,
                     "added_p99_us": c.added_p99_us,
                 })

@@ -25,7 +25,8 @@ use crate::pb::runtime::topic_event_response::TopicEventResponseStatus;
 #[derive(Clone)]
 pub struct PubSubComponent {
     pub component: Arc<dyn PubSub>,
-    pub metadata: Metadata,
+    /// Shared: every publish looks the component up and clones this handle.
+    pub metadata: Arc<Metadata>,
 }
 
 impl PubSubComponent {
@@ -33,7 +34,7 @@ impl PubSubComponent {
     pub fn policy(&self, name: &str, topic: &str, subscription: &Metadata) -> Result<DeliveryPolicy> {
         DeliveryPolicy::from_metadata(
             &format!("pubsub '{name}': topic '{topic}'"),
-            &[&self.metadata, subscription],
+            &[self.metadata.as_ref(), subscription],
         )
     }
 

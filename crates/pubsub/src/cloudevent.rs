@@ -55,14 +55,33 @@ pub fn is_raw(metadata: &Metadata) -> bool {
     metadata.get("rawPayload").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// The media type without parameters; compared case-insensitively below,
+/// without a lowercased copy per message.
+fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len() && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
 fn is_json(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    ct == "application/json" || ct.ends_with("+json") || ct == "text/json"
+    let ct = media_type(content_type);
+    ct.eq_ignore_ascii_case("application/json")
+        || ends_with_ignore_case(ct, "+json")
+        || ct.eq_ignore_ascii_case("text/json")
 }
 
 fn is_text(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    ct.is_empty() || ct.starts_with("text/") || ct.ends_with("+xml") || ct == "application/xml"
+    let ct = media_type(content_type);
+    ct.is_empty()
+        || starts_with_ignore_case(ct, "text/")
+        || ends_with_ignore_case(ct, "+xml")
+        || ct.eq_ignore_ascii_case("application/xml")
 }
 
 /// The longest message TTL accepted (an int32 of seconds, as Dapr's).
@@ -110,7 +129,12 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
         #[serde(rename = "ttlInSeconds", default)]
         ttl: Option<u64>,
     }
-    let ttl = settings::parse_request::<PublishSettings>(&what(), &input.metadata)?.ttl;
+    // Most publishes carry no metadata: skip naming the component and parsing.
+    let ttl = if input.metadata.is_empty() {
+        None
+    } else {
+        settings::parse_request::<PublishSettings>(&what(), &input.metadata)?.ttl
+    };
     if ttl.is_some_and(|t| t > MAX_TTL_SECONDS) {
         return Err(Error::invalid_argument(format!(
             "{}: metadata 'ttlInSeconds' must be at most {MAX_TTL_SECONDS} seconds",
@@ -120,7 +144,7 @@ pub fn envelope(input: &PublishInput) -> Result<Vec<u8>> {
     let expiration = ttl.filter(|_| !input.broker_ttl).map(|ttl| {
         humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(ttl)).to_string()
     });
-    if input.content_type.trim().to_ascii_lowercase().starts_with(CLOUDEVENT_CONTENT_TYPE) {
+    if starts_with_ignore_case(input.content_type.trim(), CLOUDEVENT_CONTENT_TYPE) {
         return publisher_cloudevent(input, expiration, &what);
     }
 
@@ -382,6 +406,22 @@ mod tests {
         assert_eq!(ev.metadata.get("traceparent").map(String::as_str), Some(tp));
         let plain = envelope(&input(b"x", "")).unwrap();
         assert!(json(&plain).get("traceparent").is_none());
+    }
+
+    #[test]
+    fn content_types_compare_without_case() {
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(is_json("application/cloudevents+JSON"));
+        assert!(is_json(" text/json "));
+        assert!(!is_json("application/jsonx"));
+        assert!(!is_json("json"));
+        assert!(is_text(""));
+        assert!(is_text("TEXT/plain"));
+        assert!(is_text("application/atom+XML"));
+        assert!(!is_text("application/octet-stream"));
+        // Multi-byte text shorter or longer than the suffix must not panic.
+        assert!(!is_json("é"));
+        assert!(!is_text("ééééé+xm"));
     }
 
     /// Events from other publishers: escaped strings are unescaped, a field

@@ -239,7 +239,7 @@ fn pubsub() -> Box<dyn Api> {
             Box::pin(async move {
                 // The delivery policy is checked now, so a bad value fails startup.
                 ctx.settings::<layotto_pubsub::delivery::DeliverySettings>()?;
-                Ok(PubSubComponent { component: pubsub, metadata: ctx.metadata.clone() })
+                Ok(PubSubComponent { component: pubsub, metadata: Arc::new(ctx.metadata.clone()) })
             })
         },
         health: |pubsub| {

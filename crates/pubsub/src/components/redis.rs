@@ -39,7 +39,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use layotto_core::{ComponentContext, Error, Health, Metadata, Result, settings};
 use layotto_redis::fred::prelude::{ClientLike, StreamsInterface};
-use layotto_redis::fred::types::streams::XReadResponse;
 use layotto_redis::{RedisConn, RedisSettings, fred};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -504,7 +503,60 @@ fn spawn_acker(
     tx
 }
 
-type Entries = Vec<(String, std::collections::HashMap<String, Vec<u8>>)>;
+/// Stream entries as delivery needs them: (entry id, its `data` field).
+type Entries = Vec<(String, Vec<u8>)>;
+
+/// The entries of an `XREADGROUP` reply on one stream, walked as they come
+/// (RESP2 arrays or RESP3 maps) rather than converted into maps per entry.
+fn read_entries(reply: fred::types::Value) -> Entries {
+    use fred::types::Value;
+    let lists: Vec<Value> = match reply {
+        // [[stream, entries], …]
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| match stream {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(streams) => streams.inner().into_values().collect(),
+        // Nil: the blocking read timed out.
+        _ => Vec::new(),
+    };
+    let mut entries = Vec::new();
+    for list in lists {
+        let Value::Array(list) = list else { continue };
+        entries.reserve(list.len());
+        for entry in list {
+            // [id, [field, value, …]]
+            let Value::Array(mut entry) = entry else { continue };
+            if entry.len() != 2 {
+                continue;
+            }
+            let fields = entry.pop();
+            let Some(id) = entry.pop().and_then(|id| id.as_str().map(|id| id.into_owned())) else { continue };
+            let data = match fields {
+                Some(Value::Array(fields)) => data_field(fields.into_iter()),
+                Some(Value::Map(fields)) => {
+                    data_field(fields.inner().into_iter().flat_map(|(k, v)| [Value::from(k), v]))
+                }
+                _ => None,
+            };
+            entries.push((id, data.unwrap_or_default()));
+        }
+    }
+    entries
+}
+
+/// The value of field `data` in alternating field, value items.
+fn data_field(mut fields: impl Iterator<Item = fred::types::Value>) -> Option<Vec<u8>> {
+    while let (Some(field), Some(value)) = (fields.next(), fields.next()) {
+        if field.as_bytes() == Some(b"data") {
+            return value.into_owned_bytes();
+        }
+    }
+    None
+}
 
 impl ConsumerLoop {
     async fn run(self) {
@@ -524,9 +576,9 @@ impl ConsumerLoop {
                 }
                 continue;
             }
-            let read: Result<XReadResponse<String, String, String, Vec<u8>>, _> = this
+            let read: Result<fred::types::Value, _> = this
                 .reader
-                .xreadgroup_map(
+                .xreadgroup(
                     this.group.as_str(),
                     this.consumer.as_str(),
                     Some(free.min(256) as u64),
@@ -537,13 +589,12 @@ impl ConsumerLoop {
                 )
                 .await;
             match read {
-                Ok(mut streams) => {
+                Ok(reply) => {
                     if warned {
                         tracing::info!(component = %this.component, "reading from Redis again");
                         warned = false;
                     }
-                    let entries = streams.remove(&this.topic).unwrap_or_default();
-                    this.dispatch(entries).await;
+                    this.dispatch(read_entries(reply)).await;
                 }
                 Err(e) if e.details().contains("NOGROUP") => {
                     // The stream was deleted: recreate it and the group.
@@ -571,12 +622,11 @@ impl ConsumerLoop {
     }
 
     async fn dispatch(self: &Arc<Self>, entries: Entries) {
-        for (id, mut fields) in entries {
+        for (id, data) in entries {
             if !self.in_flight.lock().insert(id.clone()) {
                 continue;
             }
             let Ok(permit) = self.permits.clone().acquire_owned().await else { return };
-            let data = fields.remove("data").unwrap_or_default();
             let message =
                 Message { topic: self.topic.clone(), data, metadata: Metadata::new(), broker_id: id.clone() };
             let this = self.clone();
@@ -598,7 +648,8 @@ impl ConsumerLoop {
             let mut cursor = "0-0".to_owned();
             loop {
                 let Ok(client) = self.conn.client() else { break };
-                let claimed: Result<(String, Entries), _> = client
+                type Claimed = Vec<(String, std::collections::HashMap<String, Vec<u8>>)>;
+                let claimed: Result<(String, Claimed), _> = client
                     .xautoclaim_values(
                         self.topic.as_str(),
                         self.group.as_str(),
@@ -614,6 +665,10 @@ impl ConsumerLoop {
                         if !entries.is_empty() {
                             tracing::debug!(component = %self.component, count = entries.len(), "redelivering pending messages");
                         }
+                        let entries = entries
+                            .into_iter()
+                            .map(|(id, mut fields)| (id, fields.remove("data").unwrap_or_default()))
+                            .collect();
                         self.dispatch(entries).await;
                         if next == "0-0" {
                             break;
@@ -627,5 +682,47 @@ impl ConsumerLoop {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+    use fred::types::Value;
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    #[test]
+    fn read_entries_takes_ids_and_data_from_both_reply_shapes() {
+        let entry = |id: &str, fields: Vec<Value>| Value::Array(vec![s(id), Value::Array(fields)]);
+        let resp2 = Value::Array(vec![Value::Array(vec![
+            s("orders"),
+            Value::Array(vec![
+                entry("1-0", vec![s("data"), s("{\"a\":1}")]),
+                entry("1-1", vec![s("other"), s("x"), s("data"), Value::Bytes(vec![0xff, 0].into())]),
+                // A deleted entry still pending: no fields.
+                Value::Array(vec![s("1-2"), Value::Null]),
+            ]),
+        ])]);
+        assert_eq!(
+            read_entries(resp2),
+            vec![
+                ("1-0".to_owned(), b"{\"a\":1}".to_vec()),
+                ("1-1".to_owned(), vec![0xff, 0]),
+                ("1-2".to_owned(), Vec::new()),
+            ]
+        );
+        let mut streams = std::collections::HashMap::new();
+        streams.insert(
+            fred::types::Key::from("orders"),
+            Value::Array(vec![entry("2-0", vec![s("data"), s("hello")])]),
+        );
+        let resp3 = Value::Map(fred::types::Map::try_from(streams).expect("a map"));
+        assert_eq!(read_entries(resp3), vec![("2-0".to_owned(), b"hello".to_vec())]);
+        // A blocking read that timed out.
+        assert!(read_entries(Value::Null).is_empty());
     }
 }
