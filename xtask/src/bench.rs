@@ -241,15 +241,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rounds: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
 
     // The noop server only runs for its own cases, so the machine is otherwise quiet.
-    let noop_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
-    let noop_log = File::create(dir.join("noop.log"))?;
-    let noop_pid = guard.spawn(
-        Command::new(&bench_bin)
-            .args(["noop-server", "--addr", &noop_addr.to_string(), "--payload", &opts.payload.to_string()])
-            .stdout(Stdio::null())
-            .stderr(noop_log),
-    )?;
-    wait_for_tcp(&mut guard, noop_pid, noop_addr, &dir.join("noop.log"))?;
+    let payload = ["--payload".to_owned(), opts.payload.to_string()];
+    let (noop_pid, noop_addr) = start_noop(&mut guard, &bench_bin, &dir, "noop.log", &payload)?;
     cases.extend(load(&mut guard, "noop_get", "noop GetState", grpc_args(noop_addr, "get", "mem"))?);
     cases.extend(load(
         &mut guard,
@@ -594,21 +587,9 @@ pub fn run(args: &[String]) -> Result<()> {
     if wanted("ps_floor") {
         // The two-hop floor: a do-nothing server whose PublishEvent calls the
         // app's OnTopicEvent itself, no broker behind it.
-        let floor_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
         let floor_callback = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
-        let floor_pid = guard.spawn(
-            Command::new(&bench_bin)
-                .args([
-                    "noop-server",
-                    "--addr",
-                    &floor_addr.to_string(),
-                    "--callback",
-                    &floor_callback.to_string(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(File::create(dir.join("floor.log"))?),
-        )?;
-        wait_for_tcp(&mut guard, floor_pid, floor_addr, &dir.join("floor.log"))?;
+        let callback_args = ["--callback".to_owned(), floor_callback.to_string()];
+        let (floor_pid, floor_addr) = start_noop(&mut guard, &bench_bin, &dir, "floor.log", &callback_args)?;
         floor = Some((floor_pid, pubsub_load_args(&opts, floor_addr, floor_callback, "mem", "mem", &topic)));
     }
     let mut round_cases: Vec<(&'static str, &'static str, Vec<String>)> = Vec::new();
@@ -699,6 +680,12 @@ pub fn run(args: &[String]) -> Result<()> {
             ["delay-load", "--target", &format!("http://{full_grpc}"), "--pubsub", pubsub, "--count", "5000"];
         cases.extend(load(&mut guard, id, label, args.iter().map(|a| a.to_string()).collect())?);
     }
+    // Redis driven directly with fred: the baselines of the Redis rows.
+    cases.extend(load(&mut guard, "fred_get", "fred direct GET", redis_args("get"))?);
+    cases.extend(load(&mut guard, "lat_fred_get", "fred direct GET, 1 task", one_task(redis_args("get")))?);
+    cases.extend(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
+    cases.extend(load(&mut guard, "fred_lock", "fred direct SET NX + unlock script", redis_args("lock"))?);
+    cases.extend(load(&mut guard, "fred_incr", "fred direct INCR", redis_args("incr"))?);
     // The Redis rows issue 17 sets targets for, beside their floors (the
     // do-nothing server) and the same work sent straight to Redis, again in
     // interleaved rounds; each row then shows its median round.
@@ -725,20 +712,7 @@ pub fn run(args: &[String]) -> Result<()> {
     ];
     let unary: Vec<_> = unary.into_iter().filter(|(id, ..)| wanted(id)).collect();
     if opts.rounds > 1 && !unary.is_empty() {
-        let noop_addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
-        let noop_pid = guard.spawn(
-            Command::new(&bench_bin)
-                .args([
-                    "noop-server",
-                    "--addr",
-                    &noop_addr.to_string(),
-                    "--payload",
-                    &opts.payload.to_string(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(File::create(dir.join("noop-rounds.log"))?),
-        )?;
-        wait_for_tcp(&mut guard, noop_pid, noop_addr, &dir.join("noop-rounds.log"))?;
+        let (noop_pid, noop_addr) = start_noop(&mut guard, &bench_bin, &dir, "noop-rounds.log", &payload)?;
         let mut by_round: Vec<Vec<CaseResult>> = unary.iter().map(|_| Vec::new()).collect();
         for round in 0..opts.rounds {
             println!("xtask: bench: Redis rows round {} of {}", round + 1, opts.rounds);
@@ -803,11 +777,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     guard.kill(oss_pid);
 
-    cases.extend(load(&mut guard, "fred_get", "fred direct GET", redis_args("get"))?);
-    cases.extend(load(&mut guard, "lat_fred_get", "fred direct GET, 1 task", one_task(redis_args("get")))?);
-    cases.extend(load(&mut guard, "fred_set", "fred direct SET", redis_args("set"))?);
-    cases.extend(load(&mut guard, "fred_lock", "fred direct SET NX + unlock script", redis_args("lock"))?);
-    cases.extend(load(&mut guard, "fred_incr", "fred direct INCR", redis_args("incr"))?);
     // fred's own cluster client, from any node: it learns the rest.
     let (first, rest) = cluster_hosts.split_once(',').unwrap_or((&cluster_hosts, ""));
     let nodes: String =
@@ -1301,6 +1270,27 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     stream.read_exact(&mut head).ok()?;
     // "HTTP/1.1 200"
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Starts the do-nothing server on a free port with `args`, logging to
+/// `log` in `dir`; its pid and address once it listens.
+fn start_noop(
+    guard: &mut Guard,
+    bench_bin: &Path,
+    dir: &Path,
+    log: &str,
+    args: &[String],
+) -> Result<(u32, SocketAddr)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_ports(1)?[0]));
+    let pid = guard.spawn(
+        Command::new(bench_bin)
+            .args(["noop-server", "--addr", &addr.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.join(log))?),
+    )?;
+    wait_for_tcp(guard, pid, addr, &dir.join(log))?;
+    Ok((pid, addr))
 }
 
 fn wait_for_tcp(guard: &mut Guard, pid: u32, addr: SocketAddr, log: &Path) -> Result<()> {
