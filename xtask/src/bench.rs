@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 const USAGE: &str = "usage: cargo xtask bench [--duration S] [--warmup S] [--concurrency N] \
 [--connections C] [--payload BYTES] [--keys K] [--starts N] [--rounds N] [--only ID,ID…] [--features F,F…]
---rounds: interleaved rounds of the publish→deliver rows and their direct baselines (default 3)
+--rounds: interleaved rounds of the publish→deliver rows, issue 17's Redis rows and their baselines (default 3)
 --features: features of the layotto binary to build with, e.g. mimalloc";
 
 struct Opts {
@@ -35,7 +35,7 @@ struct Opts {
     payload: usize,
     keys: usize,
     starts: usize,
-    /// Interleaved rounds of the pub/sub rows, whose ratios are reported as medians.
+    /// Interleaved rounds of the pub/sub and issue 17's Redis rows, whose ratios are reported as medians.
     rounds: usize,
     /// Case-id substrings; empty runs every case.
     only: Vec<String>,
@@ -621,11 +621,7 @@ pub fn run(args: &[String]) -> Result<()> {
             by_round[i].push(run_case(&mut guard, &bench_bin, &opts, id, label, args.clone())?);
         }
     }
-    for results in by_round {
-        let Some(id) = results.first().map(|r| r.id) else { continue };
-        rounds.insert(id, results.iter().map(|r| r.ops_per_sec).collect());
-        cases.push(median_round(results));
-    }
+    record_rounds(&mut cases, &mut rounds, by_round);
     if let Some((pid, _)) = floor {
         guard.kill(pid);
     }
@@ -725,15 +721,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
         guard.kill(noop_pid);
-        for results in by_round {
-            let Some(id) = results.first().map(|r| r.id) else { continue };
-            rounds.insert(id, results.iter().map(|r| r.ops_per_sec).collect());
-            let median_round = median_round(results);
-            match cases.iter_mut().find(|c: &&mut CaseResult| c.id == id) {
-                Some(case) => *case = median_round,
-                None => cases.push(median_round),
-            }
-        }
+        record_rounds(&mut cases, &mut rounds, by_round);
     }
     guard.kill(full_pid);
     let mut direct_email = vec!["email-direct".to_owned(), "--host".to_owned(), "127.0.0.1".to_owned()];
@@ -1467,11 +1455,23 @@ impl RssSampler {
     }
 }
 
-/// The round of median rate, which the main table shows.
-fn median_round(mut results: Vec<CaseResult>) -> CaseResult {
-    results.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
-    let mid = results.len() / 2;
-    results.swap_remove(mid)
+/// Keeps each row's rate per round, and puts its round of median rate in
+/// the main table, in place of a single run of that row if there was one.
+fn record_rounds(
+    cases: &mut Vec<CaseResult>,
+    rounds: &mut BTreeMap<&'static str, Vec<f64>>,
+    by_round: Vec<Vec<CaseResult>>,
+) {
+    for mut results in by_round {
+        let Some(id) = results.first().map(|r| r.id) else { continue };
+        rounds.insert(id, results.iter().map(|r| r.ops_per_sec).collect());
+        results.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+        let median_round = results.swap_remove(results.len() / 2);
+        match cases.iter_mut().find(|c| c.id == id) {
+            Some(case) => *case = median_round,
+            None => cases.push(median_round),
+        }
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
