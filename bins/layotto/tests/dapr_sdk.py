@@ -194,7 +194,9 @@ def main():
         metadata_secrets_publish(d)
         streaming_subscription(d)
         configuration(d, config_key)
-    print("OK", flush=True)
+    # One write, so the SDK's watcher thread, which prints when it stops, cannot split the line.
+    sys.stdout.write("OK\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ async fn the_dapr_python_sdk_works_unmodified() {
     }
     let status = sdk.wait().unwrap();
     assert!(status.success(), "the SDK script failed ({status}); it printed {printed:?}");
-    assert_eq!(printed.last().map(String::as_str), Some("OK"), "{printed:?}");
+    // The SDK prints its own lines too (a configuration watcher announces that it stopped).
+    assert!(printed.iter().any(|line| line == "OK"), "the script did not finish its checks: {printed:?}");
     assert!(changed, "the script subscribed before finishing");
 }
 
